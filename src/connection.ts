@@ -1,0 +1,288 @@
+// Owns one accepted connection on the main thread: its read side (socket → framer → dispatch),
+// its ordering (ReplyOrder) and its output (encoded replies waiting in the write set). It is
+// also where backpressure is decided: the socket is read only while the connection has room for
+// more in-flight requests, its unsent output is under the high-water mark, and the dispatcher
+// has room. Anything that goes wrong here ends this connection only.
+
+import type { Socket } from 'node:net';
+import type { Dispatcher, RequestSink } from './dispatch/dispatcher.js';
+import { ErrorCodes, SockservError } from './errors.js';
+import type { Framer } from './framing/framer.js';
+import type { ClientAddress } from './handler.js';
+import type { Logger } from './logger.js';
+import type { ResolvedOptions } from './options.js';
+import { ReplyOrder } from './reply-order.js';
+import type { Reply } from './run-handler.js';
+import type { ServerCounters } from './stats.js';
+import type { Flushable, WriteSet } from './write-set.js';
+
+/** What a connection needs from its server. */
+export interface ConnectionHost {
+  readonly options: ResolvedOptions;
+  readonly dispatcher: Dispatcher;
+  readonly writeSet: WriteSet;
+  readonly logger: Logger;
+  readonly counters: ServerCounters;
+  handleError(request: Socket, clientAddress: ClientAddress, error: SockservError): void;
+  errorReply(error: SockservError): string | Uint8Array | null;
+  connectionClosed(connection: Connection): void;
+}
+
+export class Connection implements RequestSink, Flushable {
+  readonly socket: Socket;
+  readonly clientAddress: ClientAddress;
+  inWriteSet = false;
+  readonly #host: ConnectionHost;
+  readonly #framer: Framer;
+  readonly #order: ReplyOrder;
+  /** Encoded replies not yet handed to the socket, and their size. */
+  #out: Uint8Array[] = [];
+  #outBytes = 0;
+  #pumping = false;
+  #paused = false;
+  /** The peer sent FIN: frame what is buffered (and a trailing frame), reply, then end. */
+  #readEnded = false;
+  #endFramed = false;
+  /** shutdown(): read no more, finish what is buffered, then end. */
+  #draining = false;
+  /** Every buffered frame has been dispatched (set when the framer runs dry). */
+  #framesExhausted = false;
+  /** Bad input: reply to what came before it, send the error reply, then end. */
+  #protocolError: SockservError | null = null;
+  #protocolErrorSent = false;
+  /** A handler failed with onHandlerError 'close': drop later outcomes, end after flushing. */
+  #failing = false;
+  #ended = false;
+  #closed = false;
+
+  constructor(socket: Socket, clientAddress: ClientAddress, framer: Framer, host: ConnectionHost) {
+    this.socket = socket;
+    this.clientAddress = clientAddress;
+    this.#framer = framer;
+    this.#host = host;
+    this.#order = new ReplyOrder(host.options.maxInFlightPerConnection);
+    socket.on('data', this.#onData);
+    socket.on('end', this.#onEnd);
+    socket.on('drain', this.#onDrain);
+    socket.on('error', this.#onError);
+    socket.on('close', this.#onClose);
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Requests dispatched whose replies have not been released yet. */
+  get inFlight(): number {
+    return this.#order.inFlight;
+  }
+
+  /** Stop reading; finish the requests already received, flush their replies, then end. */
+  drain(): void {
+    if (this.#draining) return;
+    this.#draining = true;
+    this.#pauseReading();
+    this.pump();
+  }
+
+  /** Cut the connection now (shutdown timeout, server close). */
+  destroy(error?: Error): void {
+    this.socket.destroy(error);
+  }
+
+  /** Frames and dispatches buffered requests for as long as every limit allows. */
+  pump(): void {
+    if (this.#pumping || this.#closed || this.#failing) return;
+    this.#pumping = true;
+    try {
+      this.#dispatchBuffered();
+    } finally {
+      this.#pumping = false;
+    }
+    this.#maybeEnd();
+  }
+
+  complete(seq: number, reply: Reply, error?: SockservError): void {
+    if (this.#closed) return;
+    this.#order.complete(seq, reply, error, this.#release);
+    if (!this.#pumping) this.pump();
+  }
+
+  flushOutput(): void {
+    if (this.#closed) return;
+    if (this.#outBytes > 0) {
+      const out = this.#out;
+      const bytes = this.#outBytes;
+      this.#out = [];
+      this.#outBytes = 0;
+      this.#host.counters.bytesOut += bytes;
+      if (out.length === 1) this.socket.write(out[0]!);
+      else if (bytes <= 64 * 1024) this.socket.write(Buffer.concat(out, bytes));
+      else {
+        this.socket.cork(); // large replies: one writev, no copy
+        for (const chunk of out) this.socket.write(chunk);
+        this.socket.uncork();
+      }
+      if (this.socket.writableLength > this.#host.options.writeBufferHardLimit) {
+        this.#overflow();
+        return;
+      }
+    }
+    this.#maybeEnd();
+  }
+
+  #dispatchBuffered(): void {
+    const { dispatcher, options } = this.#host;
+    const order = this.#order;
+    const framer = this.#framer;
+    while (!this.#failing && this.#protocolError === null) {
+      if (order.full || this.socket.writableLength + this.#outBytes >= options.writeHighWaterMark) {
+        this.#pauseReading(); // resumed by complete() or 'drain'
+        return;
+      }
+      if (!dispatcher.hasCapacity()) {
+        this.#pauseReading();
+        dispatcher.waitForCapacity(this);
+        return;
+      }
+      let frame: Buffer | undefined;
+      try {
+        frame = framer.next();
+        if (frame === undefined && this.#readEnded && !this.#endFramed) {
+          this.#endFramed = true;
+          frame = framer.end();
+        }
+      } catch (error) {
+        this.#onProtocolError(error);
+        return;
+      }
+      if (frame === undefined) break;
+      this.#host.counters.requestsReceived++;
+      dispatcher.submit(this, order.begin(), frame);
+    }
+    this.#framesExhausted = true;
+    if (!this.#readEnded && !this.#draining && !this.#failing && this.#protocolError === null) this.#resumeReading();
+  }
+
+  readonly #release = (reply: Reply, error: SockservError | undefined): void => {
+    if (this.#failing) return;
+    const host = this.#host;
+    if (error) {
+      host.counters.requestsFailed++;
+      host.handleError(this.socket, this.clientAddress, error);
+      if (host.options.onHandlerError === 'close') {
+        this.#fail();
+        return;
+      }
+      reply = toBuffer(host.errorReply(error));
+    } else {
+      host.counters.requestsOk++;
+    }
+    if (reply !== null) this.#queueReply(reply);
+  };
+
+  #queueReply(reply: Buffer): void {
+    const out = this.#out;
+    const before = out.length;
+    this.#framer.encode(reply, out);
+    for (let i = before; i < out.length; i++) this.#outBytes += out[i]!.length;
+    this.#host.writeSet.add(this);
+  }
+
+  #onProtocolError(error: unknown): void {
+    const failure =
+      error instanceof SockservError ? error : new SockservError(ErrorCodes.FRAME_INVALID, String((error as Error)?.message ?? error));
+    this.#protocolError = failure;
+    this.#framesExhausted = true;
+    this.#pauseReading();
+    this.#host.counters.protocolErrors++;
+    this.#host.logger.warn(
+      { code: failure.code, client: this.clientAddress.join(':'), detail: failure.message },
+      'bad input: closing the connection after replying to the requests before it',
+    );
+  }
+
+  #fail(): void {
+    this.#failing = true;
+    this.#pauseReading();
+    this.#host.writeSet.add(this);
+  }
+
+  #overflow(): void {
+    const error = new SockservError(
+      ErrorCodes.WRITE_BUFFER_OVERFLOW,
+      `client is not reading: ${this.socket.writableLength} unsent bytes exceed writeBufferHardLimit (${this.#host.options.writeBufferHardLimit})`,
+    );
+    this.#host.logger.warn({ code: error.code, client: this.clientAddress.join(':') }, 'disconnecting a client that does not read');
+    this.destroy();
+  }
+
+  /** Ends our side once everything owed to the peer has been handed to the socket. */
+  #maybeEnd(): void {
+    if (this.#ended || this.#closed) return;
+    if (this.#failing) {
+      if (this.#outBytes === 0) this.#end();
+      return;
+    }
+    const finishing = (this.#readEnded || this.#draining || this.#protocolError !== null) && this.#framesExhausted;
+    if (!finishing || this.#order.inFlight > 0) return;
+    if (this.#protocolError !== null && !this.#protocolErrorSent) {
+      this.#protocolErrorSent = true;
+      const reply = toBuffer(this.#host.errorReply(this.#protocolError));
+      if (reply !== null) this.#queueReply(reply);
+    }
+    if (this.#outBytes === 0) this.#end();
+  }
+
+  #end(): void {
+    this.#ended = true;
+    this.socket.end();
+  }
+
+  #pauseReading(): void {
+    if (this.#paused) return;
+    this.#paused = true;
+    this.socket.pause();
+  }
+
+  #resumeReading(): void {
+    if (!this.#paused) return;
+    this.#paused = false;
+    this.socket.resume();
+  }
+
+  readonly #onData = (chunk: Buffer): void => {
+    this.#host.counters.bytesIn += chunk.length;
+    if (this.#failing || this.#protocolError !== null) return;
+    this.#framer.push(chunk);
+    this.#framesExhausted = false;
+    this.pump();
+  };
+
+  readonly #onEnd = (): void => {
+    this.#readEnded = true;
+    this.#framesExhausted = false;
+    this.pump();
+  };
+
+  readonly #onDrain = (): void => {
+    this.pump();
+  };
+
+  readonly #onError = (err: Error): void => {
+    this.#host.logger.debug({ err, client: this.clientAddress.join(':') }, 'connection error');
+  };
+
+  readonly #onClose = (): void => {
+    this.#closed = true;
+    this.#out = [];
+    this.#outBytes = 0;
+    this.#host.connectionClosed(this);
+  };
+}
+
+function toBuffer(reply: string | Uint8Array | null): Buffer | null {
+  if (reply === null) return null;
+  if (typeof reply === 'string') return Buffer.from(reply);
+  return Buffer.isBuffer(reply) ? reply : Buffer.from(reply.buffer, reply.byteOffset, reply.byteLength);
+}

@@ -1,0 +1,42 @@
+// Owns the dispatch contract: the one step where the inline TCPServer and the pooled
+// ThreadingTCPServer differ (Python's process_request). A dispatcher takes framed requests and
+// reports each outcome back to the connection that sent it, in any order; the connection orders.
+
+import type { SockservError } from '../errors.js';
+import type { ClientAddress, ServerInfo } from '../handler.js';
+import type { Reply } from '../run-handler.js';
+
+/** A connection, as a dispatcher sees it. */
+export interface RequestSink {
+  readonly clientAddress: ClientAddress;
+  /** True once the connection is gone; its outcomes are then dropped. */
+  readonly closed: boolean;
+  /** Reports the outcome of request `seq`. */
+  complete(seq: number, reply: Reply, error?: SockservError): void;
+  /** Called when a saturated dispatcher has room again (after waitForCapacity). */
+  pump(): void;
+}
+
+export interface DispatcherStats {
+  /** Requests queued for a pool slot. */
+  queued: number;
+  /** Requests handed to workers (or running inline) and not yet finished. */
+  running: number;
+  /** Worker threads (0 inline). */
+  workers: number;
+  /** Fraction of worker time busy since start (0..1); 0 inline. */
+  utilization: number;
+}
+
+export interface Dispatcher {
+  /** Loads the handler (and starts workers) so a broken module fails before the server listens. */
+  start(server: ServerInfo): Promise<void>;
+  /** False while the dispatcher's queue is full: the caller must stop reading and wait. */
+  hasCapacity(): boolean;
+  /** Calls sink.pump() once capacity returns. */
+  waitForCapacity(sink: RequestSink): void;
+  submit(sink: RequestSink, seq: number, request: Buffer): void;
+  stats(): DispatcherStats;
+  /** Releases workers (unless the pool is shared). */
+  close(): Promise<void>;
+}

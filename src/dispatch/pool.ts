@@ -1,0 +1,202 @@
+// Owns pooled dispatch (ThreadingTCPServer): requests framed in one turn of the event loop are
+// queued, then packed into batches — across connections — and each batch is one pool task.
+//   - Batch size follows the measured handler cost: about `targetBatchMs` of work per task, so
+//     trivial requests travel hundreds to a task and heavy ones a few at a time.
+//   - What is ready is spread over the idle workers rather than piled on one.
+//   - The queue is bounded (`maxQueuedRequests`): when full, connections stop reading until a
+//     batch returns.
+//   - A batch whose worker died is retried one request per task, so only the request that kills
+//     its worker fails (ERR_WORKER_DIED); the others run again (at-least-once on a crash).
+
+import { ErrorCodes, SockservError, fromErrorInfo } from '../errors.js';
+import type { ServerInfo } from '../handler.js';
+import type { HandlerRef } from '../handler-module.js';
+import type { ResolvedOptions } from '../options.js';
+import { BatchBuilder, type BatchResult, FAILED, NO_REPLY } from './batch.js';
+import type { Dispatcher, DispatcherStats, RequestSink } from './dispatcher.js';
+import type { WorkerPool } from './worker-pool.js';
+
+interface QueuedRequest {
+  sink: RequestSink;
+  seq: number;
+  request: Buffer;
+}
+
+type BatchLimits = Pick<
+  ResolvedOptions,
+  'maxQueuedRequests' | 'maxBatchRequests' | 'maxBatchBytes' | 'targetBatchMs'
+>;
+
+/** Weight of the newest batch in the handler-cost average. */
+const COST_SMOOTHING = 0.2;
+
+export class PoolDispatcher implements Dispatcher {
+  readonly #pool: WorkerPool;
+  readonly #ownsPool: boolean;
+  readonly #handler: HandlerRef;
+  readonly #limits: BatchLimits;
+  #server: ServerInfo | undefined;
+  /** Requests waiting for a slot, oldest first from #head. */
+  #queue: QueuedRequest[] = [];
+  #head = 0;
+  /** Requests of dead batches, each to be retried alone. */
+  #retry: QueuedRequest[] = [];
+  #waiters = new Set<RequestSink>();
+  #flushScheduled = false;
+  #running = 0;
+  /** Smoothed worker milliseconds per request; undefined until the first batch returns. */
+  #costMs: number | undefined;
+  readonly #unsubscribe: () => void;
+  readonly #flush = () => this.#flushQueue();
+
+  constructor(pool: WorkerPool, ownsPool: boolean, handler: HandlerRef, limits: BatchLimits) {
+    this.#pool = pool;
+    this.#ownsPool = ownsPool;
+    this.#handler = handler;
+    this.#limits = limits;
+    this.#unsubscribe = pool.onSlotFree(this.#flush);
+  }
+
+  async start(server: ServerInfo): Promise<void> {
+    this.#server = server;
+    await this.#pool.preload(this.#handler);
+  }
+
+  get #queued(): number {
+    return this.#queue.length - this.#head + this.#retry.length;
+  }
+
+  hasCapacity(): boolean {
+    return this.#queued < this.#limits.maxQueuedRequests;
+  }
+
+  waitForCapacity(sink: RequestSink): void {
+    this.#waiters.add(sink);
+  }
+
+  submit(sink: RequestSink, seq: number, request: Buffer): void {
+    this.#queue.push({ sink, seq, request });
+    if (!this.#flushScheduled) {
+      this.#flushScheduled = true;
+      // Once per loop turn: everything framed in this poll phase goes out together.
+      setImmediate(this.#flush);
+    }
+  }
+
+  stats(): DispatcherStats {
+    return {
+      queued: this.#queued,
+      running: this.#running,
+      workers: this.#pool.workers,
+      utilization: this.#pool.utilization,
+    };
+  }
+
+  async close(): Promise<void> {
+    this.#unsubscribe();
+    if (this.#ownsPool) await this.#pool.close();
+  }
+
+  #flushQueue(): void {
+    this.#flushScheduled = false;
+    while (this.#retry.length > 0 && this.#pool.freeSlots > 0) {
+      this.#send([this.#retry.shift()!], true);
+    }
+    while (this.#head < this.#queue.length && this.#pool.freeSlots > 0) {
+      const size = this.#nextBatchSize();
+      const batch: QueuedRequest[] = [];
+      let bytes = 0;
+      while (batch.length < size && this.#head < this.#queue.length) {
+        const next = this.#queue[this.#head]!;
+        if (batch.length > 0 && bytes + next.request.length > this.#limits.maxBatchBytes) break;
+        this.#queue[this.#head++] = undefined as unknown as QueuedRequest;
+        if (next.sink.closed) continue;
+        batch.push(next);
+        bytes += next.request.length;
+      }
+      if (batch.length > 0) this.#send(batch, false);
+    }
+    if (this.#head === this.#queue.length) {
+      this.#queue = [];
+      this.#head = 0;
+    } else if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
+      this.#queue = this.#queue.slice(this.#head);
+      this.#head = 0;
+    }
+    if (this.#waiters.size > 0 && this.hasCapacity()) this.#wakeWaiters();
+  }
+
+  #nextBatchSize(): number {
+    const { targetBatchMs, maxBatchRequests } = this.#limits;
+    const cost = this.#costMs ?? targetBatchMs / 16;
+    const byCost = cost > 0 ? Math.floor(targetBatchMs / cost) : maxBatchRequests;
+    const idle = this.#pool.idleWorkers;
+    const queued = this.#queue.length - this.#head;
+    const spread = idle > 0 ? Math.ceil(queued / idle) : maxBatchRequests;
+    return Math.max(1, Math.min(byCost, spread, maxBatchRequests));
+  }
+
+  #send(batch: QueuedRequest[], isolated: boolean): void {
+    const builder = new BatchBuilder();
+    for (const entry of batch) builder.add(entry.request, entry.sink.clientAddress);
+    const { task, transferList } = builder.build(this.#handler, this.#server!);
+    this.#running += batch.length;
+    this.#pool.run(task, transferList, (result, error) => {
+      this.#running -= batch.length;
+      if (result) this.#deliver(batch, result);
+      else this.#failed(batch, isolated, error);
+    });
+  }
+
+  #deliver(batch: QueuedRequest[], result: BatchResult): void {
+    const perRequest = result.elapsedMs / batch.length;
+    this.#costMs = this.#costMs === undefined ? perRequest : this.#costMs + COST_SMOOTHING * (perRequest - this.#costMs);
+    const { data, ends, errors } = result;
+    let start = 0;
+    let nextError = 0;
+    for (let i = 0; i < batch.length; i++) {
+      const { sink, seq } = batch[i]!;
+      const end = ends[i]!;
+      if (end === FAILED) {
+        const info = errors[nextError++]!;
+        if (!sink.closed) sink.complete(seq, null, fromErrorInfo(info, ErrorCodes.HANDLER_FAILED));
+      } else if (end === NO_REPLY) {
+        if (!sink.closed) sink.complete(seq, null);
+      } else {
+        if (!sink.closed) sink.complete(seq, Buffer.from(data.buffer, data.byteOffset + start, end - start));
+        start = end;
+      }
+    }
+  }
+
+  #failed(batch: QueuedRequest[], isolated: boolean, error: unknown): void {
+    const code = (error as { code?: unknown })?.code;
+    if (code === ErrorCodes.HANDLER_LOAD || code === ErrorCodes.HANDLER_INVALID || code === ErrorCodes.SERVER_CLOSED) {
+      for (const { sink, seq } of batch) if (!sink.closed) sink.complete(seq, null, error as SockservError);
+      return;
+    }
+    if (!isolated && batch.length > 1) {
+      for (const entry of batch) if (!entry.sink.closed) this.#retry.push(entry);
+      return; // the slot-free notification that follows flushes the retries
+    }
+    const died = new SockservError(
+      ErrorCodes.WORKER_DIED,
+      `the worker running this request died: ${(error as Error)?.message ?? String(error)}`,
+      { cause: error },
+    );
+    for (const { sink, seq } of batch) if (!sink.closed) sink.complete(seq, null, died);
+  }
+
+  #wakeWaiters(): void {
+    const waiters = [...this.#waiters];
+    this.#waiters.clear();
+    for (const sink of waiters) {
+      if (!sink.closed) sink.pump();
+      if (!this.hasCapacity()) {
+        // Still full: the rest keep waiting.
+        for (const rest of waiters.slice(waiters.indexOf(sink) + 1)) this.#waiters.add(rest);
+        return;
+      }
+    }
+  }
+}

@@ -1,0 +1,117 @@
+// Owns the worker threads: a fixed-size piscina pool (minThreads = maxThreads, so no thread is
+// started or reaped under load) and the count of pool tasks outstanding, which is how
+// dispatchers know when workers are idle and when the pool is full. One pool may serve several
+// servers; each server's dispatcher batches its own requests into it.
+
+import type { ResourceLimits } from 'node:worker_threads';
+import { Piscina } from 'piscina';
+import { type ErrorInfo, ErrorCodes, SockservError, fromErrorInfo } from '../errors.js';
+import type { HandlerRef } from '../handler-module.js';
+import { type Logger, stderrLogger } from '../logger.js';
+import type { BatchResult, BatchTask } from './batch.js';
+import { workerEntryUrl } from './worker-entry.js';
+
+export interface WorkerPoolOptions {
+  /** Worker threads. Default: available parallelism. */
+  workers?: number;
+  /** Tasks each worker holds at once: one running, the rest waiting there (hides the round trip). Default 2. */
+  tasksPerWorker?: number;
+  /** Per-worker V8 heap limits: a handler that exhausts its heap kills only its worker. */
+  resourceLimits?: ResourceLimits;
+  logger?: Logger;
+}
+
+export class WorkerPool {
+  readonly workers: number;
+  /** Tasks the pool takes at once: workers × tasksPerWorker. */
+  readonly slots: number;
+  readonly #piscina: Piscina;
+  readonly #logger: Logger;
+  readonly #slotListeners = new Set<() => void>();
+  #outstanding = 0;
+  #closing = false;
+
+  constructor(options: WorkerPoolOptions = {}) {
+    const workers = options.workers ?? 1;
+    const tasksPerWorker = options.tasksPerWorker ?? 2;
+    this.workers = workers;
+    this.slots = workers * tasksPerWorker;
+    this.#logger = options.logger ?? stderrLogger;
+    this.#piscina = new Piscina({
+      filename: workerEntryUrl().href,
+      minThreads: workers,
+      maxThreads: workers,
+      concurrentTasksPerWorker: tasksPerWorker,
+      idleTimeout: Number.MAX_SAFE_INTEGER,
+      resourceLimits: options.resourceLimits,
+    });
+    // Without a listener, an error raised in a worker outside any task would crash the process.
+    this.#piscina.on('error', (err: unknown) => {
+      this.#logger.error({ err, code: ErrorCodes.WORKER_DIED }, 'worker error outside a task');
+    });
+    this.#piscina.on('workerDestroy', () => {
+      if (!this.#closing) this.#logger.warn({ code: ErrorCodes.WORKER_DIED }, 'worker died; piscina starts a replacement');
+    });
+  }
+
+  /** Slots not holding a task. */
+  get freeSlots(): number {
+    return this.slots - this.#outstanding;
+  }
+
+  /** Workers with no task, assuming tasks go to the least busy worker (piscina's balancer). */
+  get idleWorkers(): number {
+    return Math.max(0, this.workers - this.#outstanding);
+  }
+
+  /** Fraction of time the workers were busy since the pool started (piscina's measure). */
+  get utilization(): number {
+    return this.#piscina.utilization;
+  }
+
+  /** Loads the handler in every worker; rejects with ERR_HANDLER_LOAD / ERR_HANDLER_INVALID. */
+  async preload(ref: HandlerRef): Promise<void> {
+    const outcomes: Array<ErrorInfo | null> = await Promise.all(
+      Array.from({ length: this.workers }, () => this.#piscina.run(ref, { name: 'load' })),
+    );
+    const failure = outcomes.find((outcome) => outcome !== null);
+    if (failure) throw fromErrorInfo(failure, ErrorCodes.HANDLER_LOAD);
+  }
+
+  /** Runs one batch; `done` gets the result or the reason the task failed (worker death). */
+  run(task: BatchTask, transferList: ArrayBuffer[], done: (result: BatchResult | undefined, error?: unknown) => void): void {
+    if (this.#closing) {
+      done(undefined, new SockservError(ErrorCodes.SERVER_CLOSED, 'the worker pool is closed'));
+      return;
+    }
+    this.#outstanding++;
+    this.#piscina.run(task, { transferList }).then(
+      (result: BatchResult) => {
+        this.#outstanding--;
+        done(result);
+        this.#notifySlotFree();
+      },
+      (error: unknown) => {
+        this.#outstanding--;
+        done(undefined, error);
+        this.#notifySlotFree();
+      },
+    );
+  }
+
+  /** Calls `listener` whenever a slot frees up (dispatchers waiting to send a batch). */
+  onSlotFree(listener: () => void): () => void {
+    this.#slotListeners.add(listener);
+    return () => this.#slotListeners.delete(listener);
+  }
+
+  async close(): Promise<void> {
+    if (this.#closing) return;
+    this.#closing = true;
+    await this.#piscina.destroy();
+  }
+
+  #notifySlotFree(): void {
+    for (const listener of this.#slotListeners) listener();
+  }
+}

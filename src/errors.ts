@@ -1,0 +1,81 @@
+// Owns sockserv's error vocabulary: one error class with a stable `code`, and the list of codes.
+// Codes are part of the public API (docs/operations.md lists what a client sees for each);
+// messages may change, codes may not.
+
+export const ErrorCodes = Object.freeze({
+  /** A frame grew past `maxFrameBytes` before it was complete. Only its connection is closed. */
+  FRAME_TOO_LONG: 'ERR_FRAME_TOO_LONG',
+  /** A framer saw bytes that cannot start a valid frame (custom framers, RESP). */
+  FRAME_INVALID: 'ERR_FRAME_INVALID',
+  /** A handler threw or rejected. */
+  HANDLER_FAILED: 'ERR_HANDLER_FAILED',
+  /** The handler module could not be imported. */
+  HANDLER_LOAD: 'ERR_HANDLER_LOAD',
+  /** The handler module's export is not a handler class. */
+  HANDLER_INVALID: 'ERR_HANDLER_INVALID',
+  /** The worker running the request died (process.exit, out of memory, crash). */
+  WORKER_DIED: 'ERR_WORKER_DIED',
+  /** A client stopped reading and its unsent output passed `writeBufferHardLimit`. */
+  WRITE_BUFFER_OVERFLOW: 'ERR_WRITE_BUFFER_OVERFLOW',
+  /** shutdown() ran past `shutdownTimeout`; the remaining connections were cut. */
+  SHUTDOWN_TIMEOUT: 'ERR_SHUTDOWN_TIMEOUT',
+  /** The server was used after close(). */
+  SERVER_CLOSED: 'ERR_SERVER_CLOSED',
+  /** An option or argument is out of range or of the wrong kind. */
+  BAD_OPTION: 'ERR_BAD_OPTION',
+} as const);
+
+export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
+
+export class SockservError extends Error {
+  override name = 'SockservError';
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** A plain, structured-clonable description of an error, as it crosses the worker boundary. */
+export interface ErrorInfo {
+  name: string;
+  message: string;
+  code?: string;
+  stack?: string;
+}
+
+export function toErrorInfo(error: unknown): ErrorInfo {
+  if (error instanceof Error) {
+    const code = (error as { code?: unknown }).code;
+    return {
+      name: error.name,
+      message: error.message,
+      code: typeof code === 'string' ? code : undefined,
+      stack: error.stack,
+    };
+  }
+  return { name: 'Error', message: String(error) };
+}
+
+/** Rebuilds an Error on the main thread from what a worker sent, keeping the handler's stack. */
+export function fromErrorInfo(info: ErrorInfo, fallback: ErrorCode): SockservError {
+  // A sockserv code raised in a worker (ERR_HANDLER_LOAD, say) survives the crossing; any other is
+  // the handler's own and is kept as `handlerErrorCode`.
+  const code = isErrorCode(info.code) ? info.code : fallback;
+  const error = new SockservError(code, `${info.name}: ${info.message}`);
+  if (info.stack) error.stack = `${error.name} [${code}]: handler error\n${info.stack}`;
+  (error as { handlerErrorCode?: string }).handlerErrorCode = info.code;
+  return error;
+}
+
+const CODES = new Set<string>(Object.values(ErrorCodes));
+
+export function isErrorCode(value: unknown): value is ErrorCode {
+  return typeof value === 'string' && CODES.has(value);
+}
+
+export function badOption(message: string): SockservError {
+  return new SockservError(ErrorCodes.BAD_OPTION, message);
+}

@@ -1,0 +1,60 @@
+// Owns the `framing` option: turns what a user writes ('line', 'length', 'raw', 'delimiter:0d0a',
+// { delimiter }, or a FramerFactory) into a factory that makes one Framer per connection.
+
+import { badOption } from '../errors.js';
+import { DelimiterFramer, LineFramer } from './delimiter.js';
+import type { FramerFactory } from './framer.js';
+import { LengthPrefixFramer } from './length-prefix.js';
+import { RawFramer } from './raw.js';
+
+export type { Framer, FramerFactory, FramerLimits } from './framer.js';
+export { ByteQueue } from './byte-queue.js';
+export { DelimiterFramer, LineFramer } from './delimiter.js';
+export { LengthPrefixFramer } from './length-prefix.js';
+export { RawFramer } from './raw.js';
+
+/** 'raw' | 'line' | 'length' | 'delimiter:HEX' | { delimiter } | a FramerFactory. */
+export type FramingSpec =
+  | 'raw'
+  | 'line'
+  | 'length'
+  | `delimiter:${string}`
+  | { delimiter: string | Uint8Array }
+  | FramerFactory;
+
+export interface ResolvedFraming {
+  /** A short name for logs, stats and the handler's `server.framing`. */
+  name: string;
+  create: FramerFactory;
+}
+
+export function resolveFraming(spec: FramingSpec): ResolvedFraming {
+  if (typeof spec === 'function') return { name: spec.name || 'custom', create: spec };
+  if (typeof spec === 'object' && spec !== null && 'delimiter' in spec) {
+    const bytes = typeof spec.delimiter === 'string' ? Buffer.from(spec.delimiter) : spec.delimiter;
+    return delimiterFraming(bytes, `delimiter:${Buffer.from(bytes).toString('hex')}`);
+  }
+  switch (spec) {
+    case 'raw':
+      return { name: 'raw', create: (limits) => new RawFramer(limits) };
+    case 'line':
+      return { name: 'line', create: (limits) => new LineFramer(limits) };
+    case 'length':
+      return { name: 'length', create: (limits) => new LengthPrefixFramer(limits) };
+  }
+  if (typeof spec === 'string' && spec.startsWith('delimiter:')) {
+    const hex = spec.slice('delimiter:'.length);
+    if (!/^([0-9a-fA-F]{2})+$/.test(hex)) {
+      throw badOption(`framing "${spec}": the delimiter must be non-empty hex, e.g. delimiter:0d0a`);
+    }
+    return delimiterFraming(Buffer.from(hex, 'hex'), spec);
+  }
+  throw badOption(
+    `unknown framing ${JSON.stringify(spec)}: use raw, line, length, delimiter:HEX or a FramerFactory`,
+  );
+}
+
+function delimiterFraming(bytes: Uint8Array, name: string): ResolvedFraming {
+  if (bytes.length === 0) throw badOption('framing delimiter must not be empty');
+  return { name, create: (limits) => new DelimiterFramer(bytes, limits) };
+}

@@ -1,0 +1,28 @@
+// The public API of sockserv. Everything a user imports comes from here.
+
+export { BaseRequestHandler } from './handler.js';
+export type { ClientAddress, HandlerClass, HandlerResult, ServerInfo } from './handler.js';
+export { BaseServer } from './server/base-server.js';
+export type { HandlerSource, ServerAddress } from './server/base-server.js';
+export { TCPServer, ThreadingTCPServer } from './server/tcp-server.js';
+export type { TCPAddress } from './server/tcp-server.js';
+export { ThreadingMixIn } from './server/threading.js';
+export { WorkerPool } from './dispatch/worker-pool.js';
+export type { WorkerPoolOptions } from './dispatch/worker-pool.js';
+export type { Dispatcher, DispatcherStats, RequestSink } from './dispatch/dispatcher.js';
+export { DEFAULTS } from './options.js';
+export type { ServerOptions } from './options.js';
+export { ErrorCodes, SockservError } from './errors.js';
+export type { ErrorCode } from './errors.js';
+export {
+  ByteQueue,
+  DelimiterFramer,
+  LengthPrefixFramer,
+  LineFramer,
+  RawFramer,
+  resolveFraming,
+} from './framing/index.js';
+export type { Framer, FramerFactory, FramerLimits, FramingSpec } from './framing/index.js';
+export { silentLogger, stderrLogger } from './logger.js';
+export type { LogFn, Logger } from './logger.js';
+export type { ServerStats } from './stats.js';

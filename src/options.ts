@@ -1,0 +1,112 @@
+// Owns every server option and its default, in one place. Limits are on by default: every buffer
+// and queue sockserv keeps is bounded by one of these. docs/operations.md mirrors this file.
+
+import { availableParallelism } from 'node:os';
+import { badOption } from './errors.js';
+import type { FramingSpec } from './framing/index.js';
+import type { Logger } from './logger.js';
+import type { WorkerPool } from './dispatch/worker-pool.js';
+
+export interface ServerOptions {
+  /** How bytes become requests: 'line' (default), 'length', 'raw', 'delimiter:HEX', { delimiter }, or a FramerFactory. */
+  framing?: FramingSpec;
+  /** Which export of the handler module holds the handler class. Default 'default'. */
+  exportName?: string;
+  /** Worker threads in the pool (Threading servers). Default: the machine's available parallelism. */
+  workers?: number;
+  /** Share one pool between servers (several listeners, one multiplexer). Overrides `workers`. */
+  pool?: WorkerPool;
+  /** Largest request accepted; a longer one gets ERR_FRAME_TOO_LONG and its connection closes. Default 1 MiB. */
+  maxFrameBytes?: number;
+  /** Requests of one connection dispatched but not yet replied; past it the connection is not read. Default 128. */
+  maxInFlightPerConnection?: number;
+  /** Unsent reply bytes at which a connection stops being read and dispatched. Default 256 KiB. */
+  writeHighWaterMark?: number;
+  /** Unsent reply bytes at which a client that does not read is disconnected (ERR_WRITE_BUFFER_OVERFLOW). Default 16 MiB. */
+  writeBufferHardLimit?: number;
+  /** Requests waiting for a pool slot, across connections; when full, sockets stop being read. Default 16384. */
+  maxQueuedRequests?: number;
+  /** Most requests in one pool task. Default 512. */
+  maxBatchRequests?: number;
+  /** Most request bytes in one pool task. Default 4 MiB. */
+  maxBatchBytes?: number;
+  /** Worker time one batch aims for; the batch size follows the measured handler cost. Default 1 ms. */
+  targetBatchMs?: number;
+  /** Pool tasks each worker holds at once (one running, the rest queued there). Default 2. */
+  tasksPerWorker?: number;
+  /** When a handler throws: 'close' the connection after the replies before it (Python), or 'reply' with errorReply() and go on. Default 'close'. */
+  onHandlerError?: 'close' | 'reply';
+  /** Milliseconds shutdown() waits for in-flight requests before cutting connections. Default 10 000. */
+  shutdownTimeout?: number;
+  /** Listen backlog (Python's request_queue_size). Default 511. */
+  requestQueueSize?: number;
+  /** Structured-clonable data handlers see as `this.server.data`. Default null. */
+  handlerData?: unknown;
+  /** pino-compatible logger. Default: warnings and errors to stderr. */
+  logger?: Logger;
+}
+
+export type ResolvedOptions = Required<Omit<ServerOptions, 'pool' | 'logger'>> & {
+  pool: WorkerPool | undefined;
+  logger: Logger | undefined;
+};
+
+export const DEFAULTS = Object.freeze({
+  framing: 'line',
+  exportName: 'default',
+  workers: availableParallelism(),
+  maxFrameBytes: 1024 * 1024,
+  maxInFlightPerConnection: 128,
+  writeHighWaterMark: 256 * 1024,
+  writeBufferHardLimit: 16 * 1024 * 1024,
+  maxQueuedRequests: 16384,
+  maxBatchRequests: 512,
+  maxBatchBytes: 4 * 1024 * 1024,
+  targetBatchMs: 1,
+  tasksPerWorker: 2,
+  onHandlerError: 'close',
+  shutdownTimeout: 10_000,
+  requestQueueSize: 511,
+  handlerData: null,
+} as const satisfies Omit<ResolvedOptions, 'pool' | 'logger'>);
+
+const POSITIVE_INTEGERS = [
+  'workers',
+  'maxFrameBytes',
+  'maxInFlightPerConnection',
+  'writeHighWaterMark',
+  'writeBufferHardLimit',
+  'maxQueuedRequests',
+  'maxBatchRequests',
+  'maxBatchBytes',
+  'tasksPerWorker',
+  'requestQueueSize',
+] as const;
+
+export function resolveOptions(options: ServerOptions = {}): ResolvedOptions {
+  const merged = { ...DEFAULTS, ...stripUndefined(options) } as ResolvedOptions;
+  for (const key of POSITIVE_INTEGERS) {
+    const value = merged[key];
+    if (!Number.isSafeInteger(value) || value < 1) {
+      throw badOption(`${key} must be a positive integer (got ${String(value)})`);
+    }
+  }
+  for (const key of ['targetBatchMs', 'shutdownTimeout'] as const) {
+    if (!(typeof merged[key] === 'number' && merged[key] >= 0)) {
+      throw badOption(`${key} must be a non-negative number (got ${String(merged[key])})`);
+    }
+  }
+  if (merged.onHandlerError !== 'close' && merged.onHandlerError !== 'reply') {
+    throw badOption(`onHandlerError must be 'close' or 'reply' (got ${String(merged.onHandlerError)})`);
+  }
+  if (merged.writeBufferHardLimit < merged.writeHighWaterMark) {
+    throw badOption('writeBufferHardLimit must be at least writeHighWaterMark');
+  }
+  merged.pool = options.pool;
+  merged.logger = options.logger;
+  return merged;
+}
+
+function stripUndefined<T extends object>(value: T): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
+}

@@ -1,0 +1,29 @@
+// Owns ThreadingMixIn: as in Python, concurrency is a mix-in that overrides one step. Here the
+// step is createDispatcher(): requests go to a worker_threads pool in batches instead of running
+// on the main thread. Any server class becomes a threading one: ThreadingMixIn(TCPServer).
+
+import { PoolDispatcher } from '../dispatch/pool.js';
+import type { Dispatcher } from '../dispatch/dispatcher.js';
+import { WorkerPool } from '../dispatch/worker-pool.js';
+import { badOption } from '../errors.js';
+import type { BaseServer } from './base-server.js';
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type ServerClass = abstract new (...args: any[]) => BaseServer;
+
+export function ThreadingMixIn<TBase extends ServerClass>(Base: TBase) {
+  abstract class ThreadingServer extends Base {
+    override createDispatcher(): Dispatcher {
+      const source = this.handlerSource;
+      if (typeof source === 'function') {
+        throw badOption('a Threading server needs the handler as a module path or URL: each worker imports it');
+      }
+      const { options } = this;
+      const pool =
+        options.pool ??
+        new WorkerPool({ workers: options.workers, tasksPerWorker: options.tasksPerWorker, logger: this.logger });
+      return new PoolDispatcher(pool, options.pool === undefined, source, options);
+    }
+  }
+  return ThreadingServer;
+}

@@ -1,0 +1,80 @@
+// Owns the worker side of the pool: the piscina task entry. It loads the handler module once per
+// worker, runs every request of a batch through it (synchronous handlers back to back, async ones
+// interleaved), and packs the replies into one transferable buffer. A handler that throws fails
+// only its own request; nothing a handler does can fail the batch short of killing the worker.
+
+import { performance } from 'node:perf_hooks';
+import { move, transferableSymbol, valueSymbol } from 'piscina';
+import { type BatchResult, type BatchTask, ReplyPacker, requestAt } from '../src/dispatch/batch.js';
+import { type ErrorInfo, toErrorInfo } from '../src/errors.js';
+import { type HandlerRef, loadHandler, loadedHandler } from '../src/handler-module.js';
+import { isThenable, runHandler } from '../src/run-handler.js';
+
+/** Runs one batch. piscina calls the default export. */
+export default function runBatch(task: BatchTask): unknown {
+  const Handler = loadedHandler(task.handler);
+  if (!Handler) {
+    return loadHandler(task.handler).then(
+      () => runBatch(task),
+      (error: unknown) => failAll(task, error),
+    );
+  }
+
+  const started = performance.now();
+  const count = task.meta.length / 2;
+  const packer = new ReplyPacker(count);
+  let pending: Array<Promise<void>> | null = null;
+  for (let i = 0; i < count; i++) {
+    const { request, peer } = requestAt(task, i);
+    try {
+      const reply = runHandler(Handler, request, peer, task.server);
+      if (isThenable<Buffer | null>(reply)) {
+        (pending ??= []).push(
+          reply.then(
+            (value) => packer.reply(i, value),
+            (error: unknown) => packer.fail(i, toErrorInfo(error)),
+          ),
+        );
+      } else {
+        packer.reply(i, reply);
+      }
+    } catch (error) {
+      packer.fail(i, toErrorInfo(error));
+    }
+  }
+  const finish = () => transferable(packer.build(performance.now() - started));
+  return pending ? Promise.all(pending).then(finish) : finish();
+}
+
+/** Loads the handler ahead of the first request, so a broken module fails at startup. */
+export async function load(ref: HandlerRef): Promise<ErrorInfo | null> {
+  try {
+    await loadHandler(ref);
+    return null;
+  } catch (error) {
+    return toErrorInfo(error); // returned, not thrown: a thrown error's `code` would not cross threads
+  }
+}
+
+function failAll(task: BatchTask, error: unknown): unknown {
+  const count = task.meta.length / 2;
+  const packer = new ReplyPacker(count);
+  const info = toErrorInfo(error);
+  for (let i = 0; i < count; i++) packer.fail(i, info);
+  return transferable(packer.build(0));
+}
+
+/** Marks a result so piscina transfers its two buffers instead of cloning them. */
+function transferable(result: BatchResult): unknown {
+  return move(new TransferableResult(result) as unknown as ArrayBuffer);
+}
+
+class TransferableResult {
+  constructor(readonly result: BatchResult) {}
+  get [transferableSymbol](): ArrayBuffer[] {
+    return [this.result.data.buffer as ArrayBuffer, this.result.ends.buffer as ArrayBuffer];
+  }
+  get [valueSymbol](): BatchResult {
+    return this.result;
+  }
+}
