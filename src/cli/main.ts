@@ -4,17 +4,21 @@
 
 import { SockservError } from '../errors.js';
 import { SERVE_USAGE, serve } from './serve.js';
+import { STRESS_USAGE, stress } from '../stress/cli.js';
 import { UsageError } from './usage-error.js';
 
 type Command = (argv: string[]) => Promise<number>;
 
 const COMMANDS: Record<string, Command> = {
   serve,
+  stress,
 };
 
 const USAGE = `sockserv — Python's socketserver for Node.js, on every core
 
 ${SERVE_USAGE}
+
+${STRESS_USAGE}
 `;
 
 async function main(argv: string[]): Promise<number> {

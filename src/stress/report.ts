@@ -1,0 +1,79 @@
+// Owns how a result is shown: the human report (throughput, latency percentiles, errors by kind,
+// bytes, per-second timeline) and the JSON form (the StressResult itself, for scripts and CI).
+
+import { ERROR_KINDS } from './error-kinds.js';
+import type { StressFraming, StressResult } from './options.js';
+
+/** What the report says about the run besides its result. */
+export interface ReportContext {
+  target: string;
+  connections: number;
+  pipeline: number;
+  framing: StressFraming;
+  payloadBytes: number;
+  rate?: number | undefined;
+  warmupSec?: number | undefined;
+}
+
+export function formatJson(result: StressResult): string {
+  return `${JSON.stringify(result, null, 2)}\n`;
+}
+
+export function formatReport(result: StressResult, context: ReportContext): string {
+  const { latencyMs: l } = result;
+  const load =
+    context.rate === undefined ? 'closed loop' : `open loop at ${count(context.rate)} req/s (latency from intended send time)`;
+  const lines = [
+    `sockserv stress ${context.target}: ${context.connections} connections × pipeline ${context.pipeline}, ` +
+      `${context.framing} framing, ${context.payloadBytes}-byte payload, ${load}` +
+      (context.warmupSec ? `, ${context.warmupSec} s warmup` : ''),
+    '',
+    `  requests   ${count(result.requests)} in ${result.durationSec.toFixed(2)} s = ${count(Math.round(result.rps))} req/s`,
+    `  latency    p50 ${ms(l.p50)}  p90 ${ms(l.p90)}  p99 ${ms(l.p99)}  p99.9 ${ms(l.p999)}  max ${ms(l.max)} ms` +
+      `   (min ${ms(l.min)}, mean ${ms(l.mean)})`,
+    `  errors     ${formatErrors(result.errors)}`,
+    `  bytes      sent ${bytes(result.bytesSent)}, received ${bytes(result.bytesReceived)}` +
+      (result.durationSec > 0
+        ? `  (${bytes(result.bytesSent / result.durationSec)}/s out, ${bytes(result.bytesReceived / result.durationSec)}/s in)`
+        : ''),
+  ];
+  if (result.timeline.length > 0) {
+    lines.push('', '  second    requests    p99 ms    errors');
+    for (const s of result.timeline) {
+      lines.push(
+        `  ${String(s.second).padStart(6)}  ${count(s.requests).padStart(10)}  ${ms(s.p99Ms).padStart(8)}  ${count(s.errors).padStart(8)}`,
+      );
+    }
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+export function formatErrors(errors: StressResult['errors']): string {
+  const parts = ERROR_KINDS.filter((kind) => errors[kind] > 0).map((kind) => `${kind} ${count(errors[kind])}`);
+  return parts.length === 0 ? 'none' : parts.join(', ');
+}
+
+const COUNT = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 });
+
+function count(value: number): string {
+  return COUNT.format(value);
+}
+
+/** Milliseconds with three significant digits (at least µs resolution). */
+function ms(value: number): string {
+  if (value === 0) return '0';
+  if (value >= 100) return value.toFixed(0);
+  if (value >= 10) return value.toFixed(1);
+  if (value >= 1) return value.toFixed(2);
+  return value.toFixed(3);
+}
+
+function bytes(value: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${unit === 0 ? Math.round(value) : value.toFixed(1)} ${units[unit]}`;
+}
