@@ -16,6 +16,16 @@ import type { Reply } from './run-handler.js';
 import type { ServerCounters } from './stats.js';
 import type { Flushable, WriteSet } from './write-set.js';
 
+/** What the server needs from any of its connections (framed ones here, sessions in src/session/). */
+export interface ServerConnection {
+  /** Requests received and not yet answered (a session counts 1 until its handler returns). */
+  readonly inFlight: number;
+  /** Stop reading; finish what was received; then close. */
+  drain(): void;
+  /** Cut the connection now. */
+  destroy(): void;
+}
+
 /** What a connection needs from its server. */
 export interface ConnectionHost {
   readonly options: ResolvedOptions;
@@ -25,10 +35,10 @@ export interface ConnectionHost {
   readonly counters: ServerCounters;
   handleError(request: Socket, clientAddress: ClientAddress, error: SockservError): void;
   errorReply(error: SockservError): string | Uint8Array | null;
-  connectionClosed(connection: Connection): void;
+  connectionClosed(connection: ServerConnection): void;
 }
 
-export class Connection implements RequestSink, Flushable {
+export class Connection implements RequestSink, Flushable, ServerConnection {
   readonly socket: Socket;
   readonly clientAddress: ClientAddress;
   inWriteSet = false;

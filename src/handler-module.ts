@@ -3,7 +3,7 @@
 
 import { pathToFileURL } from 'node:url';
 import { ErrorCodes, SockservError } from './errors.js';
-import type { HandlerClass } from './handler.js';
+import type { AnyHandlerClass } from './handler.js';
 
 /** Where a handler lives: a file URL (or absolute path) and the export holding the class. */
 export interface HandlerRef {
@@ -19,19 +19,19 @@ export function toHandlerRef(module: string | URL, exportName = 'default'): Hand
   return { url, exportName };
 }
 
-const loaded = new Map<string, HandlerClass>();
-const loading = new Map<string, Promise<HandlerClass>>();
+const loaded = new Map<string, AnyHandlerClass>();
+const loading = new Map<string, Promise<AnyHandlerClass>>();
 
 function keyOf(ref: HandlerRef): string {
   return `${ref.url}#${ref.exportName}`;
 }
 
 /** The class if this thread already loaded it; lets the hot path stay synchronous. */
-export function loadedHandler(ref: HandlerRef): HandlerClass | undefined {
+export function loadedHandler(ref: HandlerRef): AnyHandlerClass | undefined {
   return loaded.get(keyOf(ref));
 }
 
-export function loadHandler(ref: HandlerRef): Promise<HandlerClass> {
+export function loadHandler(ref: HandlerRef): Promise<AnyHandlerClass> {
   const key = keyOf(ref);
   const ready = loaded.get(key);
   if (ready) return Promise.resolve(ready);
@@ -53,7 +53,7 @@ export function loadHandler(ref: HandlerRef): Promise<HandlerClass> {
   return pending;
 }
 
-async function importHandler(ref: HandlerRef): Promise<HandlerClass> {
+async function importHandler(ref: HandlerRef): Promise<AnyHandlerClass> {
   let mod: Record<string, unknown>;
   try {
     mod = (await import(ref.url)) as Record<string, unknown>;
@@ -72,5 +72,5 @@ async function importHandler(ref: HandlerRef): Promise<HandlerClass> {
       `${ref.url} export "${ref.exportName}" is not a handler class with a handle() method (it exports: ${exported})`,
     );
   }
-  return candidate as HandlerClass;
+  return candidate as AnyHandlerClass;
 }

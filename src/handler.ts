@@ -1,35 +1,40 @@
-// Owns the handler classes users subclass, as in Python's socketserver. One handler instance is
-// made per request, in whichever thread runs it (a pool worker, or the main thread for the inline
-// TCPServer); the runner calls setup(), handle(), then finish() — finish() even if handle() throws.
+// Owns the handler classes users subclass, as in Python's socketserver:
+//
+//   HandlerBase ─┬─ BaseRequestHandler ── DatagramRequestHandler     one instance per request
+//                └─ StreamRequestHandler (src/session/)              one instance per connection
+//
+// A handler runs in whichever thread its server chose (a pool worker, or the main thread for the
+// inline servers); the runner calls setup(), handle(), then finish() — finish() even if handle()
+// throws. The static `kind` tells the server which request path the class needs.
 
-/** The peer of a request: [host, port] for TCP and UDP, as Python's (host, port) tuple. */
+/** The peer of a request: [host, port] for TCP and UDP, as Python's (host, port) tuple; [path, 0] for Unix sockets. */
 export type ClientAddress = readonly [host: string, port: number];
 
 /** What a handler may know about its server. A snapshot: the server object lives on the main thread. */
 export interface ServerInfo {
-  /** The address the server listens on. */
+  /** The address the server listens on (for Unix sockets, host is the socket path and port 0). */
   readonly address: { readonly host: string; readonly port: number; readonly family: string };
-  /** The framing name ('line', 'length', 'raw', 'delimiter:0a', or a custom framer's name). */
+  /** The framing name ('line', 'length', 'raw', 'delimiter:0a', 'resp', or a custom framer's name). */
   readonly framing: string;
   /** The server's `handlerData` option, cloned into each worker: config a handler reads. */
   readonly data: unknown;
 }
 
+/** 'request': one handler per framed request. 'stream': one handler per connection (a session). */
+export type HandlerKind = 'request' | 'stream';
+
 /** What `handle()` may return: bytes or text are appended to the reply, anything else is ignored. */
 export type HandlerResult = string | Uint8Array | void | undefined | null;
 
-/** Where a handler's written reply chunks are kept; internal, read by the runner. */
-export const kReplyChunks = Symbol('sockserv.replyChunks');
-
-export class BaseRequestHandler {
-  /** The framed request bytes (for line framing: the line without its newline). */
-  readonly request: Buffer;
+/** The shape every handler shares: request, clientAddress, server; setup → handle → finish. */
+export abstract class HandlerBase<TRequest> {
+  /** Which request path the server gives this class. */
+  static readonly kind: HandlerKind = 'request';
+  readonly request: TRequest;
   readonly clientAddress: ClientAddress;
   readonly server: ServerInfo;
-  /** Reply chunks written so far; null until the first write (then an empty reply is still a reply). */
-  [kReplyChunks]: Array<string | Uint8Array> | null = null;
 
-  constructor(request: Buffer, clientAddress: ClientAddress, server: ServerInfo) {
+  constructor(request: TRequest, clientAddress: ClientAddress, server: ServerInfo) {
     this.request = request;
     this.clientAddress = clientAddress;
     this.server = server;
@@ -38,11 +43,25 @@ export class BaseRequestHandler {
   /** Runs before handle(); may be async. */
   setup(): void | Promise<void> {}
 
-  /** Does the work. Write the reply with write(), or return it. May be async. */
-  handle(): HandlerResult | Promise<HandlerResult> {}
+  /** Does the work; may be async. */
+  handle(): unknown {
+    return undefined;
+  }
 
   /** Runs after handle(), even when it threw; may be async. */
   finish(): void | Promise<void> {}
+}
+
+/** Where a handler's written reply chunks are kept; internal, read by the runner. */
+export const kReplyChunks = Symbol('sockserv.replyChunks');
+
+/** One instance per framed request. Reply with write() or by returning bytes or text from handle(). */
+export class BaseRequestHandler extends HandlerBase<Buffer> {
+  /** Reply chunks written so far; null until the first write (then an empty reply is still a reply). */
+  [kReplyChunks]: Array<string | Uint8Array> | null = null;
+
+  /** `request` is the framed request bytes (for line framing: the line without its newline). */
+  override handle(): HandlerResult | Promise<HandlerResult> {}
 
   /**
    * Appends to this request's reply. The framer encodes the whole reply once (line framing adds
@@ -53,9 +72,55 @@ export class BaseRequestHandler {
   }
 }
 
-/** The constructor a handler module exports. */
+/** Python's DatagramRequestHandler: `rfile` reads the request, whatever goes to `wfile` is the reply. */
+export class DatagramRequestHandler extends BaseRequestHandler {
+  readonly rfile: BytesReader;
+  readonly wfile: { write(data: string | Uint8Array): void };
+
+  constructor(request: Buffer, clientAddress: ClientAddress, server: ServerInfo) {
+    super(request, clientAddress, server);
+    this.rfile = new BytesReader(request);
+    this.wfile = { write: (data) => this.write(data) };
+  }
+}
+
+/** A synchronous reader over one request's bytes (Python's io.BytesIO, read side). */
+export class BytesReader {
+  #offset = 0;
+  constructor(readonly bytes: Buffer) {}
+
+  /** Up to `size` bytes (all that remain by default); empty at the end. */
+  read(size = -1): Buffer {
+    const end = size < 0 ? this.bytes.length : Math.min(this.bytes.length, this.#offset + size);
+    const out = this.bytes.subarray(this.#offset, end);
+    this.#offset = end;
+    return out;
+  }
+
+  /** The next line including its "\n" (the last line may lack one); empty at the end. */
+  readline(): Buffer {
+    const newline = this.bytes.indexOf(10, this.#offset);
+    return this.read(newline === -1 ? -1 : newline + 1 - this.#offset);
+  }
+
+  *[Symbol.iterator](): Iterator<Buffer> {
+    for (let line = this.readline(); line.length > 0; line = this.readline()) yield line;
+  }
+}
+
+/** The constructor a request handler module exports. */
 export type HandlerClass = new (
   request: Buffer,
   clientAddress: ClientAddress,
   server: ServerInfo,
 ) => BaseRequestHandler;
+
+/** Any handler class, with its kind. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type AnyHandlerClass = (new (request: any, clientAddress: ClientAddress, server: ServerInfo) => HandlerBase<any>) & {
+  kind?: HandlerKind;
+};
+
+export function handlerKindOf(Handler: AnyHandlerClass): HandlerKind {
+  return Handler.kind === 'stream' ? 'stream' : 'request';
+}

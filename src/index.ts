@@ -1,7 +1,9 @@
 // The public API of sockserv. Everything a user imports comes from here.
 
-export { BaseRequestHandler } from './handler.js';
-export type { ClientAddress, HandlerClass, HandlerResult, ServerInfo } from './handler.js';
+export { BaseRequestHandler, BytesReader, DatagramRequestHandler, HandlerBase } from './handler.js';
+export type { AnyHandlerClass, ClientAddress, HandlerClass, HandlerKind, HandlerResult, ServerInfo } from './handler.js';
+export { StreamRequestHandler } from './session/stream-handler.js';
+export { SessionReader, SessionSocket, SessionWriter } from './session/stream-io.js';
 export { BaseServer } from './server/base-server.js';
 export type { HandlerSource, ServerAddress } from './server/base-server.js';
 export { TCPServer, ThreadingTCPServer } from './server/tcp-server.js';
@@ -23,6 +25,7 @@ export {
   resolveFraming,
 } from './framing/index.js';
 export type { Framer, FramerFactory, FramerLimits, FramingSpec } from './framing/index.js';
+export { RespFramer, encodeCommand, parseCommand, respArray, respBulk, respError, respInteger, respNullBulk, respSimple } from './resp/index.js';
 export { silentLogger, stderrLogger } from './logger.js';
 export type { LogFn, Logger } from './logger.js';
 export type { ServerStats } from './stats.js';

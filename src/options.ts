@@ -22,6 +22,8 @@ export interface ServerOptions {
   maxInFlightPerConnection?: number;
   /** Unsent reply bytes at which a connection stops being read and dispatched. Default 256 KiB. */
   writeHighWaterMark?: number;
+  /** Unread bytes a StreamRequestHandler may have buffered before its socket is paused. Default 64 KiB. */
+  readHighWaterMark?: number;
   /** Unsent reply bytes at which a client that does not read is disconnected (ERR_WRITE_BUFFER_OVERFLOW). Default 16 MiB. */
   writeBufferHardLimit?: number;
   /** Requests waiting for a pool slot, across connections; when full, sockets stop being read. Default 16384. */
@@ -58,6 +60,7 @@ export const DEFAULTS = Object.freeze({
   maxFrameBytes: 1024 * 1024,
   maxInFlightPerConnection: 128,
   writeHighWaterMark: 256 * 1024,
+  readHighWaterMark: 64 * 1024,
   writeBufferHardLimit: 16 * 1024 * 1024,
   maxQueuedRequests: 16384,
   maxBatchRequests: 512,
@@ -75,6 +78,7 @@ const POSITIVE_INTEGERS = [
   'maxFrameBytes',
   'maxInFlightPerConnection',
   'writeHighWaterMark',
+  'readHighWaterMark',
   'writeBufferHardLimit',
   'maxQueuedRequests',
   'maxBatchRequests',

@@ -1,18 +1,23 @@
 // Owns the worker side of the pool: the piscina task entry. It loads the handler module once per
 // worker, runs every request of a batch through it (synchronous handlers back to back, async ones
-// interleaved), and packs the replies into one transferable buffer. A handler that throws fails
+// interleaved), and packs the replies into one transferable buffer. Sessions (StreamRequestHandler)
+// are long-running tasks over a MessagePort; many share a worker while they await. A handler that throws fails
 // only its own request; nothing a handler does can fail the batch short of killing the worker.
 
 import { performance } from 'node:perf_hooks';
 import { move, transferableSymbol, valueSymbol } from 'piscina';
 import { type BatchResult, type BatchTask, ReplyPacker, requestAt } from '../src/dispatch/batch.js';
 import { type ErrorInfo, toErrorInfo } from '../src/errors.js';
+import { type HandlerClass, type HandlerKind, type ServerInfo, type ClientAddress, handlerKindOf } from '../src/handler.js';
 import { type HandlerRef, loadHandler, loadedHandler } from '../src/handler-module.js';
 import { isThenable, runHandler } from '../src/run-handler.js';
+import type { MessagePort } from 'node:worker_threads';
+import type { SessionLimits } from '../src/session/protocol.js';
+import { runSession } from '../src/session/run-session.js';
 
 /** Runs one batch. piscina calls the default export. */
 export default function runBatch(task: BatchTask): unknown {
-  const Handler = loadedHandler(task.handler);
+  const Handler = loadedHandler(task.handler) as HandlerClass | undefined;
   if (!Handler) {
     return loadHandler(task.handler).then(
       () => runBatch(task),
@@ -47,13 +52,34 @@ export default function runBatch(task: BatchTask): unknown {
 }
 
 /** Loads the handler ahead of the first request, so a broken module fails at startup. */
-export async function load(ref: HandlerRef): Promise<ErrorInfo | null> {
+export async function load(ref: HandlerRef): Promise<{ kind: HandlerKind } | { error: ErrorInfo }> {
   try {
-    await loadHandler(ref);
-    return null;
+    return { kind: handlerKindOf(await loadHandler(ref)) };
   } catch (error) {
-    return toErrorInfo(error); // returned, not thrown: a thrown error's `code` would not cross threads
+    return { error: toErrorInfo(error) }; // returned, not thrown: a thrown error's `code` would not cross threads
   }
+}
+
+export interface SessionTask {
+  handler: HandlerRef;
+  server: ServerInfo;
+  clientAddress: ClientAddress;
+  port: MessagePort;
+  limits: SessionLimits;
+}
+
+/** Runs one StreamRequestHandler for the life of its connection. */
+export async function session(task: SessionTask): Promise<null> {
+  let Handler;
+  try {
+    Handler = await loadHandler(task.handler);
+  } catch (error) {
+    task.port.postMessage({ t: 'end', error: toErrorInfo(error) });
+    task.port.unref();
+    return null;
+  }
+  await runSession(Handler, task.port, task.clientAddress, task.server, task.limits);
+  return null;
 }
 
 function failAll(task: BatchTask, error: unknown): unknown {

@@ -3,7 +3,8 @@
 // reports each outcome back to the connection that sent it, in any order; the connection orders.
 
 import type { SockservError } from '../errors.js';
-import type { ClientAddress, ServerInfo } from '../handler.js';
+import type { MessagePort } from 'node:worker_threads';
+import type { ClientAddress, HandlerKind, ServerInfo } from '../handler.js';
 import type { Reply } from '../run-handler.js';
 
 /** A connection, as a dispatcher sees it. */
@@ -31,6 +32,10 @@ export interface DispatcherStats {
 export interface Dispatcher {
   /** Loads the handler (and starts workers) so a broken module fails before the server listens. */
   start(server: ServerInfo): Promise<void>;
+  /** The handler's kind ('request' or 'stream'); known once start() has resolved. */
+  readonly handlerKind: HandlerKind;
+  /** Runs a StreamRequestHandler session over `port`; resolves when its handler has returned. */
+  startSession(port: MessagePort, clientAddress: ClientAddress): Promise<void>;
   /** False while the dispatcher's queue is full: the caller must stop reading and wait. */
   hasCapacity(): boolean;
   /** Calls sink.pump() once capacity returns. */

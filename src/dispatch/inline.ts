@@ -1,21 +1,31 @@
 // Owns inline dispatch: the handler runs on the main thread, right where the request was framed
 // (Python's synchronous TCPServer). The right choice for trivial handlers: no hop at all. A
-// synchronous handler completes before submit() returns; an async one completes later.
+// synchronous handler completes before submit() returns; an async one completes later. Sessions
+// (StreamRequestHandler) run here too, over an in-thread MessageChannel, interleaved while they await.
 
+import type { MessagePort } from 'node:worker_threads';
 import { ErrorCodes, fromErrorInfo, toErrorInfo } from '../errors.js';
-import type { HandlerClass, ServerInfo } from '../handler.js';
+import { type AnyHandlerClass, type ClientAddress, type HandlerClass, type HandlerKind, type ServerInfo, handlerKindOf } from '../handler.js';
 import { type HandlerRef, loadHandler } from '../handler-module.js';
+import type { ResolvedOptions } from '../options.js';
 import { isThenable, type Reply, runHandler } from '../run-handler.js';
+import { runSession } from '../session/run-session.js';
 import type { Dispatcher, DispatcherStats, RequestSink } from './dispatcher.js';
 
 export class InlineDispatcher implements Dispatcher {
-  readonly #source: HandlerRef | HandlerClass;
-  #Handler: HandlerClass | undefined;
+  readonly #source: HandlerRef | AnyHandlerClass;
+  readonly #options: ResolvedOptions;
+  #Handler: AnyHandlerClass | undefined;
   #server: ServerInfo | undefined;
   #running = 0;
 
-  constructor(source: HandlerRef | HandlerClass) {
+  constructor(source: HandlerRef | AnyHandlerClass, options: ResolvedOptions) {
     this.#source = source;
+    this.#options = options;
+  }
+
+  get handlerKind(): HandlerKind {
+    return this.#Handler ? handlerKindOf(this.#Handler) : 'request';
   }
 
   async start(server: ServerInfo): Promise<void> {
@@ -34,7 +44,7 @@ export class InlineDispatcher implements Dispatcher {
   submit(sink: RequestSink, seq: number, request: Buffer): void {
     let reply: Reply | Promise<Reply>;
     try {
-      reply = runHandler(this.#Handler!, request, sink.clientAddress, this.#server!);
+      reply = runHandler(this.#Handler as HandlerClass, request, sink.clientAddress, this.#server!);
     } catch (error) {
       sink.complete(seq, null, fromErrorInfo(toErrorInfo(error), ErrorCodes.HANDLER_FAILED));
       return;
@@ -54,6 +64,18 @@ export class InlineDispatcher implements Dispatcher {
         sink.complete(seq, null, fromErrorInfo(toErrorInfo(error), ErrorCodes.HANDLER_FAILED));
       },
     );
+  }
+
+  async startSession(port: MessagePort, clientAddress: ClientAddress): Promise<void> {
+    this.#running++;
+    try {
+      await runSession(this.#Handler!, port, clientAddress, this.#server!, {
+        readHighWaterMark: this.#options.readHighWaterMark,
+        maxFrameBytes: this.#options.maxFrameBytes,
+      });
+    } finally {
+      this.#running--;
+    }
   }
 
   stats(): DispatcherStats {

@@ -9,7 +9,8 @@
 //     its worker fails (ERR_WORKER_DIED); the others run again (at-least-once on a crash).
 
 import { ErrorCodes, SockservError, fromErrorInfo } from '../errors.js';
-import type { ServerInfo } from '../handler.js';
+import type { MessagePort } from 'node:worker_threads';
+import type { ClientAddress, HandlerKind, ServerInfo } from '../handler.js';
 import type { HandlerRef } from '../handler-module.js';
 import type { ResolvedOptions } from '../options.js';
 import { BatchBuilder, type BatchResult, FAILED, NO_REPLY } from './batch.js';
@@ -24,7 +25,7 @@ interface QueuedRequest {
 
 type BatchLimits = Pick<
   ResolvedOptions,
-  'maxQueuedRequests' | 'maxBatchRequests' | 'maxBatchBytes' | 'targetBatchMs'
+  'maxQueuedRequests' | 'maxBatchRequests' | 'maxBatchBytes' | 'targetBatchMs' | 'readHighWaterMark' | 'maxFrameBytes'
 >;
 
 /** Weight of the newest batch in the handler-cost average. */
@@ -36,6 +37,8 @@ export class PoolDispatcher implements Dispatcher {
   readonly #handler: HandlerRef;
   readonly #limits: BatchLimits;
   #server: ServerInfo | undefined;
+  #kind: HandlerKind = 'request';
+  #sessions = 0;
   /** Requests waiting for a slot, oldest first from #head. */
   #queue: QueuedRequest[] = [];
   #head = 0;
@@ -57,9 +60,27 @@ export class PoolDispatcher implements Dispatcher {
     this.#unsubscribe = pool.onSlotFree(this.#flush);
   }
 
+  get handlerKind(): HandlerKind {
+    return this.#kind;
+  }
+
   async start(server: ServerInfo): Promise<void> {
     this.#server = server;
-    await this.#pool.preload(this.#handler);
+    this.#kind = await this.#pool.preload(this.#handler);
+  }
+
+  startSession(port: MessagePort, clientAddress: ClientAddress): Promise<void> {
+    const task = {
+      handler: this.#handler,
+      server: this.#server!,
+      clientAddress,
+      port,
+      limits: { readHighWaterMark: this.#limits.readHighWaterMark, maxFrameBytes: this.#limits.maxFrameBytes },
+    };
+    this.#sessions++;
+    return this.#pool.runSession(task, port).finally(() => {
+      this.#sessions--;
+    });
   }
 
   get #queued(): number {
@@ -86,7 +107,7 @@ export class PoolDispatcher implements Dispatcher {
   stats(): DispatcherStats {
     return {
       queued: this.#queued,
-      running: this.#running,
+      running: this.#running + this.#sessions,
       workers: this.#pool.workers,
       utilization: this.#pool.utilization,
     };

@@ -3,13 +3,17 @@
 // dispatchers know when workers are idle and when the pool is full. One pool may serve several
 // servers; each server's dispatcher batches its own requests into it.
 
-import type { ResourceLimits } from 'node:worker_threads';
+import type { MessagePort, ResourceLimits } from 'node:worker_threads';
+import type { HandlerKind } from '../handler.js';
 import { Piscina } from 'piscina';
 import { type ErrorInfo, ErrorCodes, SockservError, fromErrorInfo } from '../errors.js';
 import type { HandlerRef } from '../handler-module.js';
 import { type Logger, stderrLogger } from '../logger.js';
 import type { BatchResult, BatchTask } from './batch.js';
 import { workerEntryUrl } from './worker-entry.js';
+
+/** Concurrent session tasks a worker may hold, beyond the batch slots. */
+const SESSIONS_PER_WORKER = 100_000;
 
 export interface WorkerPoolOptions {
   /** Worker threads. Default: available parallelism. */
@@ -41,7 +45,9 @@ export class WorkerPool {
       filename: workerEntryUrl().href,
       minThreads: workers,
       maxThreads: workers,
-      concurrentTasksPerWorker: tasksPerWorker,
+      // Batches are bounded by our own slot count; sessions (long-lived, mostly awaiting) need many
+      // tasks per worker. maxConnections bounds sessions.
+      concurrentTasksPerWorker: tasksPerWorker + SESSIONS_PER_WORKER,
       idleTimeout: Number.MAX_SAFE_INTEGER,
       resourceLimits: options.resourceLimits,
     });
@@ -69,13 +75,19 @@ export class WorkerPool {
     return this.#piscina.utilization;
   }
 
-  /** Loads the handler in every worker; rejects with ERR_HANDLER_LOAD / ERR_HANDLER_INVALID. */
-  async preload(ref: HandlerRef): Promise<void> {
-    const outcomes: Array<ErrorInfo | null> = await Promise.all(
+  /** Loads the handler in every worker and says its kind; rejects with ERR_HANDLER_LOAD / ERR_HANDLER_INVALID. */
+  async preload(ref: HandlerRef): Promise<HandlerKind> {
+    const outcomes: Array<{ kind: HandlerKind } | { error: ErrorInfo }> = await Promise.all(
       Array.from({ length: this.workers }, () => this.#piscina.run(ref, { name: 'load' })),
     );
-    const failure = outcomes.find((outcome) => outcome !== null);
-    if (failure) throw fromErrorInfo(failure, ErrorCodes.HANDLER_LOAD);
+    for (const outcome of outcomes) if ('error' in outcome) throw fromErrorInfo(outcome.error, ErrorCodes.HANDLER_LOAD);
+    return (outcomes[0] as { kind: HandlerKind }).kind;
+  }
+
+  /** Runs one session task (not counted in the batch slots); resolves when its handler returned. */
+  async runSession(task: object, port: MessagePort): Promise<void> {
+    if (this.#closing) throw new SockservError(ErrorCodes.SERVER_CLOSED, 'the worker pool is closed');
+    await this.#piscina.run(task, { name: 'session', transferList: [port] });
   }
 
   /** Runs one batch; `done` gets the result or the reason the task failed (worker death). */

@@ -12,16 +12,17 @@
 //   createDispatcher()                      → inline here; a worker pool in ThreadingMixIn
 
 import type { Socket } from 'node:net';
-import { Connection, type ConnectionHost } from '../connection.js';
+import { Connection, type ConnectionHost, type ServerConnection } from '../connection.js';
 import type { Dispatcher } from '../dispatch/dispatcher.js';
 import { InlineDispatcher } from '../dispatch/inline.js';
 import { ErrorCodes, SockservError } from '../errors.js';
 import { type ResolvedFraming, resolveFraming } from '../framing/index.js';
-import type { ClientAddress, HandlerClass, ServerInfo } from '../handler.js';
+import type { AnyHandlerClass, ClientAddress, ServerInfo } from '../handler.js';
 import { type HandlerRef, toHandlerRef } from '../handler-module.js';
 import { type Logger, stderrLogger } from '../logger.js';
 import { type ResolvedOptions, type ServerOptions, resolveOptions } from '../options.js';
 import { LoopDelayMonitor, type ServerCounters, type ServerStats, newCounters } from '../stats.js';
+import { SessionConnection } from '../session/session-connection.js';
 import { WriteSet } from '../write-set.js';
 
 export interface ServerAddress {
@@ -31,7 +32,7 @@ export interface ServerAddress {
 }
 
 /** A handler module (path or URL; workers import it) or, for inline servers only, the class itself. */
-export type HandlerSource = string | URL | HandlerClass;
+export type HandlerSource = string | URL | AnyHandlerClass;
 
 type State = 'new' | 'starting' | 'serving' | 'shutting-down' | 'stopped' | 'closed';
 
@@ -41,9 +42,9 @@ export abstract class BaseServer implements ConnectionHost {
   readonly counters: ServerCounters = newCounters();
   readonly writeSet = new WriteSet();
   /** The handler as given: a module reference, or a class for inline servers. */
-  readonly handlerSource: HandlerRef | HandlerClass;
+  readonly handlerSource: HandlerRef | AnyHandlerClass;
   readonly #framing: ResolvedFraming;
-  readonly #connections = new Set<Connection>();
+  readonly #connections = new Set<ServerConnection>();
   readonly #loopDelay = new LoopDelayMonitor();
   #dispatcher: Dispatcher | undefined;
   #state: State = 'new';
@@ -151,7 +152,7 @@ export abstract class BaseServer implements ConnectionHost {
 
   /** Makes the dispatcher: inline (the handler runs on the main thread). ThreadingMixIn overrides. */
   createDispatcher(): Dispatcher {
-    return new InlineDispatcher(this.handlerSource);
+    return new InlineDispatcher(this.handlerSource, this.options);
   }
 
   /** Return false to refuse a connection (the place for allow-lists). Default: accept all. */
@@ -184,11 +185,15 @@ export abstract class BaseServer implements ConnectionHost {
       return;
     }
     this.counters.connectionsTotal++;
+    if (this.dispatcher.handlerKind === 'stream') {
+      this.#connections.add(new SessionConnection(socket, clientAddress, this));
+      return;
+    }
     const framer = this.#framing.create({ maxFrameBytes: this.options.maxFrameBytes });
     this.#connections.add(new Connection(socket, clientAddress, framer, this));
   }
 
-  connectionClosed(connection: Connection): void {
+  connectionClosed(connection: ServerConnection): void {
     this.#connections.delete(connection);
     if (this.#connections.size === 0) this.#allClosed?.resolve();
   }

@@ -1,0 +1,44 @@
+// Owns the messages of a session: the byte stream of one connection carried over a MessagePort
+// between the main thread (which owns the socket) and the thread running its StreamRequestHandler.
+// Node 20 cannot pass a socket to a worker thread, so the main thread stays the multiplexer and
+// the session sees a socket-like stream. Bytes travel as transferred ArrayBuffers (no clone), and
+// both directions carry pause/resume so neither side buffers without bound.
+
+import type { ErrorInfo } from '../errors.js';
+
+/** Main thread → handler. */
+export type ToHandler =
+  /** Bytes the client sent. */
+  | { t: 'data'; b: ArrayBuffer }
+  /** The client half-closed: reads return what is buffered, then EOF. */
+  | { t: 'eof' }
+  /** The connection is gone (reset, or cut by shutdown): reads return EOF, writes are dropped. */
+  | { t: 'closed' }
+  /** The client is not reading: wfile.write() waits until 'wresume'. */
+  | { t: 'wpause' }
+  | { t: 'wresume' };
+
+/** Handler → main thread. */
+export type ToServer =
+  /** Bytes for the client. */
+  | { t: 'data'; b: ArrayBuffer }
+  /** The handler is not reading: stop reading the socket until 'rresume'. */
+  | { t: 'rpause' }
+  | { t: 'rresume' }
+  /** handle() returned (or threw): flush, then close the connection. */
+  | { t: 'end'; error: ErrorInfo | null };
+
+/** Limits the handler side enforces, from the server options. */
+export interface SessionLimits {
+  /** Buffered unread bytes at which the socket is paused. */
+  readHighWaterMark: number;
+  /** Longest line readline() buffers, and most bytes read(-1) collects (ERR_FRAME_TOO_LONG past it). */
+  maxFrameBytes: number;
+}
+
+/** Copies bytes into an ArrayBuffer of their own, which can then be transferred. */
+export function ownBuffer(bytes: Uint8Array): ArrayBuffer {
+  const copy = new ArrayBuffer(bytes.byteLength);
+  new Uint8Array(copy).set(bytes);
+  return copy;
+}

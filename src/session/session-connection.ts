@@ -1,0 +1,136 @@
+// Owns the main-thread side of one session: it bridges the socket and the MessagePort of the
+// thread running the connection's StreamRequestHandler. Reads go to the handler as transferred
+// buffers (the socket pauses when the handler asks); the handler's writes go to the socket (the
+// handler is told to wait when the client stops reading, and a client past writeBufferHardLimit
+// is disconnected). When the handler ends — or its worker dies — the connection is closed cleanly.
+
+import type { Socket } from 'node:net';
+import { MessageChannel, type MessagePort } from 'node:worker_threads';
+import type { ConnectionHost } from '../connection.js';
+import { ErrorCodes, SockservError, fromErrorInfo } from '../errors.js';
+import type { ClientAddress } from '../handler.js';
+import { type ToHandler, type ToServer, ownBuffer } from './protocol.js';
+
+export class SessionConnection {
+  readonly socket: Socket;
+  readonly clientAddress: ClientAddress;
+  readonly #host: ConnectionHost;
+  readonly #port: MessagePort;
+  #writePaused = false;
+  #handlerDone = false;
+  #closed = false;
+
+  constructor(socket: Socket, clientAddress: ClientAddress, host: ConnectionHost) {
+    this.socket = socket;
+    this.clientAddress = clientAddress;
+    this.#host = host;
+    const { port1, port2 } = new MessageChannel();
+    this.#port = port1;
+    port1.on('message', (message: ToServer) => this.#receive(message));
+    socket.on('data', (chunk: Buffer) => {
+      host.counters.bytesIn += chunk.length;
+      const b = ownBuffer(chunk);
+      this.#send({ t: 'data', b }, [b]);
+    });
+    socket.on('end', () => this.#send({ t: 'eof' }));
+    socket.on('drain', () => {
+      if (this.#writePaused) {
+        this.#writePaused = false;
+        this.#send({ t: 'wresume' });
+      }
+    });
+    socket.on('error', (err) => host.logger.debug({ err, client: clientAddress.join(':') }, 'connection error'));
+    socket.on('close', () => this.#onClose());
+    host.counters.requestsReceived++;
+    host.dispatcher.startSession(port2, clientAddress).then(
+      () => {},
+      (error: unknown) => this.#handlerFailed(error),
+    );
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** A session counts as one request in flight until its handler returns. */
+  get inFlight(): number {
+    return this.#handlerDone ? 0 : 1;
+  }
+
+  /** Sessions end when their handler returns; shutdown waits for that (up to shutdownTimeout). */
+  drain(): void {}
+
+  destroy(): void {
+    this.socket.destroy();
+  }
+
+  #receive(message: ToServer): void {
+    switch (message.t) {
+      case 'data': {
+        if (this.#closed) return;
+        const bytes = Buffer.from(message.b);
+        this.#host.counters.bytesOut += bytes.length;
+        this.socket.write(bytes);
+        const unsent = this.socket.writableLength;
+        if (unsent > this.#host.options.writeBufferHardLimit) {
+          this.#host.logger.warn(
+            { code: ErrorCodes.WRITE_BUFFER_OVERFLOW, client: this.clientAddress.join(':') },
+            'disconnecting a client that does not read',
+          );
+          this.socket.destroy();
+        } else if (!this.#writePaused && unsent >= this.#host.options.writeHighWaterMark) {
+          this.#writePaused = true;
+          this.#send({ t: 'wpause' });
+        }
+        return;
+      }
+      case 'rpause':
+        this.socket.pause();
+        return;
+      case 'rresume':
+        this.socket.resume();
+        return;
+      case 'end':
+        if (message.error) this.#report(fromErrorInfo(message.error, ErrorCodes.HANDLER_FAILED));
+        else this.#host.counters.requestsOk++;
+        this.#finish();
+        return;
+    }
+  }
+
+  /** The task itself failed: the worker died, or the handler could not be loaded. */
+  #handlerFailed(error: unknown): void {
+    if (this.#handlerDone) return;
+    const failure =
+      error instanceof SockservError
+        ? error
+        : new SockservError(ErrorCodes.WORKER_DIED, `the worker running this session died: ${(error as Error)?.message ?? error}`, {
+            cause: error,
+          });
+    this.#report(failure);
+    this.#finish();
+  }
+
+  #report(error: SockservError): void {
+    this.#host.counters.requestsFailed++;
+    this.#host.handleError(this.socket, this.clientAddress, error);
+  }
+
+  /** Python closes the connection when handle() returns: flush, FIN, then release the socket. */
+  #finish(): void {
+    if (this.#handlerDone) return;
+    this.#handlerDone = true;
+    this.#port.close();
+    if (!this.#closed) this.socket.destroySoon();
+  }
+
+  #onClose(): void {
+    this.#closed = true;
+    if (!this.#handlerDone) this.#send({ t: 'closed' });
+    this.#host.connectionClosed(this);
+  }
+
+  #send(message: ToHandler, transfer?: ArrayBuffer[]): void {
+    if (!this.#handlerDone) this.#port.postMessage(message, transfer);
+  }
+}

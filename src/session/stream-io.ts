@@ -1,0 +1,106 @@
+// Owns the file-like and socket-like views a StreamRequestHandler uses, with Python's names:
+// rfile.readline() / read(n) / `for await (const line of rfile)`, wfile.write(), and
+// request.recv(n) / sendall(data). All reads are async (the bytes arrive from the main thread);
+// writes resolve once the bytes are queued, and wait while the client is not reading.
+
+import type { SessionChannel } from './channel.js';
+
+const NEWLINE = 0x0a;
+
+export class SessionReader implements AsyncIterable<Buffer> {
+  readonly #channel: SessionChannel;
+
+  constructor(channel: SessionChannel) {
+    this.#channel = channel;
+  }
+
+  /**
+   * The next line, including its "\n"; the last line may lack one; empty at EOF. With `size`,
+   * at most `size` bytes (Python's readline(size)). Without it, a line longer than maxFrameBytes
+   * throws ERR_FRAME_TOO_LONG rather than buffering without bound.
+   */
+  async readline(size = -1): Promise<Buffer> {
+    const channel = this.#channel;
+    const limit = size >= 0 ? size : channel.limits.maxFrameBytes;
+    let scanned = 0;
+    for (;;) {
+      const newline = channel.indexOf(NEWLINE, scanned);
+      if (newline !== -1 && newline < limit) return channel.take(newline + 1);
+      if (channel.buffered >= limit) {
+        if (size >= 0) return channel.take(size);
+        throw channel.tooLong('a line');
+      }
+      if (channel.eofReceived) return channel.take(channel.buffered);
+      scanned = channel.buffered;
+      await channel.waitForData();
+    }
+  }
+
+  /**
+   * Up to `size` bytes, waiting until that many arrived or EOF (Python's BufferedReader.read).
+   * Without `size`, everything to EOF (at most maxFrameBytes).
+   */
+  async read(size = -1): Promise<Buffer> {
+    const channel = this.#channel;
+    const want = size >= 0 ? size : channel.limits.maxFrameBytes + 1;
+    while (channel.buffered < want && !channel.eofReceived) await channel.waitForData();
+    if (size < 0 && channel.buffered > channel.limits.maxFrameBytes) throw channel.tooLong('read() to EOF');
+    return channel.take(want);
+  }
+
+  /** Whatever is available (at least one byte), up to `size`; empty at EOF (socket.recv). */
+  async recv(size: number): Promise<Buffer> {
+    const channel = this.#channel;
+    while (channel.buffered === 0 && !channel.eofReceived) await channel.waitForData();
+    return channel.take(size);
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<Buffer> {
+    for (let line = await this.readline(); line.length > 0; line = await this.readline()) yield line;
+  }
+}
+
+export class SessionWriter {
+  readonly #channel: SessionChannel;
+
+  constructor(channel: SessionChannel) {
+    this.#channel = channel;
+  }
+
+  /** Queues bytes for the client. Await it: it waits while the client is not reading. */
+  write(data: string | Uint8Array): Promise<void> {
+    return this.#channel.write(data);
+  }
+
+  /** Present for Python parity: writes are sent at the end of the current microtask anyway. */
+  flush(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+/** The socket-like `request` of a StreamRequestHandler (Python's self.request / self.connection). */
+export class SessionSocket {
+  readonly #reader: SessionReader;
+  readonly #writer: SessionWriter;
+
+  constructor(reader: SessionReader, writer: SessionWriter) {
+    this.#reader = reader;
+    this.#writer = writer;
+  }
+
+  /** Up to `bufsize` bytes as soon as any are available; empty when the client closed. */
+  recv(bufsize: number): Promise<Buffer> {
+    return this.#reader.recv(bufsize);
+  }
+
+  /** Sends all of `data` (waits while the client is not reading). */
+  sendall(data: string | Uint8Array): Promise<void> {
+    return this.#writer.write(data);
+  }
+
+  /** Like sendall; resolves with the byte count, as socket.send returns it. */
+  async send(data: string | Uint8Array): Promise<number> {
+    await this.#writer.write(data);
+    return typeof data === 'string' ? Buffer.byteLength(data) : data.byteLength;
+  }
+}
