@@ -19,7 +19,7 @@ export class ProgressLine {
     const line =
       `  ${sample.elapsedSec.toFixed(0).padStart(4)} s  ${sample.phase.padEnd(7)}` +
       `  ${Math.round(sample.rps).toLocaleString('en-US').padStart(9)} req/s` +
-      `  p99 ${sample.p99Ms.toFixed(3)} ms  in flight ${sample.inFlight}` +
+      `  p99 ${sample.p99Ms > 0 ? `${sample.p99Ms.toFixed(3)} ms` : '-'}  in flight ${sample.inFlight}` +
       `  conns ${sample.connections}  errors ${sample.errors}`;
     this.#stream.write(`\r\x1b[2K${line}`);
     this.#shown = true;
