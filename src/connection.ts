@@ -33,7 +33,11 @@ export interface ConnectionHost {
   readonly writeSet: WriteSet;
   readonly logger: Logger;
   readonly counters: ServerCounters;
-  handleError(request: Socket, clientAddress: ClientAddress, error: SockservError): void;
+  handleError(request: Socket | null, clientAddress: ClientAddress, error: SockservError): void;
+  /** Ends a connection gracefully (called once per connection). */
+  shutdownRequest(request: Socket): void;
+  /** Reports each finished request (handleRequest waits on it). */
+  requestFinished(): void;
   errorReply(error: SockservError): string | Uint8Array | null;
   connectionClosed(connection: ServerConnection): void;
 }
@@ -177,6 +181,7 @@ export class Connection implements RequestSink, Flushable, ServerConnection {
   readonly #release = (reply: Reply, error: SockservError | undefined): void => {
     if (this.#failing) return;
     const host = this.#host;
+    host.requestFinished();
     if (error) {
       host.counters.requestsFailed++;
       host.handleError(this.socket, this.clientAddress, error);
@@ -246,7 +251,7 @@ export class Connection implements RequestSink, Flushable, ServerConnection {
 
   #end(): void {
     this.#ended = true;
-    this.socket.end();
+    this.#host.shutdownRequest(this.socket);
   }
 
   #pauseReading(): void {

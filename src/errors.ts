@@ -21,6 +21,8 @@ export const ErrorCodes = Object.freeze({
   SHUTDOWN_TIMEOUT: 'ERR_SHUTDOWN_TIMEOUT',
   /** The server was used after close(). */
   SERVER_CLOSED: 'ERR_SERVER_CLOSED',
+  /** The platform cannot do this (UnixDatagramServer on Node.js). */
+  UNSUPPORTED: 'ERR_UNSUPPORTED',
   /** An option or argument is out of range or of the wrong kind. */
   BAD_OPTION: 'ERR_BAD_OPTION',
 } as const);

@@ -8,6 +8,13 @@ export { BaseServer } from './server/base-server.js';
 export type { HandlerSource, ServerAddress } from './server/base-server.js';
 export { TCPServer, ThreadingTCPServer } from './server/tcp-server.js';
 export type { TCPAddress } from './server/tcp-server.js';
+export { ThreadingUDPServer, UDPServer } from './server/udp-server.js';
+export {
+  ThreadingUnixDatagramServer,
+  ThreadingUnixStreamServer,
+  UnixDatagramServer,
+  UnixStreamServer,
+} from './server/unix-server.js';
 export { ThreadingMixIn } from './server/threading.js';
 export { WorkerPool } from './dispatch/worker-pool.js';
 export type { WorkerPoolOptions } from './dispatch/worker-pool.js';

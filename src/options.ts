@@ -40,6 +40,12 @@ export interface ServerOptions {
   onHandlerError?: 'close' | 'reply';
   /** Milliseconds shutdown() waits for in-flight requests before cutting connections. Default 10 000. */
   shutdownTimeout?: number;
+  /** close() on a serving server drains gracefully (true, Python's block_on_close) or cuts every connection at once. Default true. */
+  blockOnClose?: boolean;
+  /** SO_REUSEADDR. Always on for TCP in Node (libuv sets it); passed to UDP sockets. Default true. */
+  allowReuseAddress?: boolean;
+  /** Largest UDP datagram handled; a longer one is dropped with a log line (ERR_FRAME_TOO_LONG). Default 8192 (Python's max_packet_size). */
+  maxPacketSize?: number;
   /** Listen backlog (Python's request_queue_size). Default 511. */
   requestQueueSize?: number;
   /** Structured-clonable data handlers see as `this.server.data`. Default null. */
@@ -70,6 +76,9 @@ export const DEFAULTS = Object.freeze({
   onHandlerError: 'close',
   shutdownTimeout: 10_000,
   requestQueueSize: 511,
+  blockOnClose: true,
+  allowReuseAddress: true,
+  maxPacketSize: 8192,
   handlerData: null,
 } as const satisfies Omit<ResolvedOptions, 'pool' | 'logger'>);
 
@@ -85,6 +94,7 @@ const POSITIVE_INTEGERS = [
   'maxBatchBytes',
   'tasksPerWorker',
   'requestQueueSize',
+  'maxPacketSize',
 ] as const;
 
 export function resolveOptions(options: ServerOptions = {}): ResolvedOptions {

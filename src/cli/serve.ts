@@ -1,5 +1,6 @@
 // Owns `sockserv serve`: serve a handler module from the command line. Prints one line
-// `listening on tcp://HOST:PORT` once ready; SIGINT/SIGTERM shut down gracefully and exit 0.
+// `listening on tcp://HOST:PORT` (udp://…, unix://PATH) once ready; SIGINT/SIGTERM shut down
+// gracefully and exit 0.
 
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -7,16 +8,18 @@ import type { FramingSpec } from '../framing/index.js';
 import { resolveFraming } from '../framing/index.js';
 import type { BaseServer } from '../server/base-server.js';
 import { TCPServer, ThreadingTCPServer } from '../server/tcp-server.js';
+import { ThreadingUDPServer, UDPServer } from '../server/udp-server.js';
+import { ThreadingUnixStreamServer, UnixStreamServer } from '../server/unix-server.js';
 import { UsageError, parseCount } from './usage-error.js';
 
 export const SERVE_USAGE = `usage: sockserv serve <handler-module> [--export NAME] [--host H] [--port P]
-         [--framing raw|line|length|delimiter:HEX] [--workers N | --inline]
-         [--max-frame-bytes N] [--shutdown-timeout MS]`;
+         [--udp | --unix PATH] [--framing raw|line|length|resp|delimiter:HEX]
+         [--workers N | --inline] [--max-frame-bytes N] [--shutdown-timeout MS]`;
 
 export async function serve(argv: string[]): Promise<number> {
   const server = createServerFromArgs(argv);
-  const { host, port } = await server.listen();
-  process.stdout.write(`listening on tcp://${host.includes(':') ? `[${host}]` : host}:${port}\n`);
+  const { host, port, family } = await server.listen();
+  process.stdout.write(`listening on ${describeAddress(server, host, port, family)}\n`);
   const stop = () => void server.close();
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
@@ -39,6 +42,8 @@ export function createServerFromArgs(argv: string[]): BaseServer {
         framing: { type: 'string' },
         workers: { type: 'string' },
         inline: { type: 'boolean' },
+        udp: { type: 'boolean' },
+        unix: { type: 'string' },
         'max-frame-bytes': { type: 'string' },
         'shutdown-timeout': { type: 'string' },
       },
@@ -49,6 +54,10 @@ export function createServerFromArgs(argv: string[]): BaseServer {
   const { values, positionals } = parsed;
   if (positionals.length !== 1) throw new UsageError('serve takes exactly one handler module');
   if (values.inline && values.workers !== undefined) throw new UsageError('--workers and --inline exclude each other');
+  if (values.udp && values.unix !== undefined) throw new UsageError('--udp and --unix exclude each other');
+  if (values.unix !== undefined && (values.host !== undefined || values.port !== undefined)) {
+    throw new UsageError('--unix PATH replaces --host and --port');
+  }
   const port = parseCount('--port', values.port) ?? 8001;
   if (port > 65535) throw new UsageError(`--port must be at most 65535 (got ${port})`);
   const framing = (values.framing ?? 'line') as FramingSpec;
@@ -66,5 +75,16 @@ export function createServerFromArgs(argv: string[]): BaseServer {
   };
   const address = { host: values.host ?? '127.0.0.1', port };
   const module = resolve(positionals[0]!);
+  if (values.unix !== undefined) {
+    const path = resolve(values.unix);
+    return values.inline ? new UnixStreamServer(path, module, options) : new ThreadingUnixStreamServer(path, module, options);
+  }
+  if (values.udp) return values.inline ? new UDPServer(address, module, options) : new ThreadingUDPServer(address, module, options);
   return values.inline ? new TCPServer(address, module, options) : new ThreadingTCPServer(address, module, options);
+}
+
+function describeAddress(server: BaseServer, host: string, port: number, family: string): string {
+  if (family === 'unix') return `unix://${host}`;
+  const scheme = server instanceof UDPServer ? 'udp' : 'tcp';
+  return `${scheme}://${host.includes(':') ? `[${host}]` : host}:${port}`;
 }

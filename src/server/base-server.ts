@@ -1,15 +1,25 @@
-// Owns the server lifecycle shared by every transport, as Python's BaseServer does: listen,
-// serveForever, shutdown (graceful, prompt: no poll interval), close, and the request path's
-// overridable steps. Accept → verifyRequest → Connection (frame, order, write) → dispatcher.
-// Transports (TCP now; Unix, UDP later) supply only how to listen; concurrency is the one
-// dispatch step that ThreadingMixIn overrides.
+// Owns the server lifecycle shared by every transport, as Python's BaseServer does, and the
+// request path's overridable steps:
 //
-// Methods for the caller:    listen() serveForever() shutdown() close() stats() address
+//   accept → verifyRequest → processRequest → finishRequest (a Connection: frame, order, write;
+//   or a SessionConnection for StreamRequestHandler) → dispatcher (inline, or the worker pool)
+//   → … → shutdownRequest → closeRequest
+//
+// Transports (TCP, Unix stream, UDP) supply only serverActivate/serverDeactivate; concurrency is
+// the one step (createDispatcher) that ThreadingMixIn overrides.
+//
+// Methods for the caller:
+//   listen() serveForever() shutdown() close() handleRequest(timeout) stats() address
 // Methods that may be overridden:
-//   verifyRequest(request, clientAddress)   → false refuses the connection
+//   verifyRequest(request, clientAddress)   → false refuses the connection (allow-lists go here)
+//   processRequest / finishRequest          → how an accepted connection starts being served
 //   handleError(request, clientAddress, error)
 //   errorReply(error)                       → bytes sent when a request fails, or null
+//   handleTimeout()                         → handleRequest() saw no request within `timeout`
+//   serviceActions()                        → called every pollInterval while serveForever runs
+//   shutdownRequest / closeRequest          → how a connection is ended
 //   createDispatcher()                      → inline here; a worker pool in ThreadingMixIn
+// Class variables that may be overridden: timeout
 
 import type { Socket } from 'node:net';
 import { Connection, type ConnectionHost, type ServerConnection } from '../connection.js';
@@ -21,12 +31,14 @@ import type { AnyHandlerClass, ClientAddress, ServerInfo } from '../handler.js';
 import { type HandlerRef, toHandlerRef } from '../handler-module.js';
 import { type Logger, stderrLogger } from '../logger.js';
 import { type ResolvedOptions, type ServerOptions, resolveOptions } from '../options.js';
-import { LoopDelayMonitor, type ServerCounters, type ServerStats, newCounters } from '../stats.js';
 import { SessionConnection } from '../session/session-connection.js';
+import { LoopDelayMonitor, type ServerCounters, type ServerStats, newCounters } from '../stats.js';
 import { WriteSet } from '../write-set.js';
 
 export interface ServerAddress {
+  /** IP address, or the socket path for Unix servers. */
   host: string;
+  /** The bound port (0 for Unix servers). */
   port: number;
   family: string;
 }
@@ -36,19 +48,21 @@ export type HandlerSource = string | URL | AnyHandlerClass;
 
 type State = 'new' | 'starting' | 'serving' | 'shutting-down' | 'stopped' | 'closed';
 
-export abstract class BaseServer implements ConnectionHost {
+export abstract class BaseServer implements ConnectionHost, AsyncDisposable {
+  /** Seconds handleRequest() waits when called without a timeout; null waits for ever (Python's `timeout`). */
+  timeout: number | null = null;
   readonly options: ResolvedOptions;
   readonly logger: Logger;
   readonly counters: ServerCounters = newCounters();
   readonly writeSet = new WriteSet();
   /** The handler as given: a module reference, or a class for inline servers. */
   readonly handlerSource: HandlerRef | AnyHandlerClass;
-  readonly #framing: ResolvedFraming;
+  readonly framing: ResolvedFraming;
   readonly #connections = new Set<ServerConnection>();
   readonly #loopDelay = new LoopDelayMonitor();
   #dispatcher: Dispatcher | undefined;
   #state: State = 'new';
-  #address: ServerAddress | undefined;
+  #addresses: ServerAddress[] = [];
   #info: { address: ServerAddress; framing: string; data: unknown } | undefined;
   #listening: Promise<ServerAddress> | undefined;
   #shuttingDown: Promise<void> | undefined;
@@ -57,28 +71,36 @@ export abstract class BaseServer implements ConnectionHost {
   #stopped = deferred();
   /** Resolves when the last connection closes during shutdown. */
   #allClosed: ReturnType<typeof deferred> | undefined;
+  /** handleRequest() callers waiting for the next finished request. */
+  #requestWaiters: Array<() => void> = [];
 
   constructor(handler: HandlerSource, options: ServerOptions = {}) {
     this.options = resolveOptions(options);
     this.logger = this.options.logger ?? stderrLogger;
     this.handlerSource = typeof handler === 'function' ? handler : toHandlerRef(handler, this.options.exportName);
-    this.#framing = resolveFraming(this.options.framing);
+    this.framing = resolveFraming(this.options.framing);
   }
 
   // ---- transport hooks -------------------------------------------------------------------
 
-  /** Binds and starts listening (Python's server_bind + server_activate); calls acceptConnection. */
-  abstract serverActivate(): Promise<ServerAddress>;
+  /** Binds and starts listening (Python's server_bind + server_activate); returns the bound addresses. */
+  abstract serverActivate(): Promise<ServerAddress[]>;
 
   /** Stops accepting new connections (existing ones are untouched). */
   abstract serverDeactivate(): Promise<void>;
 
   // ---- methods for the caller ------------------------------------------------------------
 
-  /** The address the server listens on; the real port when asked for port 0. */
+  /** The (first) address the server listens on; the real port when asked for port 0. */
   get address(): ServerAddress {
-    if (!this.#address) throw new SockservError(ErrorCodes.BAD_OPTION, 'the server is not listening yet: await listen() first');
-    return this.#address;
+    const first = this.#addresses[0];
+    if (!first) throw new SockservError(ErrorCodes.BAD_OPTION, 'the server is not listening yet: await listen() first');
+    return first;
+  }
+
+  /** Every address the server listens on (one server may watch several, like the classic select loop). */
+  get addresses(): readonly ServerAddress[] {
+    return this.#addresses;
   }
 
   get dispatcher(): Dispatcher {
@@ -87,8 +109,9 @@ export abstract class BaseServer implements ConnectionHost {
   }
 
   /**
-   * Loads the handler (in every worker, for pooled servers), binds and starts accepting.
-   * A handler module that fails to load rejects here, before anything listens.
+   * Loads the handler (in every worker, for pooled servers), binds and starts accepting; resolves
+   * with the first bound address. A handler module that fails to load rejects here, before
+   * anything listens; a failed bind leaves nothing open.
    */
   listen(): Promise<ServerAddress> {
     if (this.#state === 'closed') return Promise.reject(new SockservError(ErrorCodes.SERVER_CLOSED, 'the server is closed'));
@@ -96,32 +119,65 @@ export abstract class BaseServer implements ConnectionHost {
     return this.#listening;
   }
 
-  /** Listens if needed, then serves until shutdown() has finished. */
-  async serveForever(): Promise<void> {
+  /**
+   * Listens if needed, then serves until shutdown() has finished. serviceActions() runs every
+   * `pollInterval` seconds meanwhile (Python's poll_interval; shutdown never waits for it).
+   */
+  async serveForever(pollInterval = 0.5): Promise<void> {
     await this.listen();
-    await this.#stopped.promise;
+    const timer = setInterval(() => this.serviceActions(), pollInterval * 1000);
+    timer.unref();
+    try {
+      await this.#stopped.promise;
+    } finally {
+      clearInterval(timer);
+    }
+  }
+
+  /**
+   * Waits for one request to be handled (Python's handle_request). Resolves true when one was,
+   * false after `timeout` seconds (default: this.timeout) without one — then handleTimeout() ran.
+   */
+  async handleRequest(timeout: number | null = this.timeout): Promise<boolean> {
+    await this.listen();
+    let wake!: () => void;
+    const handled = new Promise<boolean>((resolve) => {
+      wake = () => resolve(true);
+      this.#requestWaiters.push(wake);
+    });
+    if (timeout === null) return handled;
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), timeout * 1000);
+    });
+    const outcome = await Promise.race([handled, timedOut]);
+    clearTimeout(timer);
+    if (!outcome) {
+      this.#requestWaiters = this.#requestWaiters.filter((w) => w !== wake);
+      this.handleTimeout();
+    }
+    return outcome;
   }
 
   /**
    * Stops accepting, lets every request already received finish and its reply flush, then ends
    * each connection. Connections still busy after `shutdownTimeout` ms are cut (logged with
-   * ERR_SHUTDOWN_TIMEOUT and the number of requests cut). Resolves when all are closed.
+   * ERR_SHUTDOWN_TIMEOUT and the number of requests cut). Resolves as soon as all are closed:
+   * no polling interval.
    */
   shutdown(): Promise<void> {
-    if (this.#state === 'new' || this.#state === 'stopped' || this.#state === 'closed') {
-      this.#state = this.#state === 'closed' ? 'closed' : 'stopped';
-      this.#stopped.resolve();
-      return Promise.resolve();
-    }
-    this.#shuttingDown ??= this.#drain();
-    return this.#shuttingDown;
+    return this.#shutdownWithin(this.options.shutdownTimeout);
   }
 
-  /** Shuts down if serving, then releases the listener and the workers (Python's server_close). */
+  /**
+   * Releases the listener and the workers (Python's server_close). If the server is still
+   * serving it shuts down first: gracefully when `blockOnClose` (the default), otherwise cutting
+   * every connection at once.
+   */
   close(): Promise<void> {
     this.#closing ??= (async () => {
       if (this.#state === 'starting') await this.#listening?.catch(() => {});
-      await this.shutdown();
+      await this.#shutdownWithin(this.options.blockOnClose ? this.options.shutdownTimeout : 0);
       await this.#dispatcher?.close();
       this.#loopDelay.stop();
       this.#state = 'closed';
@@ -129,6 +185,7 @@ export abstract class BaseServer implements ConnectionHost {
     return this.#closing;
   }
 
+  /** `await using server = new ThreadingTCPServer(...)`: closes the server (Python's `with`). */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }
@@ -160,8 +217,24 @@ export abstract class BaseServer implements ConnectionHost {
     return true;
   }
 
+  /** Starts serving an accepted connection. Default: finishRequest(). */
+  processRequest(request: Socket, clientAddress: ClientAddress): void {
+    this.finishRequest(request, clientAddress);
+  }
+
+  /** Attaches the connection to the request path: framed requests, or a session for StreamRequestHandler. */
+  finishRequest(request: Socket, clientAddress: ClientAddress): void {
+    this.counters.connectionsTotal++;
+    if (this.dispatcher.handlerKind === 'stream') {
+      this.trackConnection(new SessionConnection(request, clientAddress, this));
+      return;
+    }
+    const framer = this.framing.create({ maxFrameBytes: this.options.maxFrameBytes });
+    this.trackConnection(new Connection(request, clientAddress, framer, this));
+  }
+
   /** Called for every failed request. Default: log it with its stack. */
-  handleError(_request: Socket, clientAddress: ClientAddress, error: SockservError): void {
+  handleError(_request: Socket | null, clientAddress: ClientAddress, error: SockservError): void {
     this.logger.error({ err: error, code: error.code, client: clientAddress.join(':') }, 'request failed');
   }
 
@@ -170,9 +243,20 @@ export abstract class BaseServer implements ConnectionHost {
     return `ERROR ${error.code}`;
   }
 
-  /** Refuses a connection that verifyRequest rejected (Python's shutdown_request). */
+  /** handleRequest() timed out. Default: nothing. */
+  handleTimeout(): void {}
+
+  /** Called every pollInterval seconds by serveForever(). Default: nothing. */
+  serviceActions(): void {}
+
+  /** Ends a connection: our FIN once everything queued is written, then closeRequest(). Called once per connection. */
   shutdownRequest(request: Socket): void {
-    this.counters.connectionsRefused++;
+    if (request.destroyed) return;
+    request.end(() => this.closeRequest(request));
+  }
+
+  /** Releases the connection's socket. */
+  closeRequest(request: Socket): void {
     request.destroy();
   }
 
@@ -181,16 +265,16 @@ export abstract class BaseServer implements ConnectionHost {
   /** Transports call this for every accepted socket. */
   acceptConnection(socket: Socket, clientAddress: ClientAddress): void {
     if (this.#state !== 'serving' || !this.verifyRequest(socket, clientAddress)) {
+      this.counters.connectionsRefused++;
       this.shutdownRequest(socket);
       return;
     }
-    this.counters.connectionsTotal++;
-    if (this.dispatcher.handlerKind === 'stream') {
-      this.#connections.add(new SessionConnection(socket, clientAddress, this));
-      return;
-    }
-    const framer = this.#framing.create({ maxFrameBytes: this.options.maxFrameBytes });
-    this.#connections.add(new Connection(socket, clientAddress, framer, this));
+    this.processRequest(socket, clientAddress);
+  }
+
+  /** Registers a live connection so shutdown can drain it and stats can count it. */
+  trackConnection(connection: ServerConnection): void {
+    this.#connections.add(connection);
   }
 
   connectionClosed(connection: ServerConnection): void {
@@ -198,48 +282,71 @@ export abstract class BaseServer implements ConnectionHost {
     if (this.#connections.size === 0) this.#allClosed?.resolve();
   }
 
+  /** Connections and sessions report each finished request here (wakes handleRequest()). */
+  requestFinished(): void {
+    if (this.#requestWaiters.length === 0) return;
+    const waiters = this.#requestWaiters;
+    this.#requestWaiters = [];
+    for (const wake of waiters) wake();
+  }
+
+  /** Handler info for a transport that dispatches without a Connection (UDP). */
+  get serverInfo(): ServerInfo {
+    return this.#info!;
+  }
+
   // ---- internals -------------------------------------------------------------------------
 
   async #start(): Promise<ServerAddress> {
     this.#state = 'starting';
-    this.#info = { address: { host: '', port: 0, family: '' }, framing: this.#framing.name, data: this.options.handlerData };
+    this.#info = { address: { host: '', port: 0, family: '' }, framing: this.framing.name, data: this.options.handlerData };
     const dispatcher = this.createDispatcher();
     this.#dispatcher = dispatcher;
     try {
-      await dispatcher.start(this.#info satisfies ServerInfo);
-      this.#address = await this.serverActivate();
+      await dispatcher.start(this.#info);
+      this.#state = 'serving'; // before activation: the first connection may arrive before listen's callback
+      this.#addresses = await this.serverActivate();
     } catch (error) {
       this.#state = 'stopped';
       this.#stopped.resolve();
       await dispatcher.close().catch(() => {});
       throw error;
     }
-    this.#info.address = this.#address;
+    this.#info.address = this.#addresses[0]!;
     this.#loopDelay.start();
-    if (this.#state === 'starting') this.#state = 'serving';
-    return this.#address;
+    return this.#addresses[0]!;
   }
 
-  async #drain(): Promise<void> {
+  #shutdownWithin(timeoutMs: number): Promise<void> {
+    if (this.#state === 'new' || this.#state === 'stopped' || this.#state === 'closed') {
+      if (this.#state === 'new') this.#state = 'stopped';
+      this.#stopped.resolve();
+      return Promise.resolve();
+    }
+    this.#shuttingDown ??= this.#drain(timeoutMs);
+    return this.#shuttingDown;
+  }
+
+  async #drain(timeoutMs: number): Promise<void> {
     if (this.#state === 'starting') await this.#listening?.catch(() => {});
     this.#state = 'shutting-down';
     await this.serverDeactivate();
     if (this.#connections.size > 0) {
       this.#allClosed = deferred();
       for (const connection of this.#connections) connection.drain();
-      const timedOut = await raceTimeout(this.#allClosed.promise, this.options.shutdownTimeout);
-      if (timedOut) this.#cutRemaining();
+      const timedOut = timeoutMs === 0 || (await raceTimeout(this.#allClosed.promise, timeoutMs));
+      if (timedOut && this.#connections.size > 0) this.#cutRemaining(timeoutMs);
     }
     this.#state = 'stopped';
     this.#stopped.resolve();
   }
 
-  #cutRemaining(): void {
+  #cutRemaining(timeoutMs: number): void {
     let requestsCut = 0;
     for (const connection of this.#connections) requestsCut += connection.inFlight;
     this.logger.warn(
       { code: ErrorCodes.SHUTDOWN_TIMEOUT, connections: this.#connections.size, requestsCut },
-      `shutdown timeout (${this.options.shutdownTimeout} ms): cutting the remaining connections`,
+      `shutdown: cutting the remaining connections after ${timeoutMs} ms`,
     );
     for (const connection of [...this.#connections]) connection.destroy();
     this.#connections.clear();

@@ -1,61 +1,49 @@
-// Owns the TCP transport: a node:net listener (epoll underneath — the read set of the classic
-// select() loop) that hands each accepted socket to the shared request path. TCPServer runs
+// Owns the TCP transport: node:net listeners (epoll underneath — the read set of the classic
+// select() loop) handing each accepted socket to the shared request path. One server may listen
+// on several addresses and serve them all from one main thread and one pool. TCPServer runs
 // handlers inline on the main thread; ThreadingTCPServer runs them on the worker pool.
 
-import { type Server, type Socket, createServer } from 'node:net';
+import type { Server } from 'node:net';
 import type { ServerOptions } from '../options.js';
 import { BaseServer, type HandlerSource, type ServerAddress } from './base-server.js';
+import { listenAll, stopAccepting } from './net-listener.js';
 import { ThreadingMixIn } from './threading.js';
 
 /** { host, port } or Python's (host, port) tuple. Host defaults to 127.0.0.1, port to 0 (any free port). */
 export type TCPAddress = { host?: string; port?: number } | readonly [host: string, port: number];
 
 export class TCPServer extends BaseServer {
-  readonly requestedAddress: { host: string; port: number };
-  #listener: Server | undefined;
+  /** The addresses asked for, normalized. */
+  readonly requestedAddresses: ReadonlyArray<{ host: string; port: number }>;
+  #listeners: Server[] = [];
 
-  constructor(address: TCPAddress, handler: HandlerSource, options: ServerOptions = {}) {
+  /** `address` may be one address or an array of them (one server, several listeners). */
+  constructor(address: TCPAddress | readonly TCPAddress[], handler: HandlerSource, options: ServerOptions = {}) {
     super(handler, options);
-    const { host = '127.0.0.1', port = 0 } = Array.isArray(address)
-      ? { host: address[0], port: address[1] }
-      : (address as { host?: string; port?: number });
-    this.requestedAddress = { host, port };
+    this.requestedAddresses = isAddressList(address) ? address.map(normalize) : [normalize(address)];
   }
 
-  serverActivate(): Promise<ServerAddress> {
-    // allowHalfOpen: a client that shuts down its sending side still gets every reply.
-    const listener = createServer({ allowHalfOpen: true, noDelay: true }, (socket: Socket) => {
-      this.acceptConnection(socket, [socket.remoteAddress ?? '', socket.remotePort ?? 0]);
-    });
-    this.#listener = listener;
-    return new Promise((resolve, reject) => {
-      const onError = (error: Error) => {
-        listener.close();
-        reject(error);
-      };
-      listener.once('error', onError);
-      listener.listen(
-        { host: this.requestedAddress.host, port: this.requestedAddress.port, backlog: this.options.requestQueueSize },
-        () => {
-          listener.off('error', onError);
-          listener.on('error', (err) => this.logger.error({ err }, 'listener error'));
-          const bound = listener.address();
-          if (bound === null || typeof bound === 'string') {
-            reject(new Error(`unexpected listener address ${String(bound)}`));
-            return;
-          }
-          resolve({ host: bound.address, port: bound.port, family: bound.family });
-        },
-      );
-    });
+  async serverActivate(): Promise<ServerAddress[]> {
+    const targets = this.requestedAddresses.map(({ host, port }) => ({ host, port, backlog: this.options.requestQueueSize }));
+    const { listeners, addresses } = await listenAll(targets, (socket, client) => this.acceptConnection(socket, client), this.logger);
+    this.#listeners = listeners;
+    return addresses;
   }
 
-  serverDeactivate(): Promise<void> {
-    // close() stops accepting at once; its callback would wait for every connection, so don't.
-    this.#listener?.close();
-    return Promise.resolve();
+  async serverDeactivate(): Promise<void> {
+    stopAccepting(this.#listeners);
   }
 }
 
 /** TCPServer whose handlers run on a worker_threads pool (Python's ThreadingTCPServer). */
 export class ThreadingTCPServer extends ThreadingMixIn(TCPServer) {}
+
+function isAddressList(address: TCPAddress | readonly TCPAddress[]): address is readonly TCPAddress[] {
+  return Array.isArray(address) && typeof address[0] !== 'string';
+}
+
+function normalize(address: TCPAddress): { host: string; port: number } {
+  if (Array.isArray(address)) return { host: address[0], port: address[1] };
+  const { host = '127.0.0.1', port = 0 } = address as { host?: string; port?: number };
+  return { host, port };
+}

@@ -121,7 +121,8 @@ export class SessionConnection {
     if (this.#handlerDone) return;
     this.#handlerDone = true;
     this.#port.close();
-    if (!this.#closed) this.socket.destroySoon();
+    this.#host.requestFinished();
+    if (!this.#closed) this.#host.shutdownRequest(this.socket);
   }
 
   #onClose(): void {
