@@ -17,6 +17,7 @@ export class SessionConnection {
   readonly #host: ConnectionHost;
   readonly #port: MessagePort;
   #writePaused = false;
+  #eofSent = false;
   #handlerDone = false;
   #closed = false;
 
@@ -32,7 +33,7 @@ export class SessionConnection {
       const b = ownBuffer(chunk);
       this.#send({ t: 'data', b }, [b]);
     });
-    socket.on('end', () => this.#send({ t: 'eof' }));
+    socket.on('end', () => this.#sendEof());
     socket.on('drain', () => {
       if (this.#writePaused) {
         this.#writePaused = false;
@@ -57,8 +58,21 @@ export class SessionConnection {
     return this.#handlerDone ? 0 : 1;
   }
 
-  /** Sessions end when their handler returns; shutdown waits for that (up to shutdownTimeout). */
-  drain(): void {}
+  /**
+   * Shutdown: stop reading and give the handler EOF, as if the client had half-closed, so loops
+   * over rfile end by themselves; replies it still writes are delivered. Shutdown waits for the
+   * handler to return (up to shutdownTimeout).
+   */
+  drain(): void {
+    this.socket.pause();
+    this.#sendEof();
+  }
+
+  #sendEof(): void {
+    if (this.#eofSent) return;
+    this.#eofSent = true;
+    this.#send({ t: 'eof' });
+  }
 
   destroy(): void {
     this.socket.destroy();
