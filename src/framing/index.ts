@@ -1,23 +1,26 @@
-// Owns the `framing` option: turns what a user writes ('line', 'length', 'raw', 'delimiter:0d0a',
-// { delimiter }, or a FramerFactory) into a factory that makes one Framer per connection.
+// Owns the `framing` option: turns what a user writes ('line', 'length', 'raw', 'resp',
+// 'delimiter:0d0a', { delimiter }, or a FramerFactory) into a factory that makes one Framer per connection.
 
 import { badOption } from '../errors.js';
 import { DelimiterFramer, LineFramer } from './delimiter.js';
 import type { FramerFactory } from './framer.js';
 import { LengthPrefixFramer } from './length-prefix.js';
 import { RawFramer } from './raw.js';
+import { RespFramer } from './resp.js';
 
 export type { Framer, FramerFactory, FramerLimits } from './framer.js';
 export { ByteQueue } from './byte-queue.js';
 export { DelimiterFramer, LineFramer } from './delimiter.js';
 export { LengthPrefixFramer } from './length-prefix.js';
 export { RawFramer } from './raw.js';
+export { RespFramer, parseCommand } from './resp.js';
 
-/** 'raw' | 'line' | 'length' | 'delimiter:HEX' | { delimiter } | a FramerFactory. */
+/** 'raw' | 'line' | 'length' | 'resp' | 'delimiter:HEX' | { delimiter } | a FramerFactory. */
 export type FramingSpec =
   | 'raw'
   | 'line'
   | 'length'
+  | 'resp'
   | `delimiter:${string}`
   | { delimiter: string | Uint8Array }
   | FramerFactory;
@@ -41,6 +44,8 @@ export function resolveFraming(spec: FramingSpec): ResolvedFraming {
       return { name: 'line', create: (limits) => new LineFramer(limits) };
     case 'length':
       return { name: 'length', create: (limits) => new LengthPrefixFramer(limits) };
+    case 'resp':
+      return { name: 'resp', create: (limits) => new RespFramer(limits) };
   }
   if (typeof spec === 'string' && spec.startsWith('delimiter:')) {
     const hex = spec.slice('delimiter:'.length);
@@ -50,7 +55,7 @@ export function resolveFraming(spec: FramingSpec): ResolvedFraming {
     return delimiterFraming(Buffer.from(hex, 'hex'), spec);
   }
   throw badOption(
-    `unknown framing ${JSON.stringify(spec)}: use raw, line, length, delimiter:HEX or a FramerFactory`,
+    `unknown framing ${JSON.stringify(spec)}: use raw, line, length, resp, delimiter:HEX or a FramerFactory`,
   );
 }
 
