@@ -1,0 +1,63 @@
+// Owns the catalogue of benchmarked servers: for each, the exact command that starts it (from
+// the repo root) and how many listeners it announces. Scenarios pick servers from here.
+
+import { dirname, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { ServerSpec } from './children.js';
+import type { WorkName } from './work.js';
+
+/** The repo root: this file runs as dist/bench/servers.js. */
+export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const SERVERS_DIR = relative(REPO_ROOT, resolve(dirname(fileURLToPath(import.meta.url)), 'servers'));
+
+function nodeServer(name: string, script: string, args: string[], listeners = 1): ServerSpec {
+  return { name, command: process.execPath, args: [`${SERVERS_DIR}/${script}`, ...args], listeners, cwd: REPO_ROOT };
+}
+
+/** sockserv ThreadingTCPServer: handlers on a worker_threads pool of `workers` threads. */
+export function sockservPool(work: WorkName, workers: number): ServerSpec {
+  return nodeServer('sockserv pool', 'sockserv.js', ['--listen', `pool:${work}`, '--workers', String(workers)]);
+}
+
+/** sockserv TCPServer: handlers inline on the main thread. */
+export function sockservInline(work: WorkName): ServerSpec {
+  return nodeServer('sockserv inline', 'sockserv.js', ['--listen', `inline:${work}`]);
+}
+
+/** Responsiveness: PBKDF2 on a ThreadingTCPServer and PING on an inline TCPServer, one process. */
+export function sockservTwoListeners(workers: number, name = 'sockserv pool + inline'): ServerSpec {
+  return nodeServer(
+    name,
+    'sockserv.js',
+    ['--listen', 'pool:pbkdf2', '--listen', 'inline:ping', '--workers', String(workers)],
+    2,
+  );
+}
+
+/** The hand-written single-threaded node:net server; one listener per work, one event loop. */
+export function plainNet(...works: WorkName[]): ServerSpec {
+  return nodeServer(
+    works.length > 1 ? 'node:net single-threaded' : 'node:net',
+    'plain-net.js',
+    works.flatMap((work) => ['--work', work]),
+    works.length,
+  );
+}
+
+export function nodeCluster(work: WorkName, workers: number): ServerSpec {
+  return nodeServer('node:cluster', 'cluster.js', ['--work', work, '--workers', String(workers)]);
+}
+
+export function piscinaPerRequest(work: WorkName, workers: number): ServerSpec {
+  return nodeServer('piscina task per request', 'piscina-per-request.js', ['--work', work, '--workers', String(workers)]);
+}
+
+export function pythonThreading(work: WorkName): ServerSpec {
+  return { name: 'CPython ThreadingTCPServer', command: 'python3', args: ['bench/baselines/python_threading.py', work], listeners: 1, cwd: REPO_ROOT };
+}
+
+/** The command as a reader would type it from the repo root. */
+export function commandLine(spec: ServerSpec): string {
+  const command = spec.command === process.execPath ? 'node' : spec.command;
+  return [command, ...spec.args].join(' ');
+}

@@ -1,0 +1,37 @@
+// The sockserv servers under test, one process with one listener per --listen MODE:HANDLER, in
+// order: MODE is `pool` (ThreadingTCPServer) or `inline` (TCPServer), HANDLER a module of
+// bench/handlers. SIGUSR2 prints `stats [server.stats() per listener]` as one JSON line.
+//   node dist/bench/servers/sockserv.js --listen pool:ping [--workers N]
+//   node dist/bench/servers/sockserv.js --listen pool:pbkdf2 --listen inline:ping
+
+import { availableParallelism } from 'node:os';
+import { parseArgs } from 'node:util';
+import { type BaseServer, TCPServer, ThreadingTCPServer } from 'sockserv';
+import { announce, exitOnStop } from './lifecycle.js';
+
+const { values } = parseArgs({
+  options: {
+    listen: { type: 'string', multiple: true },
+    workers: { type: 'string', default: String(availableParallelism()) },
+    host: { type: 'string', default: '127.0.0.1' },
+  },
+});
+const servers: BaseServer[] = [];
+exitOnStop(() => Promise.all(servers.map((server) => server.close())));
+process.on('SIGUSR2', () => {
+  process.stdout.write(`stats ${JSON.stringify(servers.map((server) => server.stats()))}\n`);
+});
+
+for (const spec of values.listen ?? ['pool:ping']) {
+  const [mode, handler] = spec.split(':');
+  if ((mode !== 'pool' && mode !== 'inline') || !/^(ping|pbkdf2|echo)$/.test(handler ?? '')) {
+    throw new Error(`--listen wants pool|inline:ping|pbkdf2|echo (got ${spec})`);
+  }
+  const module = new URL(`../handlers/${handler}.js`, import.meta.url);
+  const address = { host: values.host, port: 0 };
+  const options = { framing: 'line' as const, workers: Number(values.workers), shutdownTimeout: 1000 };
+  const server = mode === 'pool' ? new ThreadingTCPServer(address, module, options) : new TCPServer(address, module, options);
+  servers.push(server);
+  const { port } = await server.listen();
+  announce(values.host, port);
+}

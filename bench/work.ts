@@ -1,0 +1,37 @@
+// Owns the work every benchmarked server does, defined once so that sockserv handlers, the
+// hand-written node:net servers, the piscina task and the harness's reply checks agree byte for
+// byte. The Python baseline (baselines/python_threading.py) repeats these constants.
+
+import { pbkdf2Sync } from 'node:crypto';
+
+/** The trivial request and its reply (line framing: the newline is the framer's). */
+export const PING = 'PING';
+export const PONG = 'PONG';
+
+/** CPU-heavy work: hex PBKDF2-SHA256(text, SALT, ITERATIONS, KEY_BYTES) — about 0.5 ms of CPU. */
+export const SALT = 'sockserv';
+export const ITERATIONS = 2000;
+export const KEY_BYTES = 32;
+
+export function hashLine(line: Uint8Array | string): string {
+  return pbkdf2Sync(line, SALT, ITERATIONS, KEY_BYTES, 'sha256').toString('hex');
+}
+
+/** What a server answers to one line, by work name: the hand-written servers' only logic. */
+export type WorkName = 'ping' | 'pbkdf2' | 'echo';
+
+/** The reply to one line as a latin1 string (binary-safe; PONG and hex are plain ASCII). */
+export function replyFor(work: WorkName, line: Buffer): string {
+  switch (work) {
+    case 'ping':
+      return PONG;
+    case 'pbkdf2':
+      return hashLine(line);
+    case 'echo':
+      return line.toString('latin1');
+  }
+}
+
+export function isWorkName(value: string | undefined): value is WorkName {
+  return value === 'ping' || value === 'pbkdf2' || value === 'echo';
+}
