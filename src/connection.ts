@@ -24,6 +24,10 @@ export interface ServerConnection {
   drain(): void;
   /** Cut the connection now. */
   destroy(): void;
+  /** The server clock (ms) when the connection last made progress: a request framed or answered. */
+  readonly lastActive: number;
+  /** Whether idleTimeout may close it now. */
+  readonly idleCandidate: boolean;
 }
 
 /** What a connection needs from its server. */
@@ -33,6 +37,8 @@ export interface ConnectionHost {
   readonly writeSet: WriteSet;
   readonly logger: Logger;
   readonly counters: ServerCounters;
+  /** A coarse clock (ms), advanced by the server's idle sweep: cheap to read per request. */
+  readonly clock: number;
   handleError(request: Socket | null, clientAddress: ClientAddress, error: SockservError): void;
   /** Ends a connection gracefully (called once per connection). */
   shutdownRequest(request: Socket): void;
@@ -46,6 +52,7 @@ export class Connection implements RequestSink, Flushable, ServerConnection {
   readonly socket: Socket;
   readonly clientAddress: ClientAddress;
   inWriteSet = false;
+  lastActive: number;
   readonly #host: ConnectionHost;
   readonly #framer: Framer;
   readonly #order: ReplyOrder;
@@ -75,6 +82,7 @@ export class Connection implements RequestSink, Flushable, ServerConnection {
     this.#framer = framer;
     this.#host = host;
     this.#order = new ReplyOrder(host.options.maxInFlightPerConnection);
+    this.lastActive = host.clock;
     socket.on('data', this.#onData);
     socket.on('end', this.#onEnd);
     socket.on('drain', this.#onDrain);
@@ -89,6 +97,11 @@ export class Connection implements RequestSink, Flushable, ServerConnection {
   /** Requests dispatched whose replies have not been released yet. */
   get inFlight(): number {
     return this.#order.inFlight;
+  }
+
+  /** Only a connection with nothing in flight can be idle: a slow handler is not the client's fault. */
+  get idleCandidate(): boolean {
+    return this.#order.inFlight === 0;
   }
 
   /** Stop reading; finish the requests already received, flush their replies, then end. */
@@ -171,6 +184,7 @@ export class Connection implements RequestSink, Flushable, ServerConnection {
         return;
       }
       if (frame === undefined) break;
+      this.lastActive = this.#host.clock;
       this.#host.counters.requestsReceived++;
       dispatcher.submit(this, order.begin(), frame);
     }
@@ -181,6 +195,7 @@ export class Connection implements RequestSink, Flushable, ServerConnection {
   readonly #release = (reply: Reply, error: SockservError | undefined): void => {
     if (this.#failing) return;
     const host = this.#host;
+    this.lastActive = host.clock;
     host.requestFinished();
     if (error) {
       host.counters.requestsFailed++;

@@ -17,6 +17,12 @@ export const ErrorCodes = Object.freeze({
   WORKER_DIED: 'ERR_WORKER_DIED',
   /** A client stopped reading and its unsent output passed `writeBufferHardLimit`. */
   WRITE_BUFFER_OVERFLOW: 'ERR_WRITE_BUFFER_OVERFLOW',
+  /** A handler ran past `requestTimeout`: its worker was stopped and replaced. */
+  REQUEST_TIMEOUT: 'ERR_REQUEST_TIMEOUT',
+  /** A connection sent no complete request (and had none in flight) for `idleTimeout`. */
+  IDLE_TIMEOUT: 'ERR_IDLE_TIMEOUT',
+  /** A connection arrived while `maxConnections` were open; it was refused. */
+  TOO_MANY_CONNECTIONS: 'ERR_TOO_MANY_CONNECTIONS',
   /** shutdown() ran past `shutdownTimeout`; the remaining connections were cut. */
   SHUTDOWN_TIMEOUT: 'ERR_SHUTDOWN_TIMEOUT',
   /** The server was used after close(). */

@@ -16,6 +16,14 @@ export interface ServerOptions {
   workers?: number;
   /** Share one pool between servers (several listeners, one multiplexer). Overrides `workers`. */
   pool?: WorkerPool;
+  /** Open connections at most; one more is refused at once (ERR_TOO_MANY_CONNECTIONS). Default 10 000. */
+  maxConnections?: number;
+  /** Milliseconds a connection may go without completing a request while none is in flight (slowloris, idle clients); then it is closed (ERR_IDLE_TIMEOUT). 0 = off. Default 300 000. */
+  idleTimeout?: number;
+  /** Milliseconds a pooled handler may run; past it the worker is stopped and replaced, and the request fails with ERR_REQUEST_TIMEOUT. 0 = off. Default 30 000. */
+  requestTimeout?: number;
+  /** Heap limit of each worker in MiB: a handler that exhausts it kills only its worker (ERR_WORKER_DIED). Default 1024. */
+  workerHeapMb?: number;
   /** Largest request accepted; a longer one gets ERR_FRAME_TOO_LONG and its connection closes. Default 1 MiB. */
   maxFrameBytes?: number;
   /** Requests of one connection dispatched but not yet replied; past it the connection is not read. Default 128. */
@@ -63,6 +71,10 @@ export const DEFAULTS = Object.freeze({
   framing: 'line',
   exportName: 'default',
   workers: availableParallelism(),
+  maxConnections: 10_000,
+  idleTimeout: 300_000,
+  requestTimeout: 30_000,
+  workerHeapMb: 1024,
   maxFrameBytes: 1024 * 1024,
   maxInFlightPerConnection: 128,
   writeHighWaterMark: 256 * 1024,
@@ -84,6 +96,8 @@ export const DEFAULTS = Object.freeze({
 
 const POSITIVE_INTEGERS = [
   'workers',
+  'maxConnections',
+  'workerHeapMb',
   'maxFrameBytes',
   'maxInFlightPerConnection',
   'writeHighWaterMark',
@@ -105,7 +119,7 @@ export function resolveOptions(options: ServerOptions = {}): ResolvedOptions {
       throw badOption(`${key} must be a positive integer (got ${String(value)})`);
     }
   }
-  for (const key of ['targetBatchMs', 'shutdownTimeout'] as const) {
+  for (const key of ['targetBatchMs', 'shutdownTimeout', 'idleTimeout', 'requestTimeout'] as const) {
     if (!(typeof merged[key] === 'number' && merged[key] >= 0)) {
       throw badOption(`${key} must be a non-negative number (got ${String(merged[key])})`);
     }

@@ -47,7 +47,10 @@ export default function runBatch(task: BatchTask): unknown {
       packer.fail(i, toErrorInfo(error));
     }
   }
-  const finish = () => transferable(packer.build(performance.now() - started));
+  // The cost that sizes batches is the synchronous (CPU) part: time an async handler spends
+  // awaiting does not occupy the worker, and counting it would shrink batches for nothing.
+  const cpuMs = performance.now() - started;
+  const finish = () => transferable(packer.build(cpuMs));
   return pending ? Promise.all(pending).then(finish) : finish();
 }
 

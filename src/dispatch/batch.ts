@@ -29,7 +29,7 @@ export interface BatchResult {
   ends: Int32Array;
   /** One entry per FAILED request, in request order. */
   errors: ErrorInfo[];
-  /** Milliseconds the worker spent on the batch; drives the adaptive batch size. */
+  /** Milliseconds of synchronous (CPU) work the batch took in the worker; drives the adaptive batch size. */
   elapsedMs: number;
 }
 

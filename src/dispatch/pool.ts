@@ -2,11 +2,13 @@
 // queued, then packed into batches — across connections — and each batch is one pool task.
 //   - Batch size follows the measured handler cost: about `targetBatchMs` of work per task, so
 //     trivial requests travel hundreds to a task and heavy ones a few at a time.
-//   - What is ready is spread over the idle workers rather than piled on one.
+//   - What is ready is spread over the idle workers rather than piled on one; while every worker
+//     is busy, requests accumulate until a batch returns or a full batch is ready.
 //   - The queue is bounded (`maxQueuedRequests`): when full, connections stop reading until a
 //     batch returns.
-//   - A batch whose worker died is retried one request per task, so only the request that kills
-//     its worker fails (ERR_WORKER_DIED); the others run again (at-least-once on a crash).
+//   - A batch whose worker died — or that ran past requestTimeout, which stops its worker — is
+//     retried one request per task, so only the request that kills or stalls its worker fails
+//     (ERR_WORKER_DIED, ERR_REQUEST_TIMEOUT); the others run again (at-least-once on a crash).
 
 import { ErrorCodes, SockservError, fromErrorInfo } from '../errors.js';
 import type { MessagePort } from 'node:worker_threads';
@@ -25,7 +27,13 @@ interface QueuedRequest {
 
 type BatchLimits = Pick<
   ResolvedOptions,
-  'maxQueuedRequests' | 'maxBatchRequests' | 'maxBatchBytes' | 'targetBatchMs' | 'readHighWaterMark' | 'maxFrameBytes'
+  | 'maxQueuedRequests'
+  | 'maxBatchRequests'
+  | 'maxBatchBytes'
+  | 'targetBatchMs'
+  | 'readHighWaterMark'
+  | 'maxFrameBytes'
+  | 'requestTimeout'
 >;
 
 /** Weight of the newest batch in the handler-cost average. */
@@ -125,6 +133,10 @@ export class PoolDispatcher implements Dispatcher {
     }
     while (this.#head < this.#queue.length && this.#pool.freeSlots > 0) {
       const size = this.#nextBatchSize();
+      // Every worker is busy: a batch sent now would only wait in a worker's queue. Hold the
+      // requests until a batch returns (which flushes again) unless a full batch is ready —
+      // group commit: small batches when idle (latency), large ones under load (throughput).
+      if (this.#pool.idleWorkers === 0 && this.#queue.length - this.#head < size) break;
       const batch: QueuedRequest[] = [];
       let bytes = 0;
       while (batch.length < size && this.#head < this.#queue.length) {
@@ -162,7 +174,11 @@ export class PoolDispatcher implements Dispatcher {
     for (const entry of batch) builder.add(entry.request, entry.sink.clientAddress);
     const { task, transferList } = builder.build(this.#handler, this.#server!);
     this.#running += batch.length;
-    this.#pool.run(task, transferList, (result, error) => {
+    // Requests in a batch run one after another: allow each its requestTimeout on top of the
+    // expected cost of those before it.
+    const { requestTimeout } = this.#limits;
+    const deadline = requestTimeout > 0 ? requestTimeout + Math.ceil((this.#costMs ?? 0) * batch.length) : 0;
+    this.#pool.run(task, transferList, deadline, (result, error) => {
       this.#running -= batch.length;
       if (result) this.#deliver(batch, result);
       else this.#failed(batch, isolated, error);
@@ -196,16 +212,17 @@ export class PoolDispatcher implements Dispatcher {
       for (const { sink, seq } of batch) if (!sink.closed) sink.complete(seq, null, error as SockservError);
       return;
     }
-    if (!isolated && batch.length > 1) {
+    if (!isolated) {
       for (const entry of batch) if (!entry.sink.closed) this.#retry.push(entry);
       return; // the slot-free notification that follows flushes the retries
     }
-    const died = new SockservError(
-      ErrorCodes.WORKER_DIED,
-      `the worker running this request died: ${(error as Error)?.message ?? String(error)}`,
-      { cause: error },
-    );
-    for (const { sink, seq } of batch) if (!sink.closed) sink.complete(seq, null, died);
+    const failure =
+      code === ErrorCodes.REQUEST_TIMEOUT
+        ? (error as SockservError)
+        : new SockservError(ErrorCodes.WORKER_DIED, `the worker running this request died: ${(error as Error)?.message ?? String(error)}`, {
+            cause: error,
+          });
+    for (const { sink, seq } of batch) if (!sink.closed) sink.complete(seq, null, failure);
   }
 
   #wakeWaiters(): void {

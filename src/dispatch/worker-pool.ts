@@ -22,6 +22,8 @@ export interface WorkerPoolOptions {
   tasksPerWorker?: number;
   /** Per-worker V8 heap limits: a handler that exhausts its heap kills only its worker. */
   resourceLimits?: ResourceLimits;
+  /** Shorthand for resourceLimits.maxOldGenerationSizeMb. */
+  workerHeapMb?: number;
   logger?: Logger;
 }
 
@@ -49,7 +51,7 @@ export class WorkerPool {
       // tasks per worker. maxConnections bounds sessions.
       concurrentTasksPerWorker: tasksPerWorker + SESSIONS_PER_WORKER,
       idleTimeout: Number.MAX_SAFE_INTEGER,
-      resourceLimits: options.resourceLimits,
+      resourceLimits: { maxOldGenerationSizeMb: options.workerHeapMb, ...options.resourceLimits },
     });
     // Without a listener, an error raised in a worker outside any task would crash the process.
     this.#piscina.on('error', (err: unknown) => {
@@ -91,21 +93,44 @@ export class WorkerPool {
   }
 
   /** Runs one batch; `done` gets the result or the reason the task failed (worker death). */
-  run(task: BatchTask, transferList: ArrayBuffer[], done: (result: BatchResult | undefined, error?: unknown) => void): void {
+  /**
+   * Runs one batch; `done` gets the result or the reason the task failed (worker death, or
+   * ERR_REQUEST_TIMEOUT when it ran past `timeoutMs` — aborting a running piscina task
+   * terminates its worker, and piscina starts a replacement).
+   */
+  run(
+    task: BatchTask,
+    transferList: ArrayBuffer[],
+    timeoutMs: number,
+    done: (result: BatchResult | undefined, error?: unknown) => void,
+  ): void {
     if (this.#closing) {
       done(undefined, new SockservError(ErrorCodes.SERVER_CLOSED, 'the worker pool is closed'));
       return;
     }
     this.#outstanding++;
-    this.#piscina.run(task, { transferList }).then(
+    let timer: NodeJS.Timeout | undefined;
+    // Always abortable: piscina gives an abortable task only to a worker with no other task, so a
+    // handler that kills its worker takes down only its own batch.
+    const controller = new AbortController();
+    const signal = controller.signal;
+    if (timeoutMs > 0) {
+      timer = setTimeout(
+        () => controller.abort(new SockservError(ErrorCodes.REQUEST_TIMEOUT, `handler ran past requestTimeout (${timeoutMs} ms)`)),
+        timeoutMs,
+      );
+    }
+    this.#piscina.run(task, { transferList, signal }).then(
       (result: BatchResult) => {
+        clearTimeout(timer);
         this.#outstanding--;
         done(result);
         this.#notifySlotFree();
       },
       (error: unknown) => {
+        clearTimeout(timer);
         this.#outstanding--;
-        done(undefined, error);
+        done(undefined, signal.aborted ? signal.reason : error);
         this.#notifySlotFree();
       },
     );

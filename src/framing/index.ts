@@ -1,7 +1,8 @@
 // Owns the `framing` option: turns what a user writes ('line', 'length', 'raw', 'resp',
 // 'delimiter:0d0a', { delimiter }, or a FramerFactory) into a factory that makes one Framer per connection.
 
-import { badOption } from '../errors.js';
+import { type SockservError, badOption } from '../errors.js';
+import { respError } from '../resp/encode.js';
 import { DelimiterFramer, LineFramer } from './delimiter.js';
 import type { FramerFactory } from './framer.js';
 import { LengthPrefixFramer } from './length-prefix.js';
@@ -29,6 +30,8 @@ export interface ResolvedFraming {
   /** A short name for logs, stats and the handler's `server.framing`. */
   name: string;
   create: FramerFactory;
+  /** The protocol's own error reply (before framer.encode), where it has one: RESP's `-ERR …`. */
+  errorReply?: (error: SockservError) => Buffer;
 }
 
 export function resolveFraming(spec: FramingSpec): ResolvedFraming {
@@ -45,7 +48,11 @@ export function resolveFraming(spec: FramingSpec): ResolvedFraming {
     case 'length':
       return { name: 'length', create: (limits) => new LengthPrefixFramer(limits) };
     case 'resp':
-      return { name: 'resp', create: (limits) => new RespFramer(limits) };
+      return {
+        name: 'resp',
+        create: (limits) => new RespFramer(limits),
+        errorReply: (error) => respError(`ERR ${error.code}`),
+      };
   }
   if (typeof spec === 'string' && spec.startsWith('delimiter:')) {
     const hex = spec.slice('delimiter:'.length);

@@ -22,6 +22,7 @@
 // Class variables that may be overridden: timeout
 
 import type { Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import { Connection, type ConnectionHost, type ServerConnection } from '../connection.js';
 import type { Dispatcher } from '../dispatch/dispatcher.js';
 import { InlineDispatcher } from '../dispatch/inline.js';
@@ -73,6 +74,12 @@ export abstract class BaseServer implements ConnectionHost, AsyncDisposable {
   #allClosed: ReturnType<typeof deferred> | undefined;
   /** handleRequest() callers waiting for the next finished request. */
   #requestWaiters: Array<() => void> = [];
+  /** Coarse clock for idle tracking (ms since start), advanced by #sweepTimer. */
+  #clock = 0;
+  #clockOrigin = performance.now();
+  #sweepTimer: NodeJS.Timeout | undefined;
+  /** Connections refused for maxConnections since the last log line (logged once per second at most). */
+  #refusedSinceLog = 0;
 
   constructor(handler: HandlerSource, options: ServerOptions = {}) {
     this.options = resolveOptions(options);
@@ -238,9 +245,14 @@ export abstract class BaseServer implements ConnectionHost, AsyncDisposable {
     this.logger.error({ err: error, code: error.code, client: clientAddress.join(':') }, 'request failed');
   }
 
-  /** The reply sent for a failed request (onHandlerError 'reply') and before closing on bad input. */
+  /**
+   * The reply sent for a failed request (onHandlerError 'reply') and before closing on bad input;
+   * null sends nothing. Default: the protocol's own error form where it has one (RESP:
+   * `-ERR ERR_FRAME_INVALID`), else `ERROR <code>` — the stable code, never the message, so no
+   * internals leak to clients.
+   */
   errorReply(error: SockservError): string | Uint8Array | null {
-    return `ERROR ${error.code}`;
+    return this.framing.errorReply?.(error) ?? `ERROR ${error.code}`;
   }
 
   /** handleRequest() timed out. Default: nothing. */
@@ -264,12 +276,30 @@ export abstract class BaseServer implements ConnectionHost, AsyncDisposable {
 
   /** Transports call this for every accepted socket. */
   acceptConnection(socket: Socket, clientAddress: ClientAddress): void {
+    if (this.#connections.size >= this.options.maxConnections) {
+      this.counters.connectionsRefused++;
+      if (this.#refusedSinceLog++ === 0) {
+        setTimeout(() => {
+          this.logger.warn(
+            { code: ErrorCodes.TOO_MANY_CONNECTIONS, refused: this.#refusedSinceLog, maxConnections: this.options.maxConnections },
+            'refused connections: maxConnections reached',
+          );
+          this.#refusedSinceLog = 0;
+        }, 1000).unref();
+      }
+      socket.destroy();
+      return;
+    }
     if (this.#state !== 'serving' || !this.verifyRequest(socket, clientAddress)) {
       this.counters.connectionsRefused++;
       this.shutdownRequest(socket);
       return;
     }
     this.processRequest(socket, clientAddress);
+  }
+
+  get clock(): number {
+    return this.#clock;
   }
 
   /** Registers a live connection so shutdown can drain it and stats can count it. */
@@ -314,6 +344,7 @@ export abstract class BaseServer implements ConnectionHost, AsyncDisposable {
     }
     this.#info.address = this.#addresses[0]!;
     this.#loopDelay.start();
+    this.#startIdleSweep();
     return this.#addresses[0]!;
   }
 
@@ -327,9 +358,31 @@ export abstract class BaseServer implements ConnectionHost, AsyncDisposable {
     return this.#shuttingDown;
   }
 
+  /** Closes connections idle past idleTimeout; also advances the coarse clock connections read. */
+  #startIdleSweep(): void {
+    const { idleTimeout } = this.options;
+    const interval = idleTimeout > 0 ? Math.min(1000, Math.max(10, idleTimeout / 4)) : 1000;
+    this.#sweepTimer = setInterval(() => {
+      this.#clock = performance.now() - this.#clockOrigin;
+      if (idleTimeout === 0) return;
+      let closed = 0;
+      for (const connection of this.#connections) {
+        if (connection.idleCandidate && this.#clock - connection.lastActive > idleTimeout) {
+          connection.destroy();
+          closed++;
+        }
+      }
+      if (closed > 0) {
+        this.logger.warn({ code: ErrorCodes.IDLE_TIMEOUT, connections: closed, idleTimeout }, 'closed idle connections');
+      }
+    }, interval);
+    this.#sweepTimer.unref();
+  }
+
   async #drain(timeoutMs: number): Promise<void> {
     if (this.#state === 'starting') await this.#listening?.catch(() => {});
     this.#state = 'shutting-down';
+    clearInterval(this.#sweepTimer);
     await this.serverDeactivate();
     if (this.#connections.size > 0) {
       this.#allClosed = deferred();

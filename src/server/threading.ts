@@ -21,7 +21,12 @@ export function ThreadingMixIn<TBase extends ServerClass>(Base: TBase) {
       const { options } = this;
       const pool =
         options.pool ??
-        new WorkerPool({ workers: options.workers, tasksPerWorker: options.tasksPerWorker, logger: this.logger });
+        new WorkerPool({
+          workers: options.workers,
+          tasksPerWorker: options.tasksPerWorker,
+          workerHeapMb: options.workerHeapMb,
+          logger: this.logger,
+        });
       return new PoolDispatcher(pool, options.pool === undefined, source, options);
     }
   }

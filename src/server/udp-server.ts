@@ -62,6 +62,9 @@ class DatagramEndpoint implements ServerConnection {
   readonly #server: UDPServer;
   #inFlight = 0;
   #draining = false;
+  /** The UDP socket is never idle-closed. */
+  readonly lastActive = 0;
+  readonly idleCandidate = false;
   #closed = false;
 
   constructor(socket: DgramSocket, server: UDPServer) {

@@ -14,6 +14,8 @@ import { type ToHandler, type ToServer, ownBuffer } from './protocol.js';
 export class SessionConnection {
   readonly socket: Socket;
   readonly clientAddress: ClientAddress;
+  /** Server clock of the last byte in either direction. */
+  lastActive: number;
   readonly #host: ConnectionHost;
   readonly #port: MessagePort;
   #writePaused = false;
@@ -25,11 +27,13 @@ export class SessionConnection {
     this.socket = socket;
     this.clientAddress = clientAddress;
     this.#host = host;
+    this.lastActive = host.clock;
     const { port1, port2 } = new MessageChannel();
     this.#port = port1;
     port1.on('message', (message: ToServer) => this.#receive(message));
     socket.on('data', (chunk: Buffer) => {
       host.counters.bytesIn += chunk.length;
+      this.lastActive = host.clock;
       const b = ownBuffer(chunk);
       this.#send({ t: 'data', b }, [b]);
     });
@@ -58,6 +62,11 @@ export class SessionConnection {
     return this.#handlerDone ? 0 : 1;
   }
 
+  /** Idle sessions (no byte either way for idleTimeout) are cut: the handler then reads EOF. */
+  get idleCandidate(): boolean {
+    return true;
+  }
+
   /**
    * Shutdown: stop reading and give the handler EOF, as if the client had half-closed, so loops
    * over rfile end by themselves; replies it still writes are delivered. Shutdown waits for the
@@ -84,6 +93,7 @@ export class SessionConnection {
         if (this.#closed) return;
         const bytes = Buffer.from(message.b);
         this.#host.counters.bytesOut += bytes.length;
+        this.lastActive = this.#host.clock;
         this.socket.write(bytes);
         const unsent = this.socket.writableLength;
         if (unsent > this.#host.options.writeBufferHardLimit) {
