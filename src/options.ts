@@ -2,6 +2,7 @@
 // and queue sockserv keeps is bounded by one of these. docs/operations.md mirrors this file.
 
 import { availableParallelism } from 'node:os';
+import type { TlsOptions } from 'node:tls';
 import { badOption } from './errors.js';
 import type { FramingSpec } from './framing/index.js';
 import type { Logger } from './logger.js';
@@ -22,6 +23,8 @@ export interface ServerOptions {
   idleTimeout?: number;
   /** Milliseconds a pooled handler may run; past it the worker is stopped and replaced, and the request fails with ERR_REQUEST_TIMEOUT. 0 = off. Default 30 000. */
   requestTimeout?: number;
+  /** Nice value of worker threads on Linux, so the main thread runs first under contention; 0 = off. Default 10. */
+  workerNice?: number;
   /** Heap limit of each worker in MiB: a handler that exhausts it kills only its worker (ERR_WORKER_DIED). Default 1024. */
   workerHeapMb?: number;
   /** Largest request accepted; a longer one gets ERR_FRAME_TOO_LONG and its connection closes. Default 1 MiB. */
@@ -54,6 +57,8 @@ export interface ServerOptions {
   allowReuseAddress?: boolean;
   /** Largest UDP datagram handled; a longer one is dropped with a log line (ERR_FRAME_TOO_LONG). Default 8192 (Python's max_packet_size). */
   maxPacketSize?: number;
+  /** Serve TLS (TCP servers): node:tls options, at least { key, cert }. Default: plain TCP. */
+  tls?: TlsOptions;
   /** Listen backlog (Python's request_queue_size). Default 511. */
   requestQueueSize?: number;
   /** Structured-clonable data handlers see as `this.server.data`. Default null. */
@@ -62,9 +67,10 @@ export interface ServerOptions {
   logger?: Logger;
 }
 
-export type ResolvedOptions = Required<Omit<ServerOptions, 'pool' | 'logger'>> & {
+export type ResolvedOptions = Required<Omit<ServerOptions, 'pool' | 'logger' | 'tls'>> & {
   pool: WorkerPool | undefined;
   logger: Logger | undefined;
+  tls: TlsOptions | undefined;
 };
 
 export const DEFAULTS = Object.freeze({
@@ -75,6 +81,7 @@ export const DEFAULTS = Object.freeze({
   idleTimeout: 300_000,
   requestTimeout: 30_000,
   workerHeapMb: 1024,
+  workerNice: 10,
   maxFrameBytes: 1024 * 1024,
   maxInFlightPerConnection: 128,
   writeHighWaterMark: 256 * 1024,
@@ -92,7 +99,7 @@ export const DEFAULTS = Object.freeze({
   allowReuseAddress: true,
   maxPacketSize: 8192,
   handlerData: null,
-} as const satisfies Omit<ResolvedOptions, 'pool' | 'logger'>);
+} as const satisfies Omit<ResolvedOptions, 'pool' | 'logger' | 'tls'>);
 
 const POSITIVE_INTEGERS = [
   'workers',
@@ -119,7 +126,7 @@ export function resolveOptions(options: ServerOptions = {}): ResolvedOptions {
       throw badOption(`${key} must be a positive integer (got ${String(value)})`);
     }
   }
-  for (const key of ['targetBatchMs', 'shutdownTimeout', 'idleTimeout', 'requestTimeout'] as const) {
+  for (const key of ['targetBatchMs', 'shutdownTimeout', 'idleTimeout', 'requestTimeout', 'workerNice'] as const) {
     if (!(typeof merged[key] === 'number' && merged[key] >= 0)) {
       throw badOption(`${key} must be a non-negative number (got ${String(merged[key])})`);
     }
@@ -132,6 +139,7 @@ export function resolveOptions(options: ServerOptions = {}): ResolvedOptions {
   }
   merged.pool = options.pool;
   merged.logger = options.logger;
+  merged.tls = options.tls;
   return merged;
 }
 

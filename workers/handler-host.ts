@@ -5,7 +5,9 @@
 // only its own request; nothing a handler does can fail the batch short of killing the worker.
 
 import { performance } from 'node:perf_hooks';
-import { move, transferableSymbol, valueSymbol } from 'piscina';
+import { readlinkSync } from 'node:fs';
+import { setPriority } from 'node:os';
+import { move, transferableSymbol, valueSymbol, workerData } from 'piscina';
 import { type BatchResult, type BatchTask, ReplyPacker, requestAt } from '../src/dispatch/batch.js';
 import { type ErrorInfo, toErrorInfo } from '../src/errors.js';
 import { type HandlerClass, type HandlerKind, type ServerInfo, type ClientAddress, handlerKindOf } from '../src/handler.js';
@@ -14,6 +16,8 @@ import { isThenable, runHandler } from '../src/run-handler.js';
 import type { MessagePort } from 'node:worker_threads';
 import type { SessionLimits } from '../src/session/protocol.js';
 import { runSession } from '../src/session/run-session.js';
+
+lowerThreadPriority((workerData as { nice?: number } | undefined)?.nice ?? 0);
 
 /** Runs one batch. piscina calls the default export. */
 export default function runBatch(task: BatchTask): unknown {
@@ -105,5 +109,19 @@ class TransferableResult {
   }
   get [valueSymbol](): BatchResult {
     return this.result;
+  }
+}
+
+/**
+ * Renices this worker thread (Linux: a thread id is a valid target of setpriority), so handler
+ * CPU yields to the main thread under contention. Best effort: elsewhere nothing happens.
+ */
+function lowerThreadPriority(nice: number): void {
+  if (nice <= 0 || process.platform !== 'linux') return;
+  try {
+    const tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
+    if (Number.isInteger(tid) && tid > 0) setPriority(tid, nice);
+  } catch {
+    // No /proc, or not permitted: run at normal priority.
   }
 }

@@ -2,6 +2,7 @@
 // `listening on tcp://HOST:PORT` (udp://…, unix://PATH) once ready; SIGINT/SIGTERM shut down
 // gracefully and exit 0.
 
+import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { FramingSpec } from '../framing/index.js';
@@ -14,7 +15,8 @@ import { UsageError, parseCount } from './usage-error.js';
 
 export const SERVE_USAGE = `usage: sockserv serve <handler-module> [--export NAME] [--host H] [--port P]
          [--udp | --unix PATH] [--framing raw|line|length|resp|delimiter:HEX]
-         [--workers N | --inline] [--max-frame-bytes N] [--shutdown-timeout MS]`;
+         [--workers N | --inline] [--max-frame-bytes N] [--shutdown-timeout MS]
+         [--tls-cert FILE --tls-key FILE]`;
 
 export async function serve(argv: string[]): Promise<number> {
   const server = createServerFromArgs(argv);
@@ -43,6 +45,8 @@ export function createServerFromArgs(argv: string[]): BaseServer {
         workers: { type: 'string' },
         inline: { type: 'boolean' },
         udp: { type: 'boolean' },
+        'tls-cert': { type: 'string' },
+        'tls-key': { type: 'string' },
         unix: { type: 'string' },
         'max-frame-bytes': { type: 'string' },
         'shutdown-timeout': { type: 'string' },
@@ -66,7 +70,18 @@ export function createServerFromArgs(argv: string[]): BaseServer {
   } catch (error) {
     throw new UsageError((error as Error).message);
   }
+  if ((values['tls-cert'] === undefined) !== (values['tls-key'] === undefined)) {
+    throw new UsageError('--tls-cert and --tls-key go together');
+  }
+  if (values['tls-cert'] !== undefined && (values.udp || values.unix !== undefined)) {
+    throw new UsageError('TLS is for TCP: not with --udp or --unix');
+  }
+  const tls =
+    values['tls-cert'] !== undefined
+      ? { cert: readFileOrUsage('--tls-cert', values['tls-cert']), key: readFileOrUsage('--tls-key', values['tls-key']!) }
+      : undefined;
   const options = {
+    tls,
     framing,
     exportName: values.export,
     workers: parseCount('--workers', values.workers, 1),
@@ -83,8 +98,16 @@ export function createServerFromArgs(argv: string[]): BaseServer {
   return values.inline ? new TCPServer(address, module, options) : new ThreadingTCPServer(address, module, options);
 }
 
+function readFileOrUsage(flag: string, path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (error) {
+    throw new UsageError(`${flag}: cannot read ${path}: ${(error as Error).message}`);
+  }
+}
+
 function describeAddress(server: BaseServer, host: string, port: number, family: string): string {
   if (family === 'unix') return `unix://${host}`;
-  const scheme = server instanceof UDPServer ? 'udp' : 'tcp';
+  const scheme = server instanceof UDPServer ? 'udp' : server.options.tls ? 'tls' : 'tcp';
   return `${scheme}://${host.includes(':') ? `[${host}]` : host}:${port}`;
 }

@@ -186,6 +186,7 @@ export class PoolDispatcher implements Dispatcher {
   }
 
   #deliver(batch: QueuedRequest[], result: BatchResult): void {
+    this.#pool.recordBusy(result.elapsedMs);
     const perRequest = result.elapsedMs / batch.length;
     this.#costMs = this.#costMs === undefined ? perRequest : this.#costMs + COST_SMOOTHING * (perRequest - this.#costMs);
     const { data, ends, errors } = result;

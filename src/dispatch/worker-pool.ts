@@ -5,12 +5,15 @@
 
 import type { MessagePort, ResourceLimits } from 'node:worker_threads';
 import type { HandlerKind } from '../handler.js';
+import { performance } from 'node:perf_hooks';
 import { Piscina } from 'piscina';
 import { type ErrorInfo, ErrorCodes, SockservError, fromErrorInfo } from '../errors.js';
 import type { HandlerRef } from '../handler-module.js';
 import { type Logger, stderrLogger } from '../logger.js';
 import type { BatchResult, BatchTask } from './batch.js';
 import { workerEntryUrl } from './worker-entry.js';
+
+const DEFAULT_WORKER_NICE = 10;
 
 /** Concurrent session tasks a worker may hold, beyond the batch slots. */
 const SESSIONS_PER_WORKER = 100_000;
@@ -24,6 +27,12 @@ export interface WorkerPoolOptions {
   resourceLimits?: ResourceLimits;
   /** Shorthand for resourceLimits.maxOldGenerationSizeMb. */
   workerHeapMb?: number;
+  /**
+   * Nice value of the worker threads (Linux; ignored elsewhere). Default 10: under CPU
+   * contention the main thread — the multiplexer every connection waits on — runs first, so a
+   * saturated pool cannot stall accepts, reads and writes. 0 keeps workers at normal priority.
+   */
+  workerNice?: number;
   logger?: Logger;
 }
 
@@ -36,6 +45,8 @@ export class WorkerPool {
   readonly #slotListeners = new Set<() => void>();
   #outstanding = 0;
   #closing = false;
+  #busyMs = 0;
+  readonly #startedAt = performance.now();
 
   constructor(options: WorkerPoolOptions = {}) {
     const workers = options.workers ?? 1;
@@ -52,6 +63,7 @@ export class WorkerPool {
       concurrentTasksPerWorker: tasksPerWorker + SESSIONS_PER_WORKER,
       idleTimeout: Number.MAX_SAFE_INTEGER,
       resourceLimits: { maxOldGenerationSizeMb: options.workerHeapMb, ...options.resourceLimits },
+      workerData: { nice: options.workerNice ?? DEFAULT_WORKER_NICE },
     });
     // Without a listener, an error raised in a worker outside any task would crash the process.
     this.#piscina.on('error', (err: unknown) => {
@@ -72,9 +84,18 @@ export class WorkerPool {
     return Math.max(0, this.workers - this.#outstanding);
   }
 
-  /** Fraction of time the workers were busy since the pool started (piscina's measure). */
+  /**
+   * Fraction of worker time spent running handlers since the pool started (0..1), from the CPU
+   * time workers report per batch. (piscina 5.3's own `utilization` is off by 1000×.)
+   */
   get utilization(): number {
-    return this.#piscina.utilization;
+    const wallMs = performance.now() - this.#startedAt;
+    return wallMs > 0 ? Math.min(1, this.#busyMs / (wallMs * this.workers)) : 0;
+  }
+
+  /** Adds handler CPU time a worker reported. */
+  recordBusy(ms: number): void {
+    this.#busyMs += ms;
   }
 
   /** Loads the handler in every worker and says its kind; rejects with ERR_HANDLER_LOAD / ERR_HANDLER_INVALID. */

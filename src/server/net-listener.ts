@@ -1,8 +1,11 @@
-// Owns listening with node:net for the stream transports (TCP and Unix): one listener per
+// Owns listening with node:net for the stream transports (TCP, TLS and Unix): one listener per
 // address, each handing accepted sockets to the server's request path. A failed bind closes
 // every listener already opened, so nothing leaks (no descriptor, no half-started server).
+// With TLS options the listener is a node:tls server and a connection enters the request path
+// once its handshake is done; a TLSSocket is a net.Socket, so everything after accept is shared.
 
 import { type ListenOptions, type Server, type Socket, createServer } from 'node:net';
+import { type TlsOptions, createServer as createTlsServer } from 'node:tls';
 import type { ClientAddress } from '../handler.js';
 import type { Logger } from '../logger.js';
 import type { ServerAddress } from './base-server.js';
@@ -13,12 +16,13 @@ export async function listenAll(
   targets: ListenOptions[],
   accept: AcceptFn,
   logger: Logger,
+  tlsOptions?: TlsOptions,
 ): Promise<{ listeners: Server[]; addresses: ServerAddress[] }> {
   const listeners: Server[] = [];
   const addresses: ServerAddress[] = [];
   try {
     for (const target of targets) {
-      const listener = createListener(accept, target.path);
+      const listener = createListener(accept, target.path, tlsOptions, logger);
       listeners.push(listener);
       addresses.push(await listenOne(listener, target));
       listener.on('error', (err) => logger.error({ err }, 'listener error'));
@@ -35,11 +39,16 @@ export function stopAccepting(listeners: Server[]): void {
   for (const listener of listeners) if (listener.listening) listener.close();
 }
 
-function createListener(accept: AcceptFn, path: string | undefined): Server {
-  // allowHalfOpen: a client that shuts down its sending side still gets every reply.
-  return createServer({ allowHalfOpen: true, noDelay: true }, (socket: Socket) => {
+function createListener(accept: AcceptFn, path: string | undefined, tlsOptions: TlsOptions | undefined, logger: Logger): Server {
+  const onSocket = (socket: Socket) => {
     accept(socket, path !== undefined ? [path, 0] : [socket.remoteAddress ?? '', socket.remotePort ?? 0]);
-  });
+  };
+  // allowHalfOpen: a client that shuts down its sending side still gets every reply.
+  if (!tlsOptions) return createServer({ allowHalfOpen: true, noDelay: true }, onSocket);
+  const listener = createTlsServer({ ...tlsOptions, allowHalfOpen: true, noDelay: true }, onSocket);
+  // A failed handshake is that client's problem: log it once, at debug level.
+  listener.on('tlsClientError', (err) => logger.debug({ err }, 'TLS handshake failed'));
+  return listener;
 }
 
 function listenOne(listener: Server, target: ListenOptions): Promise<ServerAddress> {

@@ -25,7 +25,12 @@ export class TCPServer extends BaseServer {
 
   async serverActivate(): Promise<ServerAddress[]> {
     const targets = this.requestedAddresses.map(({ host, port }) => ({ host, port, backlog: this.options.requestQueueSize }));
-    const { listeners, addresses } = await listenAll(targets, (socket, client) => this.acceptConnection(socket, client), this.logger);
+    const { listeners, addresses } = await listenAll(
+      targets,
+      (socket, client) => this.acceptConnection(socket, client),
+      this.logger,
+      this.options.tls,
+    );
     this.#listeners = listeners;
     return addresses;
   }

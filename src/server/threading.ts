@@ -25,6 +25,7 @@ export function ThreadingMixIn<TBase extends ServerClass>(Base: TBase) {
           workers: options.workers,
           tasksPerWorker: options.tasksPerWorker,
           workerHeapMb: options.workerHeapMb,
+          workerNice: options.workerNice,
           logger: this.logger,
         });
       return new PoolDispatcher(pool, options.pool === undefined, source, options);
