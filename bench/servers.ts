@@ -19,6 +19,18 @@ export function sockservPool(work: WorkName, workers: number): ServerSpec {
   return nodeServer('sockserv pool', 'sockserv.js', ['--listen', `pool:${work}`, '--workers', String(workers)]);
 }
 
+/** sockserv ThreadingTCPServer with the opt-in inline lane: requests measured under 20 µs run on the main thread. */
+export function sockservPoolInlineLane(work: WorkName, workers: number): ServerSpec {
+  return nodeServer('sockserv pool + inline lane', 'sockserv.js', [
+    '--listen',
+    `pool:${work}`,
+    '--workers',
+    String(workers),
+    '--inline-below-micros',
+    '20',
+  ]);
+}
+
 /** sockserv TCPServer: handlers inline on the main thread. */
 export function sockservInline(work: WorkName): ServerSpec {
   return nodeServer('sockserv inline', 'sockserv.js', ['--listen', `inline:${work}`]);

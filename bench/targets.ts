@@ -26,6 +26,13 @@ interface RatioTarget {
 
 const RATIO_TARGETS: RatioTarget[] = [
   { name: 'Trivial, pipelined: pool vs node:net', group: 'trivial-p16', server: 'sockserv pool', baseline: 'node:net', min: 0.8 },
+  {
+    name: 'Trivial, pipelined: pool + inline lane vs node:net',
+    group: 'trivial-p16',
+    server: 'sockserv pool + inline lane',
+    baseline: 'node:net',
+    min: 0.8,
+  },
   { name: 'Trivial, pipelined: inline vs node:net', group: 'trivial-p16', server: 'sockserv inline', baseline: 'node:net', min: 0.95 },
   { name: 'Trivial, not pipelined: inline vs node:net', group: 'trivial-p1', server: 'sockserv inline', baseline: 'node:net', min: 0.95 },
   { name: 'CPU-heavy, pipeline 1: pool vs node:cluster', group: 'cpu-p1', server: 'sockserv pool', baseline: 'node:cluster', min: 1.0 },

@@ -5,7 +5,14 @@
 
 import { expectExactly } from '../measure.js';
 import type { Group } from '../results.js';
-import { piscinaPerRequest, plainNet, pythonThreading, sockservInline, sockservPool } from '../servers.js';
+import {
+  piscinaPerRequest,
+  plainNet,
+  pythonThreading,
+  sockservInline,
+  sockservPool,
+  sockservPoolInlineLane,
+} from '../servers.js';
 import { PING, PONG } from '../work.js';
 import { type Scenario, measureEachServer } from './scenario.js';
 
@@ -24,6 +31,7 @@ export const trivial: Scenario = {
     }));
     const specs = [
       sockservPool('ping', config.workers),
+      sockservPoolInlineLane('ping', config.workers),
       sockservInline('ping'),
       plainNet('ping'),
       pythonThreading('ping'),

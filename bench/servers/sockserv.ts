@@ -1,7 +1,7 @@
 // The sockserv servers under test, one process with one listener per --listen MODE:HANDLER, in
 // order: MODE is `pool` (ThreadingTCPServer) or `inline` (TCPServer), HANDLER a module of
 // bench/handlers. SIGUSR2 prints `stats [server.stats() per listener]` as one JSON line.
-//   node dist/bench/servers/sockserv.js --listen pool:ping [--workers N]
+//   node dist/bench/servers/sockserv.js --listen pool:ping [--workers N] [--inline-below-micros US]
 //   node dist/bench/servers/sockserv.js --listen pool:pbkdf2 --listen inline:ping
 
 import { availableParallelism } from 'node:os';
@@ -14,6 +14,7 @@ const { values } = parseArgs({
     listen: { type: 'string', multiple: true },
     workers: { type: 'string', default: String(availableParallelism()) },
     host: { type: 'string', default: '127.0.0.1' },
+    'inline-below-micros': { type: 'string', default: '0' },
   },
 });
 const servers: BaseServer[] = [];
@@ -29,7 +30,12 @@ for (const spec of values.listen ?? ['pool:ping']) {
   }
   const module = new URL(`../handlers/${handler}.js`, import.meta.url);
   const address = { host: values.host, port: 0 };
-  const options = { framing: 'line' as const, workers: Number(values.workers), shutdownTimeout: 1000 };
+  const options = {
+    framing: 'line' as const,
+    workers: Number(values.workers),
+    shutdownTimeout: 1000,
+    inlineBelowMicros: Number(values['inline-below-micros']),
+  };
   const server = mode === 'pool' ? new ThreadingTCPServer(address, module, options) : new TCPServer(address, module, options);
   servers.push(server);
   const { port } = await server.listen();

@@ -14,7 +14,9 @@ import { ErrorCodes, SockservError, fromErrorInfo } from '../errors.js';
 import type { MessagePort } from 'node:worker_threads';
 import type { ClientAddress, HandlerKind, ServerInfo } from '../handler.js';
 import type { HandlerRef } from '../handler-module.js';
+import type { Logger } from '../logger.js';
 import type { ResolvedOptions } from '../options.js';
+import { InlineLane } from './inline-lane.js';
 import { BatchBuilder, type BatchResult, FAILED, NO_REPLY } from './batch.js';
 import type { Dispatcher, DispatcherStats, RequestSink } from './dispatcher.js';
 import type { WorkerPool } from './worker-pool.js';
@@ -60,11 +62,15 @@ export class PoolDispatcher implements Dispatcher {
   readonly #unsubscribe: () => void;
   readonly #flush = () => this.#flushQueue();
 
-  constructor(pool: WorkerPool, ownsPool: boolean, handler: HandlerRef, limits: BatchLimits) {
+  /** Runs cheap requests on the main thread when inlineBelowMicros is set; null otherwise. */
+  readonly #lane: InlineLane | null;
+
+  constructor(pool: WorkerPool, ownsPool: boolean, handler: HandlerRef, options: ResolvedOptions, logger: Logger) {
     this.#pool = pool;
     this.#ownsPool = ownsPool;
     this.#handler = handler;
-    this.#limits = limits;
+    this.#limits = options;
+    this.#lane = options.inlineBelowMicros > 0 ? new InlineLane(handler, options, logger) : null;
     this.#unsubscribe = pool.onSlotFree(this.#flush);
   }
 
@@ -75,6 +81,7 @@ export class PoolDispatcher implements Dispatcher {
   async start(server: ServerInfo): Promise<void> {
     this.#server = server;
     this.#kind = await this.#pool.preload(this.#handler);
+    await this.#lane?.start(server, this.#kind);
   }
 
   startSession(port: MessagePort, clientAddress: ClientAddress): Promise<void> {
@@ -104,6 +111,10 @@ export class PoolDispatcher implements Dispatcher {
   }
 
   submit(sink: RequestSink, seq: number, request: Buffer): void {
+    if (this.#lane?.active) {
+      this.#lane.submit(sink, seq, request);
+      return;
+    }
     this.#queue.push({ sink, seq, request });
     if (!this.#flushScheduled) {
       this.#flushScheduled = true;
@@ -188,6 +199,7 @@ export class PoolDispatcher implements Dispatcher {
   #deliver(batch: QueuedRequest[], result: BatchResult): void {
     this.#pool.recordBusy(result.elapsedMs);
     const perRequest = result.elapsedMs / batch.length;
+    this.#lane?.observePoolCost(perRequest);
     this.#costMs = this.#costMs === undefined ? perRequest : this.#costMs + COST_SMOOTHING * (perRequest - this.#costMs);
     const { data, ends, errors } = result;
     let start = 0;

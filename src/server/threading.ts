@@ -28,7 +28,7 @@ export function ThreadingMixIn<TBase extends ServerClass>(Base: TBase) {
           workerNice: options.workerNice,
           logger: this.logger,
         });
-      return new PoolDispatcher(pool, options.pool === undefined, source, options);
+      return new PoolDispatcher(pool, options.pool === undefined, source, options, this.logger);
     }
   }
   return ThreadingServer;
