@@ -31,6 +31,8 @@ export const ErrorCodes = Object.freeze({
   UNSUPPORTED: 'ERR_UNSUPPORTED',
   /** An option or argument is out of range or of the wrong kind. */
   BAD_OPTION: 'ERR_BAD_OPTION',
+  /** With `proxyProtocol`: a connection did not start with a valid PROXY header (v1 or v2), or not within `proxyHeaderTimeout`. Only it is closed. */
+  PROXY_HEADER_INVALID: 'ERR_PROXY_HEADER_INVALID',
 } as const);
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

@@ -24,6 +24,14 @@ export type { ServerOptions } from './options.js';
 export { ErrorCodes, SockservError } from './errors.js';
 export type { ErrorCode } from './errors.js';
 export {
+  PROXY_V1_MAX_BYTES,
+  PROXY_V2_MAX_BYTES,
+  PROXY_V2_TLV_MAX_BYTES,
+  ProxyHeaderParser,
+  parseProxyHeader,
+} from './proxy-protocol.js';
+export type { ProxyHeader, ProxyParseResult, ProxyTlv, ProxyTransport } from './proxy-protocol.js';
+export {
   ByteQueue,
   DelimiterFramer,
   LengthPrefixFramer,

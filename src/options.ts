@@ -59,6 +59,16 @@ export interface ServerOptions {
   maxPacketSize?: number;
   /** Serve TLS (TCP servers): node:tls options, at least { key, cert }. Default: plain TCP. */
   tls?: TlsOptions;
+  /**
+   * Stream servers behind a load balancer: every connection must start with a PROXY protocol
+   * header (v1 text or v2 binary, src/proxy-protocol.ts), and the client address handlers and
+   * verifyRequest see is the one it names. A connection without a valid header is closed
+   * (ERR_PROXY_HEADER_INVALID). Only for listeners that nothing but the proxy can reach; not with
+   * `tls` (the header precedes the handshake). Default false.
+   */
+  proxyProtocol?: boolean;
+  /** Milliseconds a connection has to complete its PROXY header; then it is closed (ERR_PROXY_HEADER_INVALID). 0 = off. Default 5000. */
+  proxyHeaderTimeout?: number;
   /** Listen backlog (Python's request_queue_size). Default 511. */
   requestQueueSize?: number;
   /** Structured-clonable data handlers see as `this.server.data`. Default null. */
@@ -99,6 +109,8 @@ export const DEFAULTS = Object.freeze({
   allowReuseAddress: true,
   maxPacketSize: 8192,
   handlerData: null,
+  proxyProtocol: false,
+  proxyHeaderTimeout: 5000,
 } as const satisfies Omit<ResolvedOptions, 'pool' | 'logger' | 'tls'>);
 
 const POSITIVE_INTEGERS = [
@@ -140,6 +152,12 @@ export function resolveOptions(options: ServerOptions = {}): ResolvedOptions {
   merged.pool = options.pool;
   merged.logger = options.logger;
   merged.tls = options.tls;
+  if (!(typeof merged.proxyHeaderTimeout === 'number' && merged.proxyHeaderTimeout >= 0)) {
+    throw badOption(`proxyHeaderTimeout must be a non-negative number (got ${String(merged.proxyHeaderTimeout)})`);
+  }
+  if (merged.proxyProtocol && merged.tls) {
+    throw badOption('proxyProtocol cannot be combined with tls: the PROXY header comes before the TLS handshake');
+  }
   return merged;
 }
 

@@ -1,6 +1,7 @@
 // Owns `sockserv serve`: serve a handler module from the command line. Prints one line
 // `listening on tcp://HOST:PORT` (udp://…, unix://PATH) once ready; SIGINT/SIGTERM shut down
 // gracefully and exit 0.
+// With --processes N the same server runs in N processes behind one port (src/cli/cluster.ts).
 
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -11,15 +12,22 @@ import type { BaseServer } from '../server/base-server.js';
 import { TCPServer, ThreadingTCPServer } from '../server/tcp-server.js';
 import { ThreadingUDPServer, UDPServer } from '../server/udp-server.js';
 import { ThreadingUnixStreamServer, UnixStreamServer } from '../server/unix-server.js';
+import { serveProcesses, threadsPerProcess } from './cluster.js';
 import { UsageError, parseCount } from './usage-error.js';
 
 export const SERVE_USAGE = `usage: sockserv serve <handler-module> [--export NAME] [--host H] [--port P]
          [--udp | --unix PATH] [--framing raw|line|length|resp|delimiter:HEX]
          [--workers N | --inline] [--max-frame-bytes N] [--shutdown-timeout MS]
-         [--tls-cert FILE --tls-key FILE]`;
+         [--tls-cert FILE --tls-key FILE] [--processes N] [--proxy-protocol]
+  --processes N runs N processes behind the one port (node:cluster), each with its own pool of
+  --workers threads (default: the cores shared out); see docs/deployment.md.
+  --proxy-protocol: every connection starts with a PROXY v1/v2 header from a load balancer.`;
 
 export async function serve(argv: string[]): Promise<number> {
-  const server = createServerFromArgs(argv);
+  const { server, processes } = parseServeArgs(argv);
+  if (processes !== undefined) {
+    return serveProcesses(server, processes, (s) => describeAddress(s, s.address.host, s.address.port, s.address.family));
+  }
   const { host, port, family } = await server.listen();
   process.stdout.write(`listening on ${describeAddress(server, host, port, family)}\n`);
   const stop = () => void server.close();
@@ -30,7 +38,13 @@ export async function serve(argv: string[]): Promise<number> {
   return 0;
 }
 
+/** The server the `serve` arguments describe (not listening yet). */
 export function createServerFromArgs(argv: string[]): BaseServer {
+  return parseServeArgs(argv).server;
+}
+
+/** Parses `serve` arguments: the server they describe, and how many processes should run it (--processes). */
+export function parseServeArgs(argv: string[]): { server: BaseServer; processes: number | undefined } {
   let parsed;
   try {
     parsed = parseArgs({
@@ -50,6 +64,8 @@ export function createServerFromArgs(argv: string[]): BaseServer {
         unix: { type: 'string' },
         'max-frame-bytes': { type: 'string' },
         'shutdown-timeout': { type: 'string' },
+        processes: { type: 'string' },
+        'proxy-protocol': { type: 'boolean' },
       },
     });
   } catch (error) {
@@ -80,11 +96,16 @@ export function createServerFromArgs(argv: string[]): BaseServer {
     values['tls-cert'] !== undefined
       ? { cert: readFileOrUsage('--tls-cert', values['tls-cert']), key: readFileOrUsage('--tls-key', values['tls-key']!) }
       : undefined;
+  const processes = parseCount('--processes', values.processes, 1);
+  if (processes !== undefined && (values.udp || values.unix !== undefined)) throw new UsageError('--processes is for TCP: not with --udp or --unix');
+  if (values['proxy-protocol'] && values.udp) throw new UsageError('--proxy-protocol is for stream connections: not with --udp');
+  if (values['proxy-protocol'] && tls !== undefined) throw new UsageError('--proxy-protocol and TLS exclude each other: the PROXY header comes before the handshake');
   const options = {
     tls,
     framing,
     exportName: values.export,
-    workers: parseCount('--workers', values.workers, 1),
+    workers: parseCount('--workers', values.workers, 1) ?? (processes === undefined ? undefined : threadsPerProcess(processes)),
+    proxyProtocol: values['proxy-protocol'],
     maxFrameBytes: parseCount('--max-frame-bytes', values['max-frame-bytes'], 1),
     shutdownTimeout: parseCount('--shutdown-timeout', values['shutdown-timeout']),
   };
@@ -92,10 +113,10 @@ export function createServerFromArgs(argv: string[]): BaseServer {
   const module = resolve(positionals[0]!);
   if (values.unix !== undefined) {
     const path = resolve(values.unix);
-    return values.inline ? new UnixStreamServer(path, module, options) : new ThreadingUnixStreamServer(path, module, options);
+    return { server: values.inline ? new UnixStreamServer(path, module, options) : new ThreadingUnixStreamServer(path, module, options), processes };
   }
-  if (values.udp) return values.inline ? new UDPServer(address, module, options) : new ThreadingUDPServer(address, module, options);
-  return values.inline ? new TCPServer(address, module, options) : new ThreadingTCPServer(address, module, options);
+  if (values.udp) return { server: values.inline ? new UDPServer(address, module, options) : new ThreadingUDPServer(address, module, options), processes };
+  return { server: values.inline ? new TCPServer(address, module, options) : new ThreadingTCPServer(address, module, options), processes };
 }
 
 function readFileOrUsage(flag: string, path: string): Buffer {

@@ -1,7 +1,8 @@
 // Owns the server lifecycle shared by every transport, as Python's BaseServer does, and the
 // request path's overridable steps:
 //
-//   accept → verifyRequest → processRequest → finishRequest (a Connection: frame, order, write;
+//   accept → [the PROXY header, with proxyProtocol] → verifyRequest → processRequest
+//   → finishRequest (a Connection: frame, order, write;
 //   or a SessionConnection for StreamRequestHandler) → dispatcher (inline, or the worker pool)
 //   → … → shutdownRequest → closeRequest
 //
@@ -32,6 +33,7 @@ import type { AnyHandlerClass, ClientAddress, ServerInfo } from '../handler.js';
 import { type HandlerRef, toHandlerRef } from '../handler-module.js';
 import { type Logger, stderrLogger } from '../logger.js';
 import { type ResolvedOptions, type ServerOptions, resolveOptions } from '../options.js';
+import { ProxyHeaderReader } from '../proxy-header-reader.js';
 import { SessionConnection } from '../session/session-connection.js';
 import { LoopDelayMonitor, type ServerCounters, type ServerStats, newCounters } from '../stats.js';
 import { WriteSet } from '../write-set.js';
@@ -290,6 +292,17 @@ export abstract class BaseServer implements ConnectionHost, AsyncDisposable {
       socket.destroy();
       return;
     }
+    if (this.options.proxyProtocol && this.#state === 'serving') {
+      // The peer is a load balancer: the client's address comes in a PROXY header, before any
+      // request byte. Read it, then carry on as below with that address.
+      this.trackConnection(new ProxyHeaderReader(socket, clientAddress, this, (client) => this.#admit(socket, client)));
+      return;
+    }
+    this.#admit(socket, clientAddress);
+  }
+
+  /** verifyRequest, then processRequest, once the client's address is known. */
+  #admit(socket: Socket, clientAddress: ClientAddress): void {
     if (this.#state !== 'serving' || !this.verifyRequest(socket, clientAddress)) {
       this.counters.connectionsRefused++;
       this.shutdownRequest(socket);
