@@ -1,5 +1,5 @@
-// Owns the handler side of a session's byte stream: the unread bytes from the client (bounded:
-// past readHighWaterMark the main thread is told to stop reading the socket) and the writes to the
+// Owns the handler side of a session's byte stream: the unread bytes from the client (bounded by
+// the main thread's credit window; consumption is acknowledged back) and the writes to the
 // client (coalesced per microtask into one message; write() waits while the client is not
 // reading). rfile, wfile and the socket-like `request` of StreamRequestHandler are views of this.
 
@@ -18,7 +18,8 @@ export class SessionChannel {
   #eof = false;
   #closed = false;
   #ended = false;
-  #readPaused = false;
+  /** Bytes consumed since the last acknowledgement. */
+  #consumedSinceAck = 0;
   #wakeReader: (() => void) | null = null;
   #writePaused = false;
   #writeWaiters: Array<() => void> = [];
@@ -50,16 +51,17 @@ export class SessionChannel {
   /** Removes up to `n` unread bytes. */
   take(n: number): Buffer {
     const out = this.#unread.take(Math.min(n, this.#unread.length));
-    if (this.#readPaused && this.#unread.length <= this.limits.readHighWaterMark / 2) {
-      this.#readPaused = false;
-      this.#post({ t: 'rresume' });
-    }
+    this.#consumedSinceAck += out.length;
+    if (this.#consumedSinceAck >= this.limits.readHighWaterMark / 4) this.#ack(false);
     return Buffer.from(out); // a copy: the queue's buffer may be reused
   }
 
   /** Resolves when more bytes arrive or the stream ends. */
   waitForData(): Promise<void> {
     if (this.#eof) return RESOLVED;
+    // The reader needs more than it has: acknowledge what it consumed and, if the bytes it holds
+    // already fill the window, ask for more (its own limit, maxFrameBytes, still applies).
+    this.#ack(this.#unread.length >= this.limits.readHighWaterMark / 2);
     return new Promise((resolve) => {
       this.#wakeReader = resolve;
     });
@@ -110,10 +112,6 @@ export class SessionChannel {
     switch (message.t) {
       case 'data':
         this.#unread.push(Buffer.from(message.b));
-        if (!this.#readPaused && this.#unread.length > this.limits.readHighWaterMark) {
-          this.#readPaused = true;
-          this.#post({ t: 'rpause' });
-        }
         break;
       case 'eof':
         this.#eof = true;
@@ -135,6 +133,12 @@ export class SessionChannel {
     const wake = this.#wakeReader;
     this.#wakeReader = null;
     wake?.();
+  }
+
+  #ack(more: boolean): void {
+    if (this.#consumedSinceAck === 0 && !more) return;
+    this.#post({ t: 'ack', n: this.#consumedSinceAck, more });
+    this.#consumedSinceAck = 0;
   }
 
   #post(message: ToServer): void {

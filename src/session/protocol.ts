@@ -1,8 +1,11 @@
 // Owns the messages of a session: the byte stream of one connection carried over a MessagePort
 // between the main thread (which owns the socket) and the thread running its StreamRequestHandler.
 // Node 20 cannot pass a socket to a worker thread, so the main thread stays the multiplexer and
-// the session sees a socket-like stream. Bytes travel as transferred ArrayBuffers (no clone), and
-// both directions carry pause/resume so neither side buffers without bound.
+// the session sees a socket-like stream. Bytes travel as transferred ArrayBuffers (no clone).
+// Reads are credit-based: the main thread counts bytes it forwarded that the handler has not
+// consumed and stops reading the socket past readHighWaterMark by itself — a busy or stalled
+// handler thread cannot make it buffer more — while the handler acknowledges what it consumed.
+// Writes carry pause/resume: the handler's write() waits while the client is not reading.
 
 import type { ErrorInfo } from '../errors.js';
 
@@ -22,15 +25,18 @@ export type ToHandler =
 export type ToServer =
   /** Bytes for the client. */
   | { t: 'data'; b: ArrayBuffer }
-  /** The handler is not reading: stop reading the socket until 'rresume'. */
-  | { t: 'rpause' }
-  | { t: 'rresume' }
+  /**
+   * The handler consumed `n` more bytes. `more`: it is waiting for bytes beyond what the
+   * main thread's window allows (a read(n) or a line longer than readHighWaterMark): open the
+   * window by another readHighWaterMark.
+   */
+  | { t: 'ack'; n: number; more: boolean }
   /** handle() returned (or threw): flush, then close the connection. */
   | { t: 'end'; error: ErrorInfo | null };
 
 /** Limits the handler side enforces, from the server options. */
 export interface SessionLimits {
-  /** Buffered unread bytes at which the socket is paused. */
+  /** Bytes forwarded and not yet consumed at which the socket is paused. */
   readHighWaterMark: number;
   /** Longest line readline() buffers, and most bytes read(-1) collects (ERR_FRAME_TOO_LONG past it). */
   maxFrameBytes: number;

@@ -1,6 +1,7 @@
 // Owns the main-thread side of one session: it bridges the socket and the MessagePort of the
 // thread running the connection's StreamRequestHandler. Reads go to the handler as transferred
-// buffers (the socket pauses when the handler asks); the handler's writes go to the socket (the
+// buffers, within a credit window: past readHighWaterMark bytes forwarded and not acknowledged,
+// the socket is paused here, whatever the handler's thread is doing; the handler's writes go to the socket (the
 // handler is told to wait when the client stops reading, and a client past writeBufferHardLimit
 // is disconnected). When the handler ends — or its worker dies — the connection is closed cleanly.
 
@@ -20,6 +21,11 @@ export class SessionConnection {
   readonly #port: MessagePort;
   #writePaused = false;
   #eofSent = false;
+  /** Bytes forwarded to the handler and not yet acknowledged as consumed. */
+  #unacked = 0;
+  /** #unacked at which reading pauses: readHighWaterMark, or more while the handler asks for it. */
+  #window: number;
+  #readPaused = false;
   #handlerDone = false;
   #closed = false;
 
@@ -28,6 +34,7 @@ export class SessionConnection {
     this.clientAddress = clientAddress;
     this.#host = host;
     this.lastActive = host.clock;
+    this.#window = host.options.readHighWaterMark;
     const { port1, port2 } = new MessageChannel();
     this.#port = port1;
     port1.on('message', (message: ToServer) => this.#receive(message));
@@ -36,6 +43,11 @@ export class SessionConnection {
       this.lastActive = host.clock;
       const b = ownBuffer(chunk);
       this.#send({ t: 'data', b }, [b]);
+      this.#unacked += chunk.length;
+      if (!this.#readPaused && this.#unacked >= this.#window) {
+        this.#readPaused = true;
+        socket.pause();
+      }
     });
     socket.on('end', () => this.#sendEof());
     socket.on('drain', () => {
@@ -108,12 +120,16 @@ export class SessionConnection {
         }
         return;
       }
-      case 'rpause':
-        this.socket.pause();
+      case 'ack': {
+        this.#unacked -= message.n;
+        const base = this.#host.options.readHighWaterMark;
+        this.#window = message.more ? this.#unacked + base : base;
+        if (this.#readPaused && this.#unacked < this.#window && !this.#eofSent) {
+          this.#readPaused = false;
+          this.socket.resume();
+        }
         return;
-      case 'rresume':
-        this.socket.resume();
-        return;
+      }
       case 'end':
         if (message.error) this.#report(fromErrorInfo(message.error, ErrorCodes.HANDLER_FAILED));
         else this.#host.counters.requestsOk++;

@@ -7,6 +7,11 @@ import { type ClientAddress, HandlerBase, type HandlerKind, type ServerInfo } fr
 import type { SessionChannel } from './channel.js';
 import { SessionReader, SessionSocket, SessionWriter } from './stream-io.js';
 
+/**
+ * Python's StreamRequestHandler: one instance per connection, whose handle() runs for the life of
+ * the connection and talks through `rfile`/`wfile` or `request.recv()`/`sendall()`. The connection
+ * closes when handle() returns. Framing options do not apply: the handler reads the raw stream.
+ */
 export class StreamRequestHandler extends HandlerBase<SessionSocket> {
   static override readonly kind: HandlerKind = 'stream';
   /** Read side: readline(), read(n), `for await (const line of this.rfile)`. */

@@ -7,6 +7,7 @@ import type { SessionChannel } from './channel.js';
 
 const NEWLINE = 0x0a;
 
+/** A StreamRequestHandler's `rfile`: Python's file-like read side of the connection, async. */
 export class SessionReader implements AsyncIterable<Buffer> {
   readonly #channel: SessionChannel;
 
@@ -55,11 +56,13 @@ export class SessionReader implements AsyncIterable<Buffer> {
     return channel.take(size);
   }
 
+  /** `for await (const line of this.rfile)`: each line with its "\n", until EOF. */
   async *[Symbol.asyncIterator](): AsyncIterator<Buffer> {
     for (let line = await this.readline(); line.length > 0; line = await this.readline()) yield line;
   }
 }
 
+/** A StreamRequestHandler's `wfile`: the write side; await each write (it waits while the client is not reading). */
 export class SessionWriter {
   readonly #channel: SessionChannel;
 
