@@ -2,9 +2,11 @@
 // its ordering (ReplyOrder) and its output (encoded replies waiting in the write set). It is
 // also where backpressure is decided: the socket is read only while the connection has room for
 // more in-flight requests, its unsent output is under the high-water mark, and the dispatcher
-// has room. Anything that goes wrong here ends this connection only.
+// has room. Anything that goes wrong here ends this connection only. When the server records
+// request durations (metrics), it notes when each request was framed and times it at release.
 
 import type { Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import type { Dispatcher, RequestSink } from './dispatch/dispatcher.js';
 import { ErrorCodes, SockservError } from './errors.js';
 import type { Framer } from './framing/framer.js';
@@ -13,7 +15,7 @@ import type { Logger } from './logger.js';
 import type { ResolvedOptions } from './options.js';
 import { ReplyOrder } from './reply-order.js';
 import type { Reply } from './run-handler.js';
-import type { ServerCounters } from './stats.js';
+import type { RequestDurations, ServerCounters } from './stats.js';
 import type { Flushable, WriteSet } from './write-set.js';
 
 /** What the server needs from any of its connections (framed ones here, sessions in src/session/). */
@@ -37,6 +39,8 @@ export interface ConnectionHost {
   readonly writeSet: WriteSet;
   readonly logger: Logger;
   readonly counters: ServerCounters;
+  /** Where request durations go; null (the default) skips the clock reads. */
+  readonly requestDurations: RequestDurations | null;
   /** A coarse clock (ms), advanced by the server's idle sweep: cheap to read per request. */
   readonly clock: number;
   handleError(request: Socket | null, clientAddress: ClientAddress, error: SockservError): void;
@@ -75,6 +79,14 @@ export class Connection implements RequestSink, Flushable, ServerConnection {
   #failing = false;
   #ended = false;
   #closed = false;
+  /** performance.now() when request seq was framed, at seq % length; only while durations are recorded. */
+  #framedAt: Float64Array | null = null;
+  /** The first seq stamped in #framedAt (recording may start mid-connection). */
+  #stampedFrom = 0;
+  /** Seq of the next outcome ReplyOrder releases (they come in seq order). */
+  #releaseSeq = 0;
+  /** One clock reading shared by the releases of one complete() call; -1 = not read yet. */
+  #releasedAt = -1;
 
   constructor(socket: Socket, clientAddress: ClientAddress, framer: Framer, host: ConnectionHost) {
     this.socket = socket;
@@ -131,6 +143,7 @@ export class Connection implements RequestSink, Flushable, ServerConnection {
 
   complete(seq: number, reply: Reply, error?: SockservError): void {
     if (this.#closed) return;
+    this.#releasedAt = -1;
     this.#order.complete(seq, reply, error, this.#release);
     if (!this.#pumping) this.pump();
   }
@@ -162,6 +175,8 @@ export class Connection implements RequestSink, Flushable, ServerConnection {
     const { dispatcher, options } = this.#host;
     const order = this.#order;
     const framer = this.#framer;
+    const durations = this.#host.requestDurations;
+    let framedAt = -1; // one clock reading for the frames of one pass: they arrived together
     while (!this.#failing && this.#protocolError === null) {
       if (order.full || this.socket.writableLength + this.#outBytes >= options.writeHighWaterMark) {
         this.#pauseReading(); // resumed by complete() or 'drain'
@@ -186,15 +201,19 @@ export class Connection implements RequestSink, Flushable, ServerConnection {
       if (frame === undefined) break;
       this.lastActive = this.#host.clock;
       this.#host.counters.requestsReceived++;
-      dispatcher.submit(this, order.begin(), frame);
+      const seq = order.begin();
+      if (durations !== null) this.#stamp(seq, framedAt < 0 ? (framedAt = performance.now()) : framedAt);
+      dispatcher.submit(this, seq, frame);
     }
     this.#framesExhausted = true;
     if (!this.#readEnded && !this.#draining && !this.#failing && this.#protocolError === null) this.#resumeReading();
   }
 
   readonly #release = (reply: Reply, error: SockservError | undefined): void => {
+    const seq = this.#releaseSeq++;
     if (this.#failing) return;
     const host = this.#host;
+    if (host.requestDurations !== null) this.#recordDuration(host.requestDurations, seq);
     this.lastActive = host.clock;
     host.requestFinished();
     if (error) {
@@ -210,6 +229,27 @@ export class Connection implements RequestSink, Flushable, ServerConnection {
     }
     if (reply !== null) this.#queueReply(reply);
   };
+
+  /** Notes when request `seq` was framed, growing the ring (doubling) when it is full. */
+  #stamp(seq: number, now: number): void {
+    let ring = this.#framedAt;
+    if (ring === null) {
+      ring = this.#framedAt = new Float64Array(4);
+      this.#stampedFrom = seq;
+    } else if (seq - Math.max(this.#releaseSeq, this.#stampedFrom) >= ring.length) {
+      const old = ring;
+      ring = this.#framedAt = new Float64Array(old.length * 2);
+      for (let s = Math.max(this.#releaseSeq, this.#stampedFrom); s < seq; s++) ring[s % ring.length] = old[s % old.length];
+    }
+    ring[seq % ring.length] = now;
+  }
+
+  #recordDuration(durations: RequestDurations, seq: number): void {
+    const ring = this.#framedAt;
+    if (ring === null || seq < this.#stampedFrom) return; // framed before recording started
+    if (this.#releasedAt < 0) this.#releasedAt = performance.now();
+    durations.record(this.#releasedAt - ring[seq % ring.length]);
+  }
 
   #queueReply(reply: Buffer): void {
     const out = this.#out;

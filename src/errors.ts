@@ -2,6 +2,10 @@
 // Codes are part of the public API (docs/operations.md lists what a client sees for each);
 // messages may change, codes may not.
 
+/**
+ * Every error code sockserv uses, by name. Stable: part of the API (messages are not).
+ * @enum
+ */
 export const ErrorCodes = Object.freeze({
   /** A frame grew past `maxFrameBytes` before it was complete. Only its connection is closed. */
   FRAME_TOO_LONG: 'ERR_FRAME_TOO_LONG',
@@ -35,10 +39,21 @@ export const ErrorCodes = Object.freeze({
   PROXY_HEADER_INVALID: 'ERR_PROXY_HEADER_INVALID',
 } as const);
 
+/** One of the ErrorCodes values: 'ERR_FRAME_TOO_LONG', 'ERR_HANDLER_FAILED', … */
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
 
+/**
+ * The one error class sockserv raises, logs and hands to handleError(): branch on `code`, never
+ * on the message. A handler's own error is wrapped as ERR_HANDLER_FAILED with the handler's stack,
+ * its own code kept as `handlerErrorCode`.
+ */
 export class SockservError extends Error {
+  /** Always 'SockservError'. */
   override name = 'SockservError';
+  /**
+   * @param code The stable code (an ErrorCodes value), also a property.
+   * @param message What happened, for people.
+   */
   constructor(
     readonly code: ErrorCode,
     message: string,

@@ -13,7 +13,14 @@ export type ClientAddress = readonly [host: string, port: number];
 /** What a handler may know about its server. A snapshot: the server object lives on the main thread. */
 export interface ServerInfo {
   /** The address the server listens on (for Unix sockets, host is the socket path and port 0). */
-  readonly address: { readonly host: string; readonly port: number; readonly family: string };
+  readonly address: {
+    /** IP address, or the socket path. */
+    readonly host: string;
+    /** Port (0 for Unix sockets). */
+    readonly port: number;
+    /** 'IPv4', 'IPv6' or 'unix'. */
+    readonly family: string;
+  };
   /** The framing name ('line', 'length', 'raw', 'delimiter:0a', 'resp', or a custom framer's name). */
   readonly framing: string;
   /** The server's `handlerData` option, cloned into each worker: config a handler reads. */
@@ -30,8 +37,11 @@ export type HandlerResult = string | Uint8Array | void | undefined | null;
 export abstract class HandlerBase<TRequest> {
   /** Which request path the server gives this class. */
   static readonly kind: HandlerKind = 'request';
+  /** The request: the framed bytes (BaseRequestHandler), or the connection (StreamRequestHandler's SessionSocket). */
   readonly request: TRequest;
+  /** The peer, as Python's (host, port). */
   readonly clientAddress: ClientAddress;
+  /** What the handler may know of its server (a snapshot cloned into each worker). */
   readonly server: ServerInfo;
 
   constructor(request: TRequest, clientAddress: ClientAddress, server: ServerInfo) {
@@ -74,8 +84,13 @@ export class BaseRequestHandler extends HandlerBase<Buffer> {
 
 /** Python's DatagramRequestHandler: `rfile` reads the request, whatever goes to `wfile` is the reply. */
 export class DatagramRequestHandler extends BaseRequestHandler {
+  /** Reads the request's bytes (read(), readline(), iteration by line). */
   readonly rfile: BytesReader;
-  readonly wfile: { write(data: string | Uint8Array): void };
+  /** Whatever is written here is the reply (the same as write()). */
+  readonly wfile: {
+    /** Appends to the reply. */
+    write(data: string | Uint8Array): void;
+  };
 
   constructor(request: Buffer, clientAddress: ClientAddress, server: ServerInfo) {
     super(request, clientAddress, server);
@@ -87,6 +102,7 @@ export class DatagramRequestHandler extends BaseRequestHandler {
 /** A synchronous reader over one request's bytes (Python's io.BytesIO, read side). */
 export class BytesReader {
   #offset = 0;
+  /** @param bytes The bytes to read, kept as given. */
   constructor(readonly bytes: Buffer) {}
 
   /** Up to `size` bytes (all that remain by default); empty at the end. */
@@ -103,6 +119,7 @@ export class BytesReader {
     return this.read(newline === -1 ? -1 : newline + 1 - this.#offset);
   }
 
+  /** The remaining lines, each with its "\n" (`for (const line of this.rfile)`). */
   *[Symbol.iterator](): Iterator<Buffer> {
     for (let line = this.readline(); line.length > 0; line = this.readline()) yield line;
   }
@@ -118,6 +135,7 @@ export type HandlerClass = new (
 /** Any handler class, with its kind. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type AnyHandlerClass = (new (request: any, clientAddress: ClientAddress, server: ServerInfo) => HandlerBase<any>) & {
+  /** 'stream' for StreamRequestHandler subclasses; 'request' (or absent) otherwise. */
   kind?: HandlerKind;
 };
 

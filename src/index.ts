@@ -1,5 +1,12 @@
 // The public API of sockserv. Everything a user imports comes from here.
 
+/**
+ * sockserv: Python's socketserver for Node.js. Handlers (BaseRequestHandler, StreamRequestHandler,
+ * DatagramRequestHandler), servers (TCPServer, ThreadingTCPServer, UDPServer, UnixStreamServer…),
+ * ServerOptions with their defaults, framers and error codes.
+ * @module sockserv
+ */
+
 export { BaseRequestHandler, BytesReader, DatagramRequestHandler, HandlerBase } from './handler.js';
 export type { AnyHandlerClass, ClientAddress, HandlerClass, HandlerKind, HandlerResult, ServerInfo } from './handler.js';
 export { StreamRequestHandler } from './session/stream-handler.js';
@@ -43,4 +50,6 @@ export type { Framer, FramerFactory, FramerLimits, FramingSpec } from './framing
 export { RespFramer, encodeCommand, parseCommand, respArray, respBulk, respError, respInteger, respNullBulk, respSimple } from './resp/index.js';
 export { silentLogger, stderrLogger } from './logger.js';
 export type { LogFn, Logger } from './logger.js';
-export type { ServerStats } from './stats.js';
+export { REQUEST_DURATION_BOUNDS_MS } from './stats.js';
+export type { RequestDurationsSnapshot, ServerStats } from './stats.js';
+export type { MetricsEndpoint, MetricsOptions } from './metrics/index.js';

@@ -3,15 +3,26 @@
 // progress — once each, never per byte. The default writes warnings and errors to stderr, as
 // Python's socketserver prints handler tracebacks.
 
+/** One level's log method, as pino's: `logger.warn({ code, client }, 'message')` or `logger.warn('message')`. */
 export interface LogFn {
+  /** Logs `message` with structured fields; an `err` field holds an Error. */
   (context: object, message?: string): void;
+  /** Logs a bare message. */
   (message: string): void;
 }
 
+/**
+ * What sockserv logs through: any pino logger fits, as does a console-backed object with these
+ * four methods. Pass it as the `logger` option; the default is stderrLogger.
+ */
 export interface Logger {
+  /** Connection errors (resets, failed TLS handshakes): expected in production, useful when debugging. */
   debug: LogFn;
+  /** Lifecycle: listening, metrics endpoint, the inline lane switching. */
   info: LogFn;
+  /** Limits hit (maxConnections, idle timeout, bad input, slow readers), workers replaced, shutdown cutting connections. */
   warn: LogFn;
+  /** Failed requests (handleError), listener errors. */
   error: LogFn;
 }
 

@@ -6,8 +6,13 @@ import type { TlsOptions } from 'node:tls';
 import { badOption } from './errors.js';
 import type { FramingSpec } from './framing/index.js';
 import type { Logger } from './logger.js';
+import type { MetricsOptions } from './metrics/endpoint.js';
 import type { WorkerPool } from './dispatch/worker-pool.js';
 
+/**
+ * Every server option, each with its default. All are optional: `new ThreadingTCPServer(address,
+ * handler)` is a complete server with every limit on. docs/operations.md explains how to tune them.
+ */
 export interface ServerOptions {
   /** How bytes become requests: 'line' (default), 'length', 'raw', 'delimiter:HEX', { delimiter }, or a FramerFactory. */
   framing?: FramingSpec;
@@ -75,14 +80,18 @@ export interface ServerOptions {
   handlerData?: unknown;
   /** pino-compatible logger. Default: warnings and errors to stderr. */
   logger?: Logger;
+  /** Serve Prometheus metrics for this server on http://host:port/metrics while it runs (loads prom-client; see `sockserv/metrics`). Host defaults to 127.0.0.1. Default: off. */
+  metrics?: MetricsOptions;
 }
 
-export type ResolvedOptions = Required<Omit<ServerOptions, 'pool' | 'logger' | 'tls'>> & {
+export type ResolvedOptions = Required<Omit<ServerOptions, 'pool' | 'logger' | 'tls' | 'metrics'>> & {
   pool: WorkerPool | undefined;
   logger: Logger | undefined;
   tls: TlsOptions | undefined;
+  metrics: MetricsOptions | undefined;
 };
 
+/** The default of every ServerOptions field that has one (frozen). `workers` is the machine's available parallelism. */
 export const DEFAULTS = Object.freeze({
   framing: 'line',
   exportName: 'default',
@@ -111,7 +120,7 @@ export const DEFAULTS = Object.freeze({
   handlerData: null,
   proxyProtocol: false,
   proxyHeaderTimeout: 5000,
-} as const satisfies Omit<ResolvedOptions, 'pool' | 'logger' | 'tls'>);
+} as const satisfies Omit<ResolvedOptions, 'pool' | 'logger' | 'tls' | 'metrics'>);
 
 const POSITIVE_INTEGERS = [
   'workers',
@@ -158,6 +167,13 @@ export function resolveOptions(options: ServerOptions = {}): ResolvedOptions {
   if (merged.proxyProtocol && merged.tls) {
     throw badOption('proxyProtocol cannot be combined with tls: the PROXY header comes before the TLS handshake');
   }
+  if (options.metrics !== undefined) {
+    const { port } = options.metrics;
+    if (!(Number.isInteger(port) && port >= 0 && port <= 65535)) {
+      throw badOption(`metrics.port must be an integer from 0 to 65535 (got ${String(port)})`);
+    }
+  }
+  merged.metrics = options.metrics;
   return merged;
 }
 

@@ -1,16 +1,26 @@
 // Owns the numbers a server keeps about itself: plain counters bumped on the hot path (no
-// allocation), and the snapshot `server.stats()` returns for benchmarks and metrics.
+// allocation), the request-duration histogram (off until asked for: it costs two clock reads per
+// request), and the snapshot `server.stats()` returns for benchmarks and metrics.
 
 import { type IntervalHistogram, monitorEventLoopDelay } from 'node:perf_hooks';
 
+/** Totals since the server started. */
 export interface ServerCounters {
+  /** Connections accepted (passed verifyRequest). */
   connectionsTotal: number;
+  /** Connections refused: maxConnections reached, verifyRequest said no, or the server was shutting down. */
   connectionsRefused: number;
+  /** Requests framed (or datagrams received) and dispatched. */
   requestsReceived: number;
+  /** Requests whose handler returned (a StreamRequestHandler session counts once). */
   requestsOk: number;
+  /** Requests whose handler threw, timed out or lost its worker; datagrams dropped under overload. */
   requestsFailed: number;
+  /** Bad input: connections ended for ERR_FRAME_TOO_LONG / ERR_FRAME_INVALID, oversized datagrams dropped. */
   protocolErrors: number;
+  /** Bytes read from clients. */
   bytesIn: number;
+  /** Reply bytes handed to client sockets. */
   bytesOut: number;
 }
 
@@ -27,6 +37,7 @@ export function newCounters(): ServerCounters {
   };
 }
 
+/** What `server.stats()` returns: the counters, plus gauges read at the time of the call. */
 export interface ServerStats extends ServerCounters {
   /** Connections open now. */
   connections: number;
@@ -34,11 +45,66 @@ export interface ServerStats extends ServerCounters {
   requestsInFlight: number;
   /** Requests waiting for a pool slot. */
   queuedRequests: number;
+  /** Worker threads in the pool (0 for inline servers). */
   workers: number;
   /** Fraction of worker time spent busy since start (0..1). */
   poolUtilization: number;
   /** Event-loop delay of the main thread, in milliseconds, since the server started. */
-  eventLoopDelay: { p50: number; p99: number; max: number };
+  eventLoopDelay: {
+    /** Median delay. */
+    p50: number;
+    /** 99th percentile. */
+    p99: number;
+    /** Longest delay seen. */
+    max: number;
+  };
+  /**
+   * Time from a request being framed to its reply being released, in fixed buckets; null until
+   * `server.recordRequestDurations()` switches the recording on (the metrics endpoint does).
+   * Framed TCP/Unix requests only: not datagrams, not StreamRequestHandler sessions.
+   */
+  requestDurations: RequestDurationsSnapshot | null;
+}
+
+/** Upper bounds (ms) of the request-duration buckets: 0.1 ms .. 10 s, Prometheus' usual 1-2.5-5 steps. */
+export const REQUEST_DURATION_BOUNDS_MS: readonly number[] = Object.freeze([
+  0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000,
+]);
+
+/** The request-duration histogram at one moment (ServerStats.requestDurations). */
+export interface RequestDurationsSnapshot {
+  /** Bucket upper bounds in milliseconds (REQUEST_DURATION_BOUNDS_MS). */
+  boundsMs: readonly number[];
+  /** Requests per bucket, not cumulative; one more entry than boundsMs (the overflow bucket). */
+  counts: number[];
+  /** Requests recorded. */
+  count: number;
+  /** Sum of their durations, in milliseconds. */
+  sumMs: number;
+}
+
+/**
+ * A histogram with fixed buckets, counted as requests are released: a short scan (most requests
+ * stop at the first buckets) and two additions, no allocation. Exact Prometheus buckets at scrape.
+ */
+export class RequestDurations {
+  readonly #bounds = Float64Array.from(REQUEST_DURATION_BOUNDS_MS);
+  readonly #counts = new Float64Array(REQUEST_DURATION_BOUNDS_MS.length + 1);
+  #count = 0;
+  #sumMs = 0;
+
+  record(ms: number): void {
+    const bounds = this.#bounds;
+    let bucket = 0;
+    while (bucket < bounds.length && ms > bounds[bucket]) bucket++;
+    this.#counts[bucket]++;
+    this.#count++;
+    this.#sumMs += ms;
+  }
+
+  snapshot(): RequestDurationsSnapshot {
+    return { boundsMs: REQUEST_DURATION_BOUNDS_MS, counts: Array.from(this.#counts), count: this.#count, sumMs: this.#sumMs };
+  }
 }
 
 const RESOLUTION_MS = 5;

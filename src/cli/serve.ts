@@ -1,6 +1,6 @@
 // Owns `sockserv serve`: serve a handler module from the command line. Prints one line
-// `listening on tcp://HOST:PORT` (udp://…, unix://PATH) once ready; SIGINT/SIGTERM shut down
-// gracefully and exit 0.
+// `listening on tcp://HOST:PORT` (udp://…, unix://PATH) once ready, and nothing else on stdout;
+// logs go to stderr (src/cli/log.ts). SIGINT/SIGTERM shut down gracefully and exit 0.
 // With --processes N the same server runs in N processes behind one port (src/cli/cluster.ts).
 
 import { readFileSync } from 'node:fs';
@@ -13,12 +13,16 @@ import { TCPServer, ThreadingTCPServer } from '../server/tcp-server.js';
 import { ThreadingUDPServer, UDPServer } from '../server/udp-server.js';
 import { ThreadingUnixStreamServer, UnixStreamServer } from '../server/unix-server.js';
 import { serveProcesses, threadsPerProcess } from './cluster.js';
+import { createCliLogger, parseLogLevel } from './log.js';
 import { UsageError, parseCount } from './usage-error.js';
 
 export const SERVE_USAGE = `usage: sockserv serve <handler-module> [--export NAME] [--host H] [--port P]
          [--udp | --unix PATH] [--framing raw|line|length|resp|delimiter:HEX]
          [--workers N | --inline] [--max-frame-bytes N] [--shutdown-timeout MS]
-         [--tls-cert FILE --tls-key FILE] [--processes N] [--proxy-protocol]
+         [--tls-cert FILE --tls-key FILE] [--log-level trace|debug|info|warn|error|silent]
+         [--metrics-port N [--metrics-host H]] [--processes N] [--proxy-protocol]
+  Logs are JSON lines on stderr (readable lines on a terminal), at --log-level (default info).
+  --metrics-port serves Prometheus metrics on http://H:N/metrics (H defaults to 127.0.0.1).
   --processes N runs N processes behind the one port (node:cluster), each with its own pool of
   --workers threads (default: the cores shared out); see docs/deployment.md.
   --proxy-protocol: every connection starts with a PROXY v1/v2 header from a load balancer.`;
@@ -29,12 +33,20 @@ export async function serve(argv: string[]): Promise<number> {
     return serveProcesses(server, processes, (s) => describeAddress(s, s.address.host, s.address.port, s.address.family));
   }
   const { host, port, family } = await server.listen();
-  process.stdout.write(`listening on ${describeAddress(server, host, port, family)}\n`);
-  const stop = () => void server.close();
+  const address = describeAddress(server, host, port, family);
+  process.stdout.write(`listening on ${address}\n`);
+  const { workers } = server.stats();
+  server.logger.info({ address, workers, framing: server.framing.name }, 'serving');
+  const stop = (signal: NodeJS.Signals) => {
+    const { connections, requestsInFlight } = server.stats();
+    server.logger.info({ signal, connections, requestsInFlight }, 'shutting down: finishing the requests in flight');
+    void server.close();
+  };
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
   await server.serveForever();
   await server.close();
+  server.logger.info('stopped');
   return 0;
 }
 
@@ -64,6 +76,9 @@ export function parseServeArgs(argv: string[]): { server: BaseServer; processes:
         unix: { type: 'string' },
         'max-frame-bytes': { type: 'string' },
         'shutdown-timeout': { type: 'string' },
+        'log-level': { type: 'string' },
+        'metrics-port': { type: 'string' },
+        'metrics-host': { type: 'string' },
         processes: { type: 'string' },
         'proxy-protocol': { type: 'boolean' },
       },
@@ -96,12 +111,20 @@ export function parseServeArgs(argv: string[]): { server: BaseServer; processes:
     values['tls-cert'] !== undefined
       ? { cert: readFileOrUsage('--tls-cert', values['tls-cert']), key: readFileOrUsage('--tls-key', values['tls-key']!) }
       : undefined;
+  const metricsPort = parseCount('--metrics-port', values['metrics-port']);
+  if (metricsPort !== undefined && metricsPort > 65535) throw new UsageError(`--metrics-port must be at most 65535 (got ${metricsPort})`);
+  if (values['metrics-host'] !== undefined && metricsPort === undefined) throw new UsageError('--metrics-host needs --metrics-port');
   const processes = parseCount('--processes', values.processes, 1);
   if (processes !== undefined && (values.udp || values.unix !== undefined)) throw new UsageError('--processes is for TCP: not with --udp or --unix');
+  if (processes !== undefined && metricsPort !== undefined) {
+    throw new UsageError('--processes and --metrics-port exclude each other: each process would answer for itself on one port');
+  }
   if (values['proxy-protocol'] && values.udp) throw new UsageError('--proxy-protocol is for stream connections: not with --udp');
   if (values['proxy-protocol'] && tls !== undefined) throw new UsageError('--proxy-protocol and TLS exclude each other: the PROXY header comes before the handshake');
   const options = {
     tls,
+    logger: createCliLogger(parseLogLevel(values['log-level'])),
+    metrics: metricsPort === undefined ? undefined : { port: metricsPort, host: values['metrics-host'] },
     framing,
     exportName: values.export,
     workers: parseCount('--workers', values.workers, 1) ?? (processes === undefined ? undefined : threadsPerProcess(processes)),

@@ -9,6 +9,7 @@ import type { Reply } from '../run-handler.js';
 
 /** A connection, as a dispatcher sees it. */
 export interface RequestSink {
+  /** The peer that sent the requests. */
   readonly clientAddress: ClientAddress;
   /** True once the connection is gone; its outcomes are then dropped. */
   readonly closed: boolean;
@@ -18,6 +19,7 @@ export interface RequestSink {
   pump(): void;
 }
 
+/** A dispatcher's part of server.stats(). */
 export interface DispatcherStats {
   /** Requests queued for a pool slot. */
   queued: number;
@@ -29,6 +31,7 @@ export interface DispatcherStats {
   utilization: number;
 }
 
+/** Runs handlers for a server: InlineDispatcher (TCPServer…) or PoolDispatcher (ThreadingTCPServer…); made by createDispatcher(). */
 export interface Dispatcher {
   /** Loads the handler (and starts workers) so a broken module fails before the server listens. */
   start(server: ServerInfo): Promise<void>;
@@ -40,7 +43,9 @@ export interface Dispatcher {
   hasCapacity(): boolean;
   /** Calls sink.pump() once capacity returns. */
   waitForCapacity(sink: RequestSink): void;
+  /** Runs a handler for request number `seq` of `sink`; the outcome comes back through sink.complete(). */
   submit(sink: RequestSink, seq: number, request: Buffer): void;
+  /** Queue, workers and utilization now. */
   stats(): DispatcherStats;
   /** Releases workers (unless the pool is shared). */
   close(): Promise<void>;

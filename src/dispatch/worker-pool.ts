@@ -18,8 +18,9 @@ const DEFAULT_WORKER_NICE = 10;
 /** Concurrent session tasks a worker may hold, beyond the batch slots. */
 const SESSIONS_PER_WORKER = 100_000;
 
+/** Options of a WorkerPool made by hand (to share one between servers with the `pool` option). */
 export interface WorkerPoolOptions {
-  /** Worker threads. Default: available parallelism. */
+  /** Worker threads. Default 1 (a Threading server passes its `workers` option, which defaults to the available parallelism). */
   workers?: number;
   /** Tasks each worker holds at once: one running, the rest waiting there (hides the round trip). Default 2. */
   tasksPerWorker?: number;
@@ -33,10 +34,17 @@ export interface WorkerPoolOptions {
    * saturated pool cannot stall accepts, reads and writes. 0 keeps workers at normal priority.
    */
   workerNice?: number;
+  /** Where worker deaths are logged. Default: stderrLogger. */
   logger?: Logger;
 }
 
+/**
+ * The worker threads handlers run on (a fixed-size piscina pool). A Threading server makes its
+ * own; make one yourself and pass it as the `pool` option to share it between servers — then
+ * close it yourself after them.
+ */
 export class WorkerPool {
+  /** Worker threads in the pool. */
   readonly workers: number;
   /** Tasks the pool takes at once: workers × tasksPerWorker. */
   readonly slots: number;
@@ -163,6 +171,7 @@ export class WorkerPool {
     return () => this.#slotListeners.delete(listener);
   }
 
+  /** Stops every worker. Idempotent. */
   async close(): Promise<void> {
     if (this.#closing) return;
     this.#closing = true;

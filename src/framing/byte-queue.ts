@@ -6,6 +6,7 @@
 
 const MIN_CAPACITY = 4096;
 
+/** A connection's unframed bytes, for writing framers: push() reads, then take()/skip() frames off the front. */
 export class ByteQueue {
   /** Holds the queued bytes in [start, end). */
   #buf: Buffer = Buffer.alloc(0);
@@ -14,10 +15,12 @@ export class ByteQueue {
   /** True when #buf is our own allocation, so bytes past #end may be written. */
   #owned = false;
 
+  /** Bytes queued. */
   get length(): number {
     return this.#end - this.#start;
   }
 
+  /** Appends a read (kept as is when the queue is empty: no copy). */
   push(chunk: Buffer): void {
     const n = chunk.length;
     if (n === 0) return;
@@ -48,6 +51,7 @@ export class ByteQueue {
     return out;
   }
 
+  /** Drops the first `n` bytes. */
   skip(n: number): void {
     this.#start += n;
     if (this.#start === this.#end) {
@@ -58,6 +62,7 @@ export class ByteQueue {
     }
   }
 
+  /** Removes and returns everything queued. */
   takeAll(): Buffer {
     return this.take(this.length);
   }
@@ -67,6 +72,7 @@ export class ByteQueue {
     return this.#buf.readUInt32BE(this.#start + at);
   }
 
+  /** The byte at queue offset `i` (not consumed). */
   byteAt(i: number): number {
     return this.#buf[this.#start + i]!;
   }

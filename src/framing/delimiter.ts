@@ -6,6 +6,7 @@ import { ErrorCodes, SockservError } from '../errors.js';
 import { ByteQueue } from './byte-queue.js';
 import type { Framer, FramerLimits } from './framer.js';
 
+/** Requests end with a fixed byte sequence (`framing: 'delimiter:HEX'` or `{ delimiter }`); replies get it appended. */
 export class DelimiterFramer implements Framer {
   readonly #queue = new ByteQueue();
   readonly #delimiter: Buffer;
@@ -70,6 +71,7 @@ export class DelimiterFramer implements Framer {
   }
 }
 
+/** `framing: 'line'` (the default): requests end with "\n" (a "\r" before it is dropped); replies get "\n" appended. */
 export class LineFramer extends DelimiterFramer {
   constructor(limits: FramerLimits) {
     super(NEWLINE, limits, { stripCR: true });

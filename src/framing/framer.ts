@@ -3,6 +3,7 @@
 // "Incomplete" is the normal state of a framer — next() returns undefined — and bad input is a
 // thrown SockservError that ends only the connection it came from.
 
+/** Turns one connection's bytes into requests, and replies into bytes. One instance per connection. */
 export interface Framer {
   /** Appends bytes read from the socket. */
   push(chunk: Buffer): void;
@@ -16,8 +17,9 @@ export interface Framer {
   encode(reply: Uint8Array, out: Uint8Array[]): void;
 }
 
+/** The limits a FramerFactory is given (from the server options). */
 export interface FramerLimits {
-  /** A request longer than this is refused with ERR_FRAME_TOO_LONG. */
+  /** A request longer than this is refused with ERR_FRAME_TOO_LONG (`maxFrameBytes`, default 1 MiB). */
   maxFrameBytes: number;
 }
 

@@ -23,7 +23,10 @@ export type FramingSpec =
   | 'length'
   | 'resp'
   | `delimiter:${string}`
-  | { delimiter: string | Uint8Array }
+  | {
+      /** The bytes that end each request (a string is taken as UTF-8). */
+      delimiter: string | Uint8Array;
+    }
   | FramerFactory;
 
 export interface ResolvedFraming {
@@ -34,6 +37,7 @@ export interface ResolvedFraming {
   errorReply?: (error: SockservError) => Buffer;
 }
 
+/** Checks a `framing` option and makes its framer factory; throws ERR_BAD_OPTION for an unknown or malformed one. */
 export function resolveFraming(spec: FramingSpec): ResolvedFraming {
   if (typeof spec === 'function') return { name: spec.name || 'custom', create: spec };
   if (typeof spec === 'object' && spec !== null && 'delimiter' in spec) {

@@ -8,6 +8,7 @@ import type { Framer, FramerLimits } from './framer.js';
 
 const HEADER_BYTES = 4;
 
+/** `framing: 'length'`: a 32-bit big-endian byte count, then the bytes, both ways. */
 export class LengthPrefixFramer implements Framer {
   readonly #queue = new ByteQueue();
   readonly #maxFrameBytes: number;

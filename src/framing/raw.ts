@@ -4,6 +4,7 @@
 
 import type { Framer, FramerLimits } from './framer.js';
 
+/** `framing: 'raw'`: each read is one request (at most maxFrameBytes); replies are written as they are. */
 export class RawFramer implements Framer {
   readonly #reads: Buffer[] = [];
   #head = 0;

@@ -47,6 +47,7 @@ const MAX_DIGITS = 15;
 /** The smallest element of a command, `$0\r\n\r\n`: bounds the bytes an announced count needs. */
 const MIN_ELEMENT_BYTES = 6;
 
+/** `framing: 'resp'`: Redis protocol commands (multibulk or inline), each handed over in multibulk form; read it with parseCommand(). */
 export class RespFramer implements Framer {
   readonly #queue = new ByteQueue();
   readonly #maxFrameBytes: number;

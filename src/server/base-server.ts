@@ -11,6 +11,7 @@
 //
 // Methods for the caller:
 //   listen() serveForever() shutdown() close() handleRequest(timeout) stats() address
+//   recordRequestDurations() onClose(callback)
 // Methods that may be overridden:
 //   verifyRequest(request, clientAddress)   → false refuses the connection (allow-lists go here)
 //   processRequest / finishRequest          → how an accepted connection starts being served
@@ -35,14 +36,16 @@ import { type Logger, stderrLogger } from '../logger.js';
 import { type ResolvedOptions, type ServerOptions, resolveOptions } from '../options.js';
 import { ProxyHeaderReader } from '../proxy-header-reader.js';
 import { SessionConnection } from '../session/session-connection.js';
-import { LoopDelayMonitor, type ServerCounters, type ServerStats, newCounters } from '../stats.js';
+import { LoopDelayMonitor, RequestDurations, type ServerCounters, type ServerStats, newCounters } from '../stats.js';
 import { WriteSet } from '../write-set.js';
 
+/** An address a server listens on. */
 export interface ServerAddress {
   /** IP address, or the socket path for Unix servers. */
   host: string;
   /** The bound port (0 for Unix servers). */
   port: number;
+  /** 'IPv4', 'IPv6', or 'unix'. */
   family: string;
 }
 
@@ -51,15 +54,26 @@ export type HandlerSource = string | URL | AnyHandlerClass;
 
 type State = 'new' | 'starting' | 'serving' | 'shutting-down' | 'stopped' | 'closed';
 
+/**
+ * What every sockserv server shares (Python's BaseServer): the lifecycle — listen(),
+ * serveForever(), shutdown(), close() — and the overridable steps of the request path (see the
+ * top of this file). Use a concrete class: TCPServer, ThreadingTCPServer, UDPServer,
+ * UnixStreamServer and their Threading forms.
+ */
 export abstract class BaseServer implements ConnectionHost, AsyncDisposable {
   /** Seconds handleRequest() waits when called without a timeout; null waits for ever (Python's `timeout`). */
   timeout: number | null = null;
+  /** The options as given, with every default filled in (see ServerOptions and DEFAULTS). */
   readonly options: ResolvedOptions;
+  /** `options.logger`, or by default stderrLogger (warnings and errors to stderr). */
   readonly logger: Logger;
+  /** @internal The plain counters behind stats(), bumped on the hot path. */
   readonly counters: ServerCounters = newCounters();
+  /** @internal Connections with replies to flush at the end of this tick. */
   readonly writeSet = new WriteSet();
   /** The handler as given: a module reference, or a class for inline servers. */
   readonly handlerSource: HandlerRef | AnyHandlerClass;
+  /** @internal The framing option, resolved to a framer factory. */
   readonly framing: ResolvedFraming;
   readonly #connections = new Set<ServerConnection>();
   readonly #loopDelay = new LoopDelayMonitor();
@@ -82,6 +96,10 @@ export abstract class BaseServer implements ConnectionHost, AsyncDisposable {
   #sweepTimer: NodeJS.Timeout | undefined;
   /** Connections refused for maxConnections since the last log line (logged once per second at most). */
   #refusedSinceLog = 0;
+  /** Request timing: null until recordRequestDurations() (it costs two clock reads per request). */
+  #requestDurations: RequestDurations | null = null;
+  /** What close() runs once the listener and the workers are released (onClose). */
+  #closeCallbacks: Array<() => unknown> = [];
 
   constructor(handler: HandlerSource, options: ServerOptions = {}) {
     this.options = resolveOptions(options);
@@ -112,6 +130,7 @@ export abstract class BaseServer implements ConnectionHost, AsyncDisposable {
     return this.#addresses;
   }
 
+  /** @internal Runs the handlers: inline, or on the worker pool (set by listen()). */
   get dispatcher(): Dispatcher {
     if (!this.#dispatcher) throw new SockservError(ErrorCodes.BAD_OPTION, 'the server has not started');
     return this.#dispatcher;
@@ -189,6 +208,7 @@ export abstract class BaseServer implements ConnectionHost, AsyncDisposable {
       await this.#shutdownWithin(this.options.blockOnClose ? this.options.shutdownTimeout : 0);
       await this.#dispatcher?.close();
       this.#loopDelay.stop();
+      await this.#runCloseCallbacks();
       this.#state = 'closed';
     })();
     return this.#closing;
@@ -199,6 +219,7 @@ export abstract class BaseServer implements ConnectionHost, AsyncDisposable {
     await this.close();
   }
 
+  /** A snapshot of the server's counters and gauges (what the metrics endpoint reports). Cheap: no I/O. */
   stats(): ServerStats {
     const dispatch = this.#dispatcher?.stats() ?? { queued: 0, running: 0, workers: 0, utilization: 0 };
     let inFlight = 0;
@@ -211,7 +232,27 @@ export abstract class BaseServer implements ConnectionHost, AsyncDisposable {
       workers: dispatch.workers,
       poolUtilization: dispatch.utilization,
       eventLoopDelay: this.#loopDelay.snapshot(),
+      requestDurations: this.#requestDurations?.snapshot() ?? null,
     };
+  }
+
+  /** @internal The request-duration histogram connections record into; null while recording is off. */
+  get requestDurations(): RequestDurations | null {
+    return this.#requestDurations;
+  }
+
+  /**
+   * Starts timing framed requests, from framing to the release of their reply, into
+   * `stats().requestDurations`. Off by default (two clock reads per request); the metrics
+   * endpoint switches it on. Idempotent.
+   */
+  recordRequestDurations(): void {
+    this.#requestDurations ??= new RequestDurations();
+  }
+
+  /** Runs `callback` (awaited) when close() has released the listener and the workers: resources tied to this server's life, like a metrics endpoint. */
+  onClose(callback: () => unknown): void {
+    this.#closeCallbacks.push(callback);
   }
 
   // ---- methods that may be overridden ----------------------------------------------------
@@ -311,21 +352,23 @@ export abstract class BaseServer implements ConnectionHost, AsyncDisposable {
     this.processRequest(socket, clientAddress);
   }
 
+  /** @internal A coarse clock (ms since start), advanced by the idle sweep. */
   get clock(): number {
     return this.#clock;
   }
 
-  /** Registers a live connection so shutdown can drain it and stats can count it. */
+  /** @internal Registers a live connection so shutdown can drain it and stats can count it. */
   trackConnection(connection: ServerConnection): void {
     this.#connections.add(connection);
   }
 
+  /** @internal A tracked connection has closed. */
   connectionClosed(connection: ServerConnection): void {
     this.#connections.delete(connection);
     if (this.#connections.size === 0) this.#allClosed?.resolve();
   }
 
-  /** Connections and sessions report each finished request here (wakes handleRequest()). */
+  /** @internal Connections and sessions report each finished request here (wakes handleRequest()). */
   requestFinished(): void {
     if (this.#requestWaiters.length === 0) return;
     const waiters = this.#requestWaiters;
@@ -333,7 +376,7 @@ export abstract class BaseServer implements ConnectionHost, AsyncDisposable {
     for (const wake of waiters) wake();
   }
 
-  /** Handler info for a transport that dispatches without a Connection (UDP). */
+  /** @internal Handler info for a transport that dispatches without a Connection (UDP). */
   get serverInfo(): ServerInfo {
     return this.#info!;
   }
@@ -347,18 +390,33 @@ export abstract class BaseServer implements ConnectionHost, AsyncDisposable {
     this.#dispatcher = dispatcher;
     try {
       await dispatcher.start(this.#info);
+      if (this.options.metrics) {
+        const { serveMetrics } = await import('../metrics/index.js'); // prom-client loads only when asked for
+        await serveMetrics([this], this.options.metrics);
+      }
       this.#state = 'serving'; // before activation: the first connection may arrive before listen's callback
       this.#addresses = await this.serverActivate();
     } catch (error) {
       this.#state = 'stopped';
       this.#stopped.resolve();
       await dispatcher.close().catch(() => {});
+      await this.#runCloseCallbacks();
       throw error;
     }
     this.#info.address = this.#addresses[0]!;
     this.#loopDelay.start();
     this.#startIdleSweep();
     return this.#addresses[0]!;
+  }
+
+  async #runCloseCallbacks(): Promise<void> {
+    for (const callback of this.#closeCallbacks.splice(0)) {
+      try {
+        await callback();
+      } catch (err) {
+        this.logger.error({ err }, 'an onClose callback failed');
+      }
+    }
   }
 
   #shutdownWithin(timeoutMs: number): Promise<void> {

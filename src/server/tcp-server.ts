@@ -10,11 +10,24 @@ import { listenAll, stopAccepting } from './net-listener.js';
 import { ThreadingMixIn } from './threading.js';
 
 /** { host, port } or Python's (host, port) tuple. Host defaults to 127.0.0.1, port to 0 (any free port). */
-export type TCPAddress = { host?: string; port?: number } | readonly [host: string, port: number];
+export type TCPAddress =
+  | {
+      /** Interface to listen on. Default '127.0.0.1'. */
+      host?: string;
+      /** Port; 0 (the default) picks a free one. */
+      port?: number;
+    }
+  | readonly [host: string, port: number];
 
+/** Python's TCPServer: framed requests over TCP (or TLS with the `tls` option), handlers run inline on the main thread. */
 export class TCPServer extends BaseServer {
   /** The addresses asked for, normalized. */
-  readonly requestedAddresses: ReadonlyArray<{ host: string; port: number }>;
+  readonly requestedAddresses: ReadonlyArray<{
+    /** Interface asked for. */
+    host: string;
+    /** Port asked for (0: any free one; `addresses` has the bound ones). */
+    port: number;
+  }>;
   #listeners: Server[] = [];
 
   /** `address` may be one address or an array of them (one server, several listeners). */

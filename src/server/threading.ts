@@ -11,6 +11,11 @@ import type { BaseServer } from './base-server.js';
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type ServerClass = abstract new (...args: any[]) => BaseServer;
 
+/**
+ * Python's ThreadingMixIn: returns `Base` with handlers run on a worker pool instead of the main
+ * thread (it overrides createDispatcher()). `class MyServer extends ThreadingMixIn(TCPServer) {}`.
+ * The handler must then be a module path or URL: each worker imports it.
+ */
 export function ThreadingMixIn<TBase extends ServerClass>(Base: TBase) {
   abstract class ThreadingServer extends Base {
     override createDispatcher(): Dispatcher {

@@ -15,8 +15,15 @@ import { BaseServer, type HandlerSource, type ServerAddress } from './base-serve
 import type { TCPAddress } from './tcp-server.js';
 import { ThreadingMixIn } from './threading.js';
 
+/** Python's UDPServer: each datagram is one request, run inline; a reply goes back to its sender. ThreadingUDPServer runs them on the pool. */
 export class UDPServer extends BaseServer {
-  readonly requestedAddress: { host: string; port: number };
+  /** The address asked for (host defaults to 127.0.0.1, port to 0); `address` has the bound one. */
+  readonly requestedAddress: {
+    /** Interface asked for. */
+    host: string;
+    /** Port asked for (0: any free one). */
+    port: number;
+  };
   #endpoint: DatagramEndpoint | undefined;
 
   constructor(address: TCPAddress, handler: HandlerSource, options: ServerOptions = {}) {

@@ -10,7 +10,9 @@ import { BaseServer, type HandlerSource, type ServerAddress } from './base-serve
 import { listenAll, stopAccepting } from './net-listener.js';
 import { ThreadingMixIn } from './threading.js';
 
+/** Python's UnixStreamServer: a stream server on a Unix socket path, handlers inline. ThreadingUnixStreamServer runs them on the pool. */
 export class UnixStreamServer extends BaseServer {
+  /** The socket path. */
   readonly path: string;
   #listeners: Server[] = [];
 

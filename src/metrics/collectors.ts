@@ -1,0 +1,85 @@
+// Owns the sockserv metric families: their names, help texts and labels, each a prom-client
+// Counter or Gauge whose collect() copies a number out of server.stats() at scrape time. Nothing
+// here runs per request: the servers keep plain counters, the registry reads them when asked.
+
+import { Counter, Gauge, type Registry } from 'prom-client';
+import type { ServerStats } from '../stats.js';
+import { RequestDurationHistogram } from './duration-histogram.js';
+import type { StatsSampler } from './sampler.js';
+
+type Read = (stats: ServerStats) => number;
+
+/** Counters: totals since each server started. */
+const COUNTERS: ReadonlyArray<[name: string, help: string, read: Read]> = [
+  ['sockserv_connections_total', 'Connections accepted', (s) => s.connectionsTotal],
+  ['sockserv_connections_refused_total', 'Connections refused (maxConnections, verifyRequest, shutting down)', (s) => s.connectionsRefused],
+  ['sockserv_protocol_errors_total', 'Bad input: connections ended for ERR_FRAME_TOO_LONG or ERR_FRAME_INVALID, datagrams dropped for maxPacketSize', (s) => s.protocolErrors],
+  ['sockserv_bytes_received_total', 'Bytes read from clients', (s) => s.bytesIn],
+  ['sockserv_bytes_sent_total', 'Reply bytes handed to client sockets', (s) => s.bytesOut],
+];
+
+/** Gauges: the state now. */
+const GAUGES: ReadonlyArray<[name: string, help: string, read: Read]> = [
+  ['sockserv_connections_active', 'Connections open now', (s) => s.connections],
+  ['sockserv_requests_in_flight', 'Requests received and not yet answered', (s) => s.requestsInFlight],
+  ['sockserv_pool_queue_requests', 'Requests waiting for a worker pool slot', (s) => s.queuedRequests],
+  ['sockserv_pool_workers', 'Worker threads in the pool (0 for inline servers)', (s) => s.workers],
+  ['sockserv_pool_utilization_ratio', 'Fraction of worker time spent busy since the server started (0..1)', (s) => s.poolUtilization],
+];
+
+/** Registers every sockserv metric family on `registry`, reading the servers through `sampler`. */
+export function registerServerMetrics(registry: Registry, sampler: StatsSampler): void {
+  for (const [name, help, read] of COUNTERS) {
+    new Counter({
+      name,
+      help,
+      labelNames: ['server'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const { label, stats } of sampler.samples()) this.inc({ server: label }, read(stats));
+      },
+    });
+  }
+  new Counter({
+    name: 'sockserv_requests_total',
+    help: 'Requests finished (a session counts once), by outcome: ok, or failed (the handler threw or timed out, its worker died, or a datagram was dropped under overload)',
+    labelNames: ['server', 'outcome'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const { label, stats } of sampler.samples()) {
+        this.inc({ server: label, outcome: 'ok' }, stats.requestsOk);
+        this.inc({ server: label, outcome: 'failed' }, stats.requestsFailed);
+      }
+    },
+  });
+  for (const [name, help, read] of GAUGES) {
+    new Gauge({
+      name,
+      help,
+      labelNames: ['server'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const { label, stats } of sampler.samples()) this.set({ server: label }, read(stats));
+      },
+    });
+  }
+  new Gauge({
+    name: 'sockserv_event_loop_delay_seconds',
+    help: 'Event-loop delay of the main thread (the multiplexer) since the server started: p50, p99 and max (quantile 1)',
+    labelNames: ['quantile'],
+    registers: [registry],
+    collect() {
+      // One main thread: every server measures the same loop, so the first one speaks for all.
+      const first = sampler.samples()[0];
+      if (first === undefined) return;
+      const { p50, p99, max } = first.stats.eventLoopDelay;
+      this.set({ quantile: '0.5' }, p50 / 1000);
+      this.set({ quantile: '0.99' }, p99 / 1000);
+      this.set({ quantile: '1' }, max / 1000);
+    },
+  });
+  new RequestDurationHistogram(sampler, registry);
+}

@@ -1,0 +1,18 @@
+// The metrics entry point, `sockserv/metrics`: a Prometheus endpoint for sockserv servers, built
+// on prom-client. Kept apart from the main entry so that servers without metrics never load
+// prom-client. The `metrics` server option uses it too (the server starts and stops it).
+//
+//   endpoint.ts   serveMetrics(): the HTTP endpoint on /metrics
+//   registry.ts   createMetricsRegistry(): the registry, for your own HTTP server
+//   collectors.ts the metric families, read from server.stats() at scrape time
+//   duration-histogram.ts  sockserv_request_duration_seconds from the servers' buckets
+//   sampler.ts    one stats() call per server per scrape; the `server` label
+
+/**
+ * sockserv/metrics: a Prometheus endpoint for sockserv servers (prom-client), loaded only by servers that ask for it.
+ * @module sockserv/metrics
+ */
+
+export { serveMetrics } from './endpoint.js';
+export type { MetricsEndpoint, MetricsOptions } from './endpoint.js';
+export { createMetricsRegistry } from './registry.js';
