@@ -50,6 +50,12 @@ export interface ServerOptions {
   maxBatchBytes?: number;
   /** Worker time one batch aims for; the batch size follows the measured handler cost. Default 1 ms. */
   targetBatchMs?: number;
+  /**
+   * Pooled servers only: while a request's measured cost stays under this many microseconds, run
+   * it on the main thread instead of a worker (the trip to a worker costs more). Opt-in: inline
+   * requests lose crash isolation (see src/dispatch/inline-lane.ts). 0 = off. Default 0.
+   */
+  inlineBelowMicros?: number;
   /** Pool tasks each worker holds at once (one running, the rest queued there). Default 2. */
   tasksPerWorker?: number;
   /** When a handler throws: 'close' the connection after the replies before it (Python), or 'reply' with errorReply() and go on. Default 'close'. */
@@ -111,6 +117,7 @@ export const DEFAULTS = Object.freeze({
   maxBatchBytes: 4 * 1024 * 1024,
   targetBatchMs: 1,
   tasksPerWorker: 2,
+  inlineBelowMicros: 0,
   onHandlerError: 'close',
   shutdownTimeout: 10_000,
   requestQueueSize: 511,
@@ -147,7 +154,7 @@ export function resolveOptions(options: ServerOptions = {}): ResolvedOptions {
       throw badOption(`${key} must be a positive integer (got ${String(value)})`);
     }
   }
-  for (const key of ['targetBatchMs', 'shutdownTimeout', 'idleTimeout', 'requestTimeout', 'workerNice'] as const) {
+  for (const key of ['targetBatchMs', 'shutdownTimeout', 'idleTimeout', 'requestTimeout', 'workerNice', 'inlineBelowMicros'] as const) {
     if (!(typeof merged[key] === 'number' && merged[key] >= 0)) {
       throw badOption(`${key} must be a non-negative number (got ${String(merged[key])})`);
     }

@@ -18,7 +18,7 @@ import { UsageError, parseCount } from './usage-error.js';
 
 export const SERVE_USAGE = `usage: sockserv serve <handler-module> [--export NAME] [--host H] [--port P]
          [--udp | --unix PATH] [--framing raw|line|length|resp|delimiter:HEX]
-         [--workers N | --inline] [--max-frame-bytes N] [--shutdown-timeout MS]
+         [--workers N | --inline] [--inline-below-micros US] [--max-frame-bytes N] [--shutdown-timeout MS]
          [--tls-cert FILE --tls-key FILE] [--log-level trace|debug|info|warn|error|silent]
          [--metrics-port N [--metrics-host H]] [--processes N] [--proxy-protocol]
   Logs are JSON lines on stderr (readable lines on a terminal), at --log-level (default info).
@@ -75,6 +75,7 @@ export function parseServeArgs(argv: string[]): { server: BaseServer; processes:
         'tls-key': { type: 'string' },
         unix: { type: 'string' },
         'max-frame-bytes': { type: 'string' },
+        'inline-below-micros': { type: 'string' },
         'shutdown-timeout': { type: 'string' },
         'log-level': { type: 'string' },
         'metrics-port': { type: 'string' },
@@ -130,6 +131,7 @@ export function parseServeArgs(argv: string[]): { server: BaseServer; processes:
     workers: parseCount('--workers', values.workers, 1) ?? (processes === undefined ? undefined : threadsPerProcess(processes)),
     proxyProtocol: values['proxy-protocol'],
     maxFrameBytes: parseCount('--max-frame-bytes', values['max-frame-bytes'], 1),
+    inlineBelowMicros: parseCount('--inline-below-micros', values['inline-below-micros']),
     shutdownTimeout: parseCount('--shutdown-timeout', values['shutdown-timeout']),
   };
   const address = { host: values.host ?? '127.0.0.1', port };

@@ -56,6 +56,9 @@ export class DelimiterFramer implements Framer {
     let last = this.#queue.takeAll();
     if (this.#stripCR && last[last.length - 1] === 0x0d) last = last.subarray(0, last.length - 1);
     this.#scanned = 0;
+    // next() tolerates a few bytes past the limit (a CR or a partial delimiter may follow); at
+    // end of input none can, so the last request obeys the limit exactly.
+    if (last.length > this.#maxFrameBytes) throw this.#tooLong(last.length);
     return last;
   }
 

@@ -158,10 +158,9 @@ export class RespFramer implements Framer {
     const digitsStart = i;
     let value = 0;
     for (;;) {
-      if (i >= available) {
-        if (i > this.#maxFrameBytes) throw this.#tooLong(`a header reaches byte ${i}`);
-        return -1;
-      }
+      // Checked before the byte is looked at, so the outcome never depends on how reads split it.
+      if (i > this.#maxFrameBytes) throw this.#tooLong(`a header reaches byte ${i}`);
+      if (i >= available) return -1;
       const c = queue.byteAt(i);
       if (c === CR) break;
       if (c < 0x30 || c > 0x39) throw invalid(`a count or length holds ${describeByte(c)}, not a digit`);

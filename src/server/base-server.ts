@@ -432,6 +432,10 @@ export abstract class BaseServer implements ConnectionHost, AsyncDisposable {
   /** Closes connections idle past idleTimeout; also advances the coarse clock connections read. */
   #startIdleSweep(): void {
     const { idleTimeout } = this.options;
+    // The clock starts with the server, not its constructor: connections stamped before the
+    // first tick must not look idle for the time between construction and listen().
+    this.#clockOrigin = performance.now();
+    this.#clock = 0;
     const interval = idleTimeout > 0 ? Math.min(1000, Math.max(10, idleTimeout / 4)) : 1000;
     this.#sweepTimer = setInterval(() => {
       this.#clock = performance.now() - this.#clockOrigin;

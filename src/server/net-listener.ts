@@ -16,13 +16,13 @@ export async function listenAll(
   targets: ListenOptions[],
   accept: AcceptFn,
   logger: Logger,
-  tlsOptions?: TlsOptions,
+  tls?: TlsListen,
 ): Promise<{ listeners: Server[]; addresses: ServerAddress[] }> {
   const listeners: Server[] = [];
   const addresses: ServerAddress[] = [];
   try {
     for (const target of targets) {
-      const listener = createListener(accept, target.path, tlsOptions, logger);
+      const listener = createListener(accept, target.path, tls, logger);
       listeners.push(listener);
       addresses.push(await listenOne(listener, target));
       listener.on('error', (err) => logger.error({ err }, 'listener error'));
@@ -39,15 +39,49 @@ export function stopAccepting(listeners: Server[]): void {
   for (const listener of listeners) if (listener.listening) listener.close();
 }
 
-function createListener(accept: AcceptFn, path: string | undefined, tlsOptions: TlsOptions | undefined, logger: Logger): Server {
+/**
+ * TLS settings of a listener. Sockets still in their handshake are not connections of the server
+ * yet, so the listener bounds them itself: `admit` (maxConnections, counting handshakes) decides
+ * at TCP accept, and a handshake must finish within `handshakeTimeout` ms.
+ */
+export interface TlsListen {
+  options: TlsOptions;
+  handshakeTimeout: number;
+  /** False refuses a new TCP connection before its handshake; `pending` is the handshakes under way. */
+  admit: (pending: number) => boolean;
+}
+
+function createListener(accept: AcceptFn, path: string | undefined, tls: TlsListen | undefined, logger: Logger): Server {
   const onSocket = (socket: Socket) => {
     accept(socket, path !== undefined ? [path, 0] : [socket.remoteAddress ?? '', socket.remotePort ?? 0]);
   };
   // allowHalfOpen: a client that shuts down its sending side still gets every reply.
-  if (!tlsOptions) return createServer({ allowHalfOpen: true, noDelay: true }, onSocket);
-  const listener = createTlsServer({ ...tlsOptions, allowHalfOpen: true, noDelay: true }, onSocket);
+  if (!tls) return createServer({ allowHalfOpen: true, noDelay: true }, onSocket);
+  // Handshakes under way = TCP connections open − TLS connections established.
+  const open = new Set<Socket>();
+  let established = 0;
+  const listener = createTlsServer(
+    { ...tls.options, allowHalfOpen: true, noDelay: true, handshakeTimeout: tls.handshakeTimeout },
+    (socket: Socket) => {
+      established++;
+      socket.once('close', () => established--);
+      onSocket(socket);
+    },
+  );
+  listener.on('connection', (raw: Socket) => {
+    if (!tls.admit(Math.max(0, open.size - established))) {
+      raw.destroy();
+      return;
+    }
+    open.add(raw);
+    raw.once('close', () => open.delete(raw));
+  });
   // A failed handshake is that client's problem: log it once, at debug level.
-  listener.on('tlsClientError', (err) => logger.debug({ err }, 'TLS handshake failed'));
+  // Node reports a handshake timeout here but leaves the socket open: close it.
+  listener.on('tlsClientError', (err, socket) => {
+    logger.debug({ err }, 'TLS handshake failed');
+    socket.destroy();
+  });
   return listener;
 }
 

@@ -9,6 +9,8 @@ import { BaseServer, type HandlerSource, type ServerAddress } from './base-serve
 import { listenAll, stopAccepting } from './net-listener.js';
 import { ThreadingMixIn } from './threading.js';
 
+const TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
+
 /** { host, port } or Python's (host, port) tuple. Host defaults to 127.0.0.1, port to 0 (any free port). */
 export type TCPAddress =
   | {
@@ -42,7 +44,12 @@ export class TCPServer extends BaseServer {
       targets,
       (socket, client) => this.acceptConnection(socket, client),
       this.logger,
-      this.options.tls,
+      this.options.tls && {
+        options: this.options.tls,
+        // A client that never finishes its handshake holds a descriptor: give it idleTimeout (≤ 10 s).
+        handshakeTimeout: Math.min(this.options.idleTimeout || TLS_HANDSHAKE_TIMEOUT_MS, TLS_HANDSHAKE_TIMEOUT_MS),
+        admit: (handshakes) => this.stats().connections + handshakes < this.options.maxConnections,
+      },
     );
     this.#listeners = listeners;
     return addresses;
