@@ -8,7 +8,8 @@ import { performance } from 'node:perf_hooks';
 import { readlinkSync } from 'node:fs';
 import { setPriority } from 'node:os';
 import { move, transferableSymbol, valueSymbol, workerData } from 'piscina';
-import { type BatchResult, type BatchTask, ReplyPacker, requestAt } from '../src/dispatch/batch.js';
+import { BroadcastChannel } from 'node:worker_threads';
+import { type BatchResult, type BatchTask, type LateReply, ReplyPacker, requestAt } from '../src/dispatch/batch.js';
 import { type ErrorInfo, toErrorInfo } from '../src/errors.js';
 import { type HandlerClass, type HandlerKind, type ServerInfo, type ClientAddress, handlerKindOf } from '../src/handler.js';
 import { type HandlerRef, loadHandler, loadedHandler } from '../src/handler-module.js';
@@ -32,17 +33,16 @@ export default function runBatch(task: BatchTask): unknown {
   const started = performance.now();
   const count = task.meta.length / 2;
   const packer = new ReplyPacker(count);
-  let pending: Array<Promise<void>> | null = null;
+  let pending: Map<number, Promise<Buffer | null>> | null = null;
   for (let i = 0; i < count; i++) {
     const { request, peer } = requestAt(task, i);
     try {
       const reply = runHandler(Handler, request, peer, task.server);
       if (isThenable<Buffer | null>(reply)) {
-        (pending ??= []).push(
-          reply.then(
-            (value) => packer.reply(i, value),
-            (error: unknown) => packer.fail(i, toErrorInfo(error)),
-          ),
+        (pending ??= new Map()).set(i, reply);
+        reply.then(
+          (value) => packer.reply(i, value),
+          (error: unknown) => packer.fail(i, toErrorInfo(error)),
         );
       } else {
         packer.reply(i, reply);
@@ -54,8 +54,35 @@ export default function runBatch(task: BatchTask): unknown {
   // The cost that sizes batches is the synchronous (CPU) part: time an async handler spends
   // awaiting does not occupy the worker, and counting it would shrink batches for nothing.
   const cpuMs = performance.now() - started;
-  const finish = () => transferable(packer.build(cpuMs));
-  return pending ? Promise.all(pending).then(finish) : finish();
+  if (!pending) return transferable(packer.build(cpuMs));
+  // Async handlers that settle within this turn (no real I/O) travel with the batch; the rest
+  // report later, so a slow or stuck handler holds neither the batch nor the worker.
+  const awaiting = pending;
+  return Promise.race([Promise.all(awaiting.values()), nextTurn()]).then(() => {
+    for (const [index, reply] of awaiting) if (!packer.settled(index)) reportLate(task, index, reply);
+    return transferable(packer.build(cpuMs));
+  });
+}
+
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
+const lateChannels = new Map<string, BroadcastChannel>();
+
+function reportLate(task: BatchTask, index: number, reply: Promise<Buffer | null>): void {
+  const { channel: name, batch } = task.late;
+  let channel = lateChannels.get(name);
+  if (!channel) {
+    channel = new BroadcastChannel(name);
+    channel.unref();
+    lateChannels.set(name, channel);
+  }
+  const post = (message: LateReply) => channel.postMessage(message);
+  reply.then(
+    (value) => post({ batch, index, reply: value, error: null }),
+    (error: unknown) => post({ batch, index, reply: null, error: toErrorInfo(error) }),
+  );
 }
 
 /** Loads the handler ahead of the first request, so a broken module fails at startup. */

@@ -16,16 +16,32 @@ export interface BatchTask {
   meta: Uint32Array;
   /** The distinct client addresses of this batch. */
   peers: ClientAddress[];
+  /** Where requests still awaiting when the batch returns report later (see LateReply). */
+  late: { channel: string; batch: number };
+}
+
+/**
+ * The outcome of a request whose async handler was still awaiting when its batch returned: the
+ * batch (and with it the worker) is not held hostage by a slow or stuck handler; the outcome
+ * follows on a BroadcastChannel.
+ */
+export interface LateReply {
+  batch: number;
+  index: number;
+  reply: Uint8Array | null;
+  error: ErrorInfo | null;
 }
 
 /** Reply status codes in BatchResult.ends: a value >= 0 is the reply's end offset. */
 export const NO_REPLY = -1;
 export const FAILED = -2;
+/** Still awaiting when the batch returned: the outcome comes as a LateReply. */
+export const LATE = -3;
 
 export interface BatchResult {
   /** All reply bytes, back to back. */
   data: Uint8Array;
-  /** Per request: end offset of its reply in `data`, NO_REPLY, or FAILED. */
+  /** Per request: end offset of its reply in `data`, NO_REPLY, FAILED, or LATE. */
   ends: Int32Array;
   /** One entry per FAILED request, in request order. */
   errors: ErrorInfo[];
@@ -61,7 +77,11 @@ export class BatchBuilder {
     this.#bytes += frame.length;
   }
 
-  build(handler: HandlerRef, server: ServerInfo): { task: BatchTask; transferList: ArrayBuffer[] } {
+  build(
+    handler: HandlerRef,
+    server: ServerInfo,
+    late: { channel: string; batch: number },
+  ): { task: BatchTask; transferList: ArrayBuffer[] } {
     // allocUnsafeSlow: a pooled Buffer shares its ArrayBuffer and could not be transferred.
     const data = Buffer.allocUnsafeSlow(this.#bytes);
     const meta = new Uint32Array(this.#frames.length * 2);
@@ -74,7 +94,7 @@ export class BatchBuilder {
       meta[2 * i + 1] = this.#peerOf[i]!;
     }
     return {
-      task: { handler, server, data, meta, peers: this.#peers },
+      task: { handler, server, data, meta, peers: this.#peers, late },
       transferList: [data.buffer as ArrayBuffer, meta.buffer],
     };
   }
@@ -84,18 +104,27 @@ export class BatchBuilder {
 export class ReplyPacker {
   readonly #replies: Array<Buffer | null | undefined>;
   readonly #errors: Array<ErrorInfo | undefined>;
+  /** 1 once the request's outcome is known. */
+  readonly #settled: Uint8Array;
 
   constructor(count: number) {
     this.#replies = new Array(count);
     this.#errors = new Array(count);
+    this.#settled = new Uint8Array(count);
   }
 
   reply(index: number, reply: Buffer | null): void {
     this.#replies[index] = reply;
+    this.#settled[index] = 1;
   }
 
   fail(index: number, error: ErrorInfo): void {
     this.#errors[index] = error;
+    this.#settled[index] = 1;
+  }
+
+  settled(index: number): boolean {
+    return this.#settled[index] === 1;
   }
 
   build(elapsedMs: number): BatchResult {
@@ -107,6 +136,10 @@ export class ReplyPacker {
     const errors: ErrorInfo[] = [];
     let offset = 0;
     for (let i = 0; i < count; i++) {
+      if (this.#settled[i] === 0) {
+        ends[i] = LATE;
+        continue;
+      }
       const error = this.#errors[i];
       if (error !== undefined) {
         ends[i] = FAILED;

@@ -6,6 +6,8 @@
 //     is busy, requests accumulate until a batch returns or a full batch is ready.
 //   - The queue is bounded (`maxQueuedRequests`): when full, connections stop reading until a
 //     batch returns.
+//   - Async requests still awaiting when their batch returns report later (late-replies.ts), so
+//     a slow or stuck async handler holds neither its batch nor its worker.
 //   - A batch whose worker died — or that ran past requestTimeout, which stops its worker — is
 //     retried one request per task, so only the request that kills or stalls its worker fails
 //     (ERR_WORKER_DIED, ERR_REQUEST_TIMEOUT); the others run again (at-least-once on a crash).
@@ -17,7 +19,8 @@ import type { HandlerRef } from '../handler-module.js';
 import type { Logger } from '../logger.js';
 import type { ResolvedOptions } from '../options.js';
 import { InlineLane } from './inline-lane.js';
-import { BatchBuilder, type BatchResult, FAILED, NO_REPLY } from './batch.js';
+import { BatchBuilder, type BatchResult, FAILED, LATE, NO_REPLY } from './batch.js';
+import { LateReplies } from './late-replies.js';
 import type { Dispatcher, DispatcherStats, RequestSink } from './dispatcher.js';
 import type { WorkerPool } from './worker-pool.js';
 
@@ -61,6 +64,8 @@ export class PoolDispatcher implements Dispatcher {
   #costMs: number | undefined;
   readonly #unsubscribe: () => void;
   readonly #flush = () => this.#flushQueue();
+  /** Async requests still awaiting after their batch returned. */
+  readonly #late: LateReplies;
 
   /** Runs cheap requests on the main thread when inlineBelowMicros is set; null otherwise. */
   readonly #lane: InlineLane | null;
@@ -71,6 +76,7 @@ export class PoolDispatcher implements Dispatcher {
     this.#handler = handler;
     this.#limits = options;
     this.#lane = options.inlineBelowMicros > 0 ? new InlineLane(handler, options, logger) : null;
+    this.#late = new LateReplies(options.requestTimeout);
     this.#unsubscribe = pool.onSlotFree(this.#flush);
   }
 
@@ -126,7 +132,7 @@ export class PoolDispatcher implements Dispatcher {
   stats(): DispatcherStats {
     return {
       queued: this.#queued,
-      running: this.#running + this.#sessions,
+      running: this.#running + this.#sessions + this.#late.pending,
       workers: this.#pool.workers,
       utilization: this.#pool.utilization,
     };
@@ -134,6 +140,7 @@ export class PoolDispatcher implements Dispatcher {
 
   async close(): Promise<void> {
     this.#unsubscribe();
+    this.#late.close();
     if (this.#ownsPool) await this.#pool.close();
   }
 
@@ -183,7 +190,8 @@ export class PoolDispatcher implements Dispatcher {
   #send(batch: QueuedRequest[], isolated: boolean): void {
     const builder = new BatchBuilder();
     for (const entry of batch) builder.add(entry.request, entry.sink.clientAddress);
-    const { task, transferList } = builder.build(this.#handler, this.#server!);
+    const batchId = this.#late.nextBatchId();
+    const { task, transferList } = builder.build(this.#handler, this.#server!, { channel: this.#late.channel, batch: batchId });
     this.#running += batch.length;
     // Requests in a batch run one after another: allow each its requestTimeout on top of the
     // expected cost of those before it.
@@ -191,12 +199,15 @@ export class PoolDispatcher implements Dispatcher {
     const deadline = requestTimeout > 0 ? requestTimeout + Math.ceil((this.#costMs ?? 0) * batch.length) : 0;
     this.#pool.run(task, transferList, deadline, (result, error) => {
       this.#running -= batch.length;
-      if (result) this.#deliver(batch, result);
-      else this.#failed(batch, isolated, error);
+      if (result) this.#deliver(batch, batchId, result);
+      else {
+        this.#late.forget(batchId);
+        this.#failed(batch, isolated, error);
+      }
     });
   }
 
-  #deliver(batch: QueuedRequest[], result: BatchResult): void {
+  #deliver(batch: QueuedRequest[], batchId: number, result: BatchResult): void {
     this.#pool.recordBusy(result.elapsedMs);
     const perRequest = result.elapsedMs / batch.length;
     this.#lane?.observePoolCost(perRequest);
@@ -204,10 +215,13 @@ export class PoolDispatcher implements Dispatcher {
     const { data, ends, errors } = result;
     let start = 0;
     let nextError = 0;
+    let late: Map<number, { sink: RequestSink; seq: number }> | null = null;
     for (let i = 0; i < batch.length; i++) {
       const { sink, seq } = batch[i]!;
       const end = ends[i]!;
-      if (end === FAILED) {
+      if (end === LATE) {
+        (late ??= new Map()).set(i, { sink, seq });
+      } else if (end === FAILED) {
         const info = errors[nextError++]!;
         if (!sink.closed) sink.complete(seq, null, fromErrorInfo(info, ErrorCodes.HANDLER_FAILED));
       } else if (end === NO_REPLY) {
@@ -217,6 +231,7 @@ export class PoolDispatcher implements Dispatcher {
         start = end;
       }
     }
+    if (late) this.#late.expect(batchId, late);
   }
 
   #failed(batch: QueuedRequest[], isolated: boolean, error: unknown): void {

@@ -70,6 +70,9 @@ export class WorkerPool {
       // tasks per worker. maxConnections bounds sessions.
       concurrentTasksPerWorker: tasksPerWorker + SESSIONS_PER_WORKER,
       idleTimeout: Number.MAX_SAFE_INTEGER,
+      // 'sync' would block an idle worker's event loop in Atomics.wait: async handlers still
+      // awaiting after their batch returned (late replies) would not progress until the next task.
+      atomics: 'async',
       resourceLimits: { maxOldGenerationSizeMb: options.workerHeapMb, ...options.resourceLimits },
       workerData: { nice: options.workerNice ?? DEFAULT_WORKER_NICE },
     });
