@@ -107,12 +107,14 @@ export class Recorder {
     }
     const total = this.#total;
     const durationSec = started ? (end - this.measureStart) / 1000 : 0;
+    const reportedSec = round(durationSec, 6);
     const any = total.count > 0;
     const ms = (ns: number) => (any ? Math.round(ns / 1e3) / 1e3 : 0);
     return {
       requests: this.requests,
-      durationSec: round(durationSec, 6),
-      rps: durationSec > 0 ? round(this.requests / durationSec, 3) : 0,
+      durationSec: reportedSec,
+      // From the reported duration, so rps = requests / durationSec holds for the numbers printed.
+      rps: reportedSec > 0 ? round(this.requests / reportedSec, 3) : 0,
       latencyMs: {
         min: ms(total.min),
         mean: ms(total.mean),
