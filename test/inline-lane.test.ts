@@ -66,7 +66,8 @@ describe('inline lane (inlineBelowMicros)', () => {
     const warmup = Array.from({ length: 3000 }, (_, i) => `w${i}`);
     expect(await exchangeLines(port, warmup, 50)).toEqual(warmup.map((r) => `ok ${r}`));
     expect(log.some((l) => l.msg.includes('main thread'))).toBe(true);
-    const mixed = Array.from({ length: 400 }, (_, i) => (i % 100 === 50 ? 'slow' : `m${i}`));
+    // One long run may be a pause (GC, preemption): the lane trips on three within its window.
+    const mixed = Array.from({ length: 200 }, (_, i) => (i % 20 === 10 ? 'slow' : `m${i}`));
     expect(await exchangeLines(port, mixed, 20)).toEqual(mixed.map((r) => `ok ${r}`));
     expect(log.some((l) => l.level === 'info' && l.msg.includes('back to the pool'))).toBe(true);
   });

@@ -22,9 +22,10 @@ const SMOOTHING = 0.01;
 const WARMUP_RUNS = 64;
 const FIRST_COOLDOWN_MS = 1000;
 const MAX_COOLDOWN_MS = 60_000;
-const STALL_FLOOR_MS = 1;
+const STALL_FLOOR_MS = 5;
 const WARMUP_STALL_MS = 20;
 const STALL_WINDOW = 1000;
+const STALLS_TO_TRIP = 3;
 
 export class InlineLane {
   readonly #inline: InlineDispatcher;
@@ -81,11 +82,14 @@ export class InlineLane {
     this.#inline.submit(sink, seq, request);
     const cost = performance.now() - started;
     const warm = ++this.#runs > WARMUP_RUNS;
-    if (warm) this.#costMs += SMOOTHING * (cost - this.#costMs);
-    // A garbage-collection pause can make any one run look long: two long runs within
-    // STALL_WINDOW runs (or a rising average) mean the handler itself is slow.
+    // The average tracks the typical cost: one sample can move it by little (a pause is clipped);
+    // sustained cost above the threshold still lifts it past.
+    if (warm) this.#costMs += SMOOTHING * (Math.min(cost, 4 * this.#thresholdMs) - this.#costMs);
+    // Runs are timed by the wall clock, so a garbage-collection pause or the OS preempting the
+    // main thread can make any one run look long: STALLS_TO_TRIP long runs within STALL_WINDOW
+    // runs (or a rising average) mean the handler itself is slow.
     if (this.#runs % STALL_WINDOW === 0) this.#stalls = 0;
-    const stalled = cost > (warm ? this.#stallMs : WARMUP_STALL_MS) && ++this.#stalls >= 2;
+    const stalled = cost > (warm ? this.#stallMs : WARMUP_STALL_MS) && ++this.#stalls >= STALLS_TO_TRIP;
     if (stalled || this.#costMs > this.#thresholdMs) this.#backToPool(cost);
   }
 
