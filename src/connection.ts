@@ -177,8 +177,11 @@ export class Connection implements RequestSink, Flushable, ServerConnection {
     const framer = this.#framer;
     const durations = this.#host.requestDurations;
     let framedAt = -1; // one clock reading for the frames of one pass: they arrived together
+    // Nothing is written to the socket during this loop (replies wait for the write set), so its
+    // backlog is read once; #outBytes grows as inline replies are queued.
+    const socketBacklog = this.socket.writableLength;
     while (!this.#failing && this.#protocolError === null) {
-      if (order.full || this.socket.writableLength + this.#outBytes >= options.writeHighWaterMark) {
+      if (order.full || socketBacklog + this.#outBytes >= options.writeHighWaterMark) {
         this.#pauseReading(); // resumed by complete() or 'drain'
         return;
       }

@@ -55,15 +55,27 @@ async function finishAsync(
 }
 
 function collectReply(handler: InstanceType<HandlerClass>, result: HandlerResult): Reply {
-  let chunks = handler[kReplyChunks];
-  if (typeof result === 'string' || result instanceof Uint8Array) (chunks ??= []).push(result);
-  if (chunks === null) return null;
+  const chunks = handler[kReplyChunks];
+  const returned = typeof result === 'string' || result instanceof Uint8Array;
+  if (chunks === null) return returned ? toBuffer(result) : null; // the common case: no array
+  if (returned) chunks.push(result);
   if (chunks.length === 1) return toBuffer(chunks[0]!);
   return Buffer.concat(chunks.map(toBuffer));
 }
 
+// The last string reply and its bytes: handlers often answer with the same constant ("OK",
+// "+PONG\r\n"), and replies are never mutated after this point, so one encoding can be shared.
+let lastText = '';
+let lastBytes = Buffer.alloc(0);
+
 function toBuffer(chunk: string | Uint8Array): Buffer {
-  if (typeof chunk === 'string') return Buffer.from(chunk);
+  if (typeof chunk === 'string') {
+    if (chunk !== lastText) {
+      lastText = chunk;
+      lastBytes = Buffer.from(chunk);
+    }
+    return lastBytes;
+  }
   return Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
 }
 
