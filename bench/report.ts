@@ -1,6 +1,7 @@
 // Owns BENCHMARKS.md: the machine, the exact commands, one table per group with req/s, p50/p99
 // and the ratio to its baseline, the targets table (met / not met) and the chart — all derived
-// from the results object, so the document always matches bench/results/latest.json.
+// from the results object, so the document always matches bench/results/latest.json — plus the
+// hand-written analysis in bench/NOTES.md, placed under the targets.
 
 import { formatRatio } from './chart.js';
 import {
@@ -15,7 +16,7 @@ import {
 } from './results.js';
 import type { TargetResult } from './targets.js';
 
-export function renderReport(results: BenchResults, targets: TargetResult[], chartPath: string): string {
+export function renderReport(results: BenchResults, targets: TargetResult[], chartPath: string, notes = ''): string {
   const m = results.machine;
   const scenarios = SCENARIO_IDS.map((id) => results.scenarios[id]).filter((s): s is ScenarioResult => s !== undefined);
   const quick = scenarios.filter((s) => s.quick).map((s) => s.id);
@@ -69,6 +70,7 @@ export function renderReport(results: BenchResults, targets: TargetResult[], cha
     `![sockserv benchmark chart: requests per second per server and scenario](${chartPath})`,
     '',
   );
+  if (notes.trim() !== '') lines.push(notes.trim(), '');
   for (const scenario of scenarios) lines.push(...scenarioSection(scenario, SCENARIO_IDS.indexOf(scenario.id) + 1));
   return `${lines.join('\n')}\n`;
 }

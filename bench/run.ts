@@ -4,7 +4,7 @@
 // SIGINT/SIGTERM (the children also exit by themselves if this process dies).
 //   npm run bench [-- --quick] [-- --only trivial,cpu,responsiveness,connections] [-- --report-only]
 
-import { writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { renderChart } from './chart.js';
@@ -143,7 +143,9 @@ process.exit(failed ? 1 : 0);
 function writeOutputs(results: BenchResults): TargetResult[] {
   const targets = evaluateTargets(results);
   writeFileSync(join(REPO_ROOT, CHART_FILE), renderChart(results));
-  writeFileSync(REPORT_PATH, renderReport(results, targets, CHART_FILE));
+  const notesPath = join(REPO_ROOT, 'bench/NOTES.md');
+  const notes = existsSync(notesPath) ? readFileSync(notesPath, 'utf8') : '';
+  writeFileSync(REPORT_PATH, renderReport(results, targets, CHART_FILE, notes));
   return targets;
 }
 

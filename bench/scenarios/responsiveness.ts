@@ -34,12 +34,16 @@ export const responsiveness: Scenario = {
     // fewer shows what leaving it a core buys.
     if (config.workers > 1) specs.push(sockservTwoListeners(config.workers - 1, `sockserv pool (${config.workers - 1} worker${config.workers > 2 ? 's' : ''}) + inline`));
     specs.push(plainNet('pbkdf2', 'ping'));
+    // Control: the same PING load with no heavy load at all — the floor this client and machine
+    // can measure (open-loop send timing and scheduling included), to read the others against.
+    const control = sockservTwoListeners(config.workers, 'sockserv, no heavy load (control)');
+    specs.push(control);
     for (const spec of specs) {
       commands[spec.name] = commandLine(spec);
       try {
         await withServer(spec, async (server) => {
           const [heavyPort, pingPort] = server.ports as [number, number];
-          const heavy = measure(
+          const heavy = spec === control ? Promise.resolve(undefined) : measure(
             server,
             heavyPort,
             {
@@ -72,9 +76,9 @@ export const responsiveness: Scenario = {
           );
           const load = await heavy;
           const stats = isSockserv(spec) ? await server.stats() : undefined;
-          group.rows.push({ server: spec.name, sockserv: isSockserv(spec), measurement: ping, load, ...(stats ? { extra: { stats } } : {}) });
+          group.rows.push({ server: spec.name, sockserv: isSockserv(spec), measurement: ping, ...(load ? { load } : {}), ...(stats ? { extra: { stats } } : {}) });
           ctx.log(`${'ping'.padEnd(16)} ${spec.name.padEnd(34)} ${describe(ping)}`);
-          ctx.log(`${'heavy'.padEnd(16)} ${spec.name.padEnd(34)} ${describe(load)}`);
+          if (load) ctx.log(`${'heavy'.padEnd(16)} ${spec.name.padEnd(34)} ${describe(load)}`);
         });
       } catch (error) {
         if (signal.aborted) throw error;

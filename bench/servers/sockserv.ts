@@ -35,6 +35,9 @@ for (const spec of values.listen ?? ['pool:ping']) {
     workers: Number(values.workers),
     shutdownTimeout: 1000,
     inlineBelowMicros: Number(values['inline-below-micros']),
+    // Scenario 4 holds 10,000 idle connections and then measures load on top of them: the
+    // default maxConnections (10,000) would refuse the load connections, as it should.
+    maxConnections: 20_000,
   };
   const server = mode === 'pool' ? new ThreadingTCPServer(address, module, options) : new TCPServer(address, module, options);
   servers.push(server);
