@@ -3,7 +3,7 @@
 // primary answering the requests in flight in every process and exiting 0, a crashed process
 // replaced, and a start that cannot succeed failing fast with exit 1.
 
-import { Cli, killAll } from './helpers/cli.js';
+import { Cli, killAll } from './helpers/cli-process.js';
 import { fixture } from './helpers/client.js';
 import { Registry, WAIT_MS, sleep } from './helpers/net.js';
 

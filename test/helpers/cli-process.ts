@@ -39,6 +39,14 @@ export class Cli {
     return { scheme: match[1]!, port: Number(match[2]) };
   }
 
+  /** Waits for the first stdout line and returns its port; stdout must be exactly `listening on tcp://127.0.0.1:PORT`. */
+  async port(): Promise<number> {
+    await this.until(() => this.stdout.includes('\n'), 'the listening line');
+    const match = /^listening on tcp:\/\/127\.0\.0\.1:(\d+)\n$/.exec(this.stdout);
+    if (!match) throw new Error(`unexpected stdout ${JSON.stringify(this.stdout)}; stderr ${this.tail()}`);
+    return Number(match[1]);
+  }
+
   /** Waits (bounded) for the process to exit; returns its exit code, failing if a signal killed it. */
   async exit(timeoutMs = WAIT_MS): Promise<number | null> {
     let timer: NodeJS.Timeout | undefined;
