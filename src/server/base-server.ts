@@ -32,6 +32,7 @@ import { ErrorCodes, SockservError } from '../errors.js';
 import { type ResolvedFraming, resolveFraming } from '../framing/index.js';
 import type { AnyHandlerClass, ClientAddress, ServerInfo } from '../handler.js';
 import { type HandlerRef, toHandlerRef } from '../handler-module.js';
+import { LogBurst } from '../log-burst.js';
 import { type Logger, stderrLogger } from '../logger.js';
 import { type ResolvedOptions, type ServerOptions, resolveOptions } from '../options.js';
 import { ProxyHeaderReader } from '../proxy-header-reader.js';
@@ -94,8 +95,8 @@ export abstract class BaseServer implements ConnectionHost, AsyncDisposable {
   #clock = 0;
   #clockOrigin = performance.now();
   #sweepTimer: NodeJS.Timeout | undefined;
-  /** Connections refused for maxConnections since the last log line (logged once per second at most). */
-  #refusedSinceLog = 0;
+  /** Connections refused for maxConnections: one log line per second at most. */
+  #refusals: LogBurst | undefined;
   /** Request timing: null until recordRequestDurations() (it costs two clock reads per request). */
   #requestDurations: RequestDurations | null = null;
   /** What close() runs once the listener and the workers are released (onClose). */
@@ -321,15 +322,11 @@ export abstract class BaseServer implements ConnectionHost, AsyncDisposable {
   acceptConnection(socket: Socket, clientAddress: ClientAddress): void {
     if (this.#connections.size >= this.options.maxConnections) {
       this.counters.connectionsRefused++;
-      if (this.#refusedSinceLog++ === 0) {
-        setTimeout(() => {
-          this.logger.warn(
-            { code: ErrorCodes.TOO_MANY_CONNECTIONS, refused: this.#refusedSinceLog, maxConnections: this.options.maxConnections },
-            'refused connections: maxConnections reached',
-          );
-          this.#refusedSinceLog = 0;
-        }, 1000).unref();
-      }
+      this.#refusals ??= new LogBurst(this.logger, 'refused connections: maxConnections reached', {
+        code: ErrorCodes.TOO_MANY_CONNECTIONS,
+        maxConnections: this.options.maxConnections,
+      }, 'refused');
+      this.#refusals.hit();
       socket.destroy();
       return;
     }

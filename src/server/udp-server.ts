@@ -1,7 +1,8 @@
 // Owns the UDP transport (Python's UDPServer): every datagram is one request, its reply (if the
 // handler wrote one) goes back to the sender. There is no connection to pause, so when the
 // dispatcher is full a datagram is dropped and counted — UDP's own answer to overload.
-// Datagrams longer than maxPacketSize are dropped with a log line (ERR_FRAME_TOO_LONG).
+// Datagrams longer than maxPacketSize are dropped, logged once per second with their count
+// (ERR_FRAME_TOO_LONG).
 
 import { type Socket as DgramSocket, createSocket } from 'node:dgram';
 import { isIPv6 } from 'node:net';
@@ -9,6 +10,7 @@ import type { ServerConnection } from '../connection.js';
 import type { RequestSink } from '../dispatch/dispatcher.js';
 import { ErrorCodes, SockservError } from '../errors.js';
 import type { ClientAddress } from '../handler.js';
+import { LogBurst } from '../log-burst.js';
 import type { ServerOptions } from '../options.js';
 import type { Reply } from '../run-handler.js';
 import { BaseServer, type HandlerSource, type ServerAddress } from './base-server.js';
@@ -69,6 +71,7 @@ class DatagramEndpoint implements ServerConnection {
   readonly #server: UDPServer;
   #inFlight = 0;
   #draining = false;
+  #oversized: LogBurst | undefined;
   /** The UDP socket is never idle-closed. */
   readonly lastActive = 0;
   readonly idleCandidate = false;
@@ -101,10 +104,10 @@ class DatagramEndpoint implements ServerConnection {
     const { dispatcher, options } = server;
     if (data.length > options.maxPacketSize) {
       server.counters.protocolErrors++;
-      server.logger.warn(
-        { code: ErrorCodes.FRAME_TOO_LONG, client: clientAddress.join(':'), bytes: data.length },
-        `datagram longer than maxPacketSize (${options.maxPacketSize}) dropped`,
-      );
+      this.#oversized ??= new LogBurst(server.logger, `datagrams longer than maxPacketSize (${options.maxPacketSize}) dropped`, {
+        code: ErrorCodes.FRAME_TOO_LONG,
+      }, 'dropped');
+      this.#oversized.hit({ client: clientAddress.join(':'), bytes: data.length });
       return;
     }
     if (!dispatcher.hasCapacity()) {
