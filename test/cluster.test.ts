@@ -8,16 +8,17 @@ import { fixture } from './helpers/client.js';
 import { Registry, WAIT_MS, sleep } from './helpers/net.js';
 
 const registry = new Registry();
+const ATTEMPT_MS = 2_000;
 afterEach(async () => {
   await registry.cleanup();
   killAll();
 });
 
 /** One request on a new connection: the pid of the process that answered it. */
-async function servedBy(port: number): Promise<number> {
+async function servedBy(port: number, timeoutMs?: number): Promise<number> {
   const peer = await registry.peer(port);
   peer.write('who\n');
-  const [line] = await peer.untilLines(1);
+  const [line] = await peer.untilLines(1, timeoutMs);
   peer.socket.destroy();
   const match = /^(\d+) who$/.exec(line!);
   if (!match) throw new Error(`unexpected reply ${JSON.stringify(line)}`);
@@ -43,7 +44,9 @@ async function untilServedBy(port: number, wanted: (pid: number) => boolean, wha
   let last = 'nothing';
   while (Date.now() < deadline) {
     try {
-      const pid = await servedBy(port);
+      // A connection that node:cluster accepted while the crashed process was going away can be
+      // dropped without an answer: give each attempt a short wait and try a new connection.
+      const pid = await servedBy(port, ATTEMPT_MS);
       if (wanted(pid)) return pid;
       last = `pid ${pid}`;
     } catch (error) {

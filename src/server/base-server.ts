@@ -24,7 +24,6 @@
 // Class variables that may be overridden: timeout
 
 import type { Socket } from 'node:net';
-import { performance } from 'node:perf_hooks';
 import { Connection, type ConnectionHost, type ServerConnection } from '../connection.js';
 import type { Dispatcher } from '../dispatch/dispatcher.js';
 import { InlineDispatcher } from '../dispatch/inline.js';
@@ -33,6 +32,7 @@ import { type ResolvedFraming, resolveFraming } from '../framing/index.js';
 import type { AnyHandlerClass, ClientAddress, ServerInfo } from '../handler.js';
 import { type HandlerRef, toHandlerRef } from '../handler-module.js';
 import { LogBurst } from '../log-burst.js';
+import { LiveConnections } from './live-connections.js';
 import { type Logger, stderrLogger } from '../logger.js';
 import { type ResolvedOptions, type ServerOptions, resolveOptions } from '../options.js';
 import { ProxyHeaderReader } from '../proxy-header-reader.js';
@@ -76,7 +76,7 @@ export abstract class BaseServer implements ConnectionHost, AsyncDisposable {
   readonly handlerSource: HandlerRef | AnyHandlerClass;
   /** @internal The framing option, resolved to a framer factory. */
   readonly framing: ResolvedFraming;
-  readonly #connections = new Set<ServerConnection>();
+  readonly #connections: LiveConnections;
   readonly #loopDelay = new LoopDelayMonitor();
   #dispatcher: Dispatcher | undefined;
   #state: State = 'new';
@@ -87,14 +87,8 @@ export abstract class BaseServer implements ConnectionHost, AsyncDisposable {
   #closing: Promise<void> | undefined;
   /** Resolves when shutdown() has finished; serveForever() waits on it. */
   #stopped = deferred();
-  /** Resolves when the last connection closes during shutdown. */
-  #allClosed: ReturnType<typeof deferred> | undefined;
   /** handleRequest() callers waiting for the next finished request. */
   #requestWaiters: Array<() => void> = [];
-  /** Coarse clock for idle tracking (ms since start), advanced by #sweepTimer. */
-  #clock = 0;
-  #clockOrigin = performance.now();
-  #sweepTimer: NodeJS.Timeout | undefined;
   /** Connections refused for maxConnections: one log line per second at most. */
   #refusals: LogBurst | undefined;
   /** Request timing: null until recordRequestDurations() (it costs two clock reads per request). */
@@ -105,6 +99,7 @@ export abstract class BaseServer implements ConnectionHost, AsyncDisposable {
   constructor(handler: HandlerSource, options: ServerOptions = {}) {
     this.options = resolveOptions(options);
     this.logger = this.options.logger ?? stderrLogger;
+    this.#connections = new LiveConnections(this.logger);
     this.handlerSource = typeof handler === 'function' ? handler : toHandlerRef(handler, this.options.exportName);
     this.framing = resolveFraming(this.options.framing);
   }
@@ -223,12 +218,10 @@ export abstract class BaseServer implements ConnectionHost, AsyncDisposable {
   /** A snapshot of the server's counters and gauges (what the metrics endpoint reports). Cheap: no I/O. */
   stats(): ServerStats {
     const dispatch = this.#dispatcher?.stats() ?? { queued: 0, running: 0, workers: 0, utilization: 0 };
-    let inFlight = 0;
-    for (const connection of this.#connections) inFlight += connection.inFlight;
     return {
       ...this.counters,
       connections: this.#connections.size,
-      requestsInFlight: inFlight,
+      requestsInFlight: this.#connections.inFlight,
       queuedRequests: dispatch.queued,
       workers: dispatch.workers,
       poolUtilization: dispatch.utilization,
@@ -351,7 +344,7 @@ export abstract class BaseServer implements ConnectionHost, AsyncDisposable {
 
   /** @internal A coarse clock (ms since start), advanced by the idle sweep. */
   get clock(): number {
-    return this.#clock;
+    return this.#connections.clock;
   }
 
   /** @internal Registers a live connection so shutdown can drain it and stats can count it. */
@@ -362,7 +355,6 @@ export abstract class BaseServer implements ConnectionHost, AsyncDisposable {
   /** @internal A tracked connection has closed. */
   connectionClosed(connection: ServerConnection): void {
     this.#connections.delete(connection);
-    if (this.#connections.size === 0) this.#allClosed?.resolve();
   }
 
   /** @internal Connections and sessions report each finished request here (wakes handleRequest()). */
@@ -402,7 +394,7 @@ export abstract class BaseServer implements ConnectionHost, AsyncDisposable {
     }
     this.#info.address = this.#addresses[0]!;
     this.#loopDelay.start();
-    this.#startIdleSweep();
+    this.#connections.startSweep(this.options.idleTimeout);
     return this.#addresses[0]!;
   }
 
@@ -426,56 +418,15 @@ export abstract class BaseServer implements ConnectionHost, AsyncDisposable {
     return this.#shuttingDown;
   }
 
-  /** Closes connections idle past idleTimeout; also advances the coarse clock connections read. */
-  #startIdleSweep(): void {
-    const { idleTimeout } = this.options;
-    // The clock starts with the server, not its constructor: connections stamped before the
-    // first tick must not look idle for the time between construction and listen().
-    this.#clockOrigin = performance.now();
-    this.#clock = 0;
-    const interval = idleTimeout > 0 ? Math.min(1000, Math.max(10, idleTimeout / 4)) : 1000;
-    this.#sweepTimer = setInterval(() => {
-      this.#clock = performance.now() - this.#clockOrigin;
-      if (idleTimeout === 0) return;
-      let closed = 0;
-      for (const connection of this.#connections) {
-        if (connection.idleCandidate && this.#clock - connection.lastActive > idleTimeout) {
-          connection.destroy();
-          closed++;
-        }
-      }
-      if (closed > 0) {
-        this.logger.warn({ code: ErrorCodes.IDLE_TIMEOUT, connections: closed, idleTimeout }, 'closed idle connections');
-      }
-    }, interval);
-    this.#sweepTimer.unref();
-  }
-
   async #drain(timeoutMs: number): Promise<void> {
     if (this.#state === 'starting') await this.#listening?.catch(() => {});
     this.#state = 'shutting-down';
-    clearInterval(this.#sweepTimer);
     await this.serverDeactivate();
-    if (this.#connections.size > 0) {
-      this.#allClosed = deferred();
-      for (const connection of this.#connections) connection.drain();
-      const timedOut = timeoutMs === 0 || (await raceTimeout(this.#allClosed.promise, timeoutMs));
-      if (timedOut && this.#connections.size > 0) this.#cutRemaining(timeoutMs);
-    }
+    await this.#connections.drain(timeoutMs);
     this.#state = 'stopped';
     this.#stopped.resolve();
   }
 
-  #cutRemaining(timeoutMs: number): void {
-    let requestsCut = 0;
-    for (const connection of this.#connections) requestsCut += connection.inFlight;
-    this.logger.warn(
-      { code: ErrorCodes.SHUTDOWN_TIMEOUT, connections: this.#connections.size, requestsCut },
-      `shutdown: cutting the remaining connections after ${timeoutMs} ms`,
-    );
-    for (const connection of [...this.#connections]) connection.destroy();
-    this.#connections.clear();
-  }
 }
 
 function deferred(): { promise: Promise<void>; resolve: () => void } {
@@ -484,15 +435,3 @@ function deferred(): { promise: Promise<void>; resolve: () => void } {
   return { promise, resolve };
 }
 
-/** Resolves true if `ms` passed before `promise` settled. */
-async function raceTimeout(promise: Promise<void>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<boolean>((resolve) => {
-    timer = setTimeout(() => resolve(true), ms);
-  });
-  try {
-    return await Promise.race([promise.then(() => false), timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}

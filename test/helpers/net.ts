@@ -104,8 +104,8 @@ export class Peer {
     });
   }
 
-  untilLines(count: number): Promise<string[]> {
-    return this.until(() => this.lines.length >= count, `${count} lines`).then(() => this.lines);
+  untilLines(count: number, timeoutMs?: number): Promise<string[]> {
+    return this.until(() => this.lines.length >= count, `${count} lines`, timeoutMs).then(() => this.lines);
   }
 
   untilBytes(count: number): Promise<Buffer> {
