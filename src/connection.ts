@@ -167,6 +167,9 @@ export class Connection implements RequestSink, Flushable, ServerConnection {
         this.#overflow();
         return;
       }
+      // Reading may have paused on our own unsent replies (#outBytes) while the socket itself
+      // stayed under its buffer size: then no 'drain' will come, so resume from here.
+      if (this.#paused && this.socket.writableLength < this.#host.options.writeHighWaterMark) this.pump();
     }
     this.#maybeEnd();
   }

@@ -58,7 +58,8 @@ export default function runBatch(task: BatchTask): unknown {
   // Async handlers that settle within this turn (no real I/O) travel with the batch; the rest
   // report later, so a slow or stuck handler holds neither the batch nor the worker.
   const awaiting = pending;
-  return Promise.race([Promise.all(awaiting.values()), nextTurn()]).then(() => {
+  // allSettled: a handler that rejects is its own request's failure, never the batch's.
+  return Promise.race([Promise.allSettled(awaiting.values()), nextTurn()]).then(() => {
     for (const [index, reply] of awaiting) if (!packer.settled(index)) reportLate(task, index, reply);
     return transferable(packer.build(cpuMs));
   });

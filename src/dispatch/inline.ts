@@ -4,7 +4,7 @@
 // (StreamRequestHandler) run here too, over an in-thread MessageChannel, interleaved while they await.
 
 import type { MessagePort } from 'node:worker_threads';
-import { ErrorCodes, fromErrorInfo, toErrorInfo } from '../errors.js';
+import { ErrorCodes, SockservError, fromErrorInfo, toErrorInfo } from '../errors.js';
 import { type AnyHandlerClass, type ClientAddress, type HandlerClass, type HandlerKind, type ServerInfo, handlerKindOf } from '../handler.js';
 import { type HandlerRef, loadHandler } from '../handler-module.js';
 import type { ResolvedOptions } from '../options.js';
@@ -54,12 +54,31 @@ export class InlineDispatcher implements Dispatcher {
       return;
     }
     this.#running++;
+    // An async handler that never settles must not hold its connection for ever: past
+    // requestTimeout it fails (a synchronous one cannot be stopped on this thread).
+    let settled = false;
+    const { requestTimeout } = this.#options;
+    const timer =
+      requestTimeout > 0
+        ? setTimeout(() => {
+            settled = true;
+            this.#running--;
+            sink.complete(seq, null, new SockservError(ErrorCodes.REQUEST_TIMEOUT, `async handler did not settle within requestTimeout (${requestTimeout} ms)`));
+          }, requestTimeout)
+        : undefined;
+    timer?.unref();
     reply.then(
       (value) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
         this.#running--;
         sink.complete(seq, value);
       },
       (error: unknown) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
         this.#running--;
         sink.complete(seq, null, fromErrorInfo(toErrorInfo(error), ErrorCodes.HANDLER_FAILED));
       },

@@ -33,6 +33,8 @@ export class LateReplies {
   readonly #batches = new Map<number, LateBatch>();
   /** Reports that arrived before their batch's result (the two travel on different channels). */
   readonly #early = new Map<number, LateReply[]>();
+  /** Batches sent whose result has not come back: only their reports may arrive early. */
+  readonly #outstanding = new Set<number>();
   #earlyCount = 0;
   #nextBatch = 0;
 
@@ -51,11 +53,19 @@ export class LateReplies {
 
   /** A fresh id for the next batch sent. */
   nextBatchId(): number {
-    return this.#nextBatch++;
+    const id = this.#nextBatch++;
+    this.#outstanding.add(id);
+    return id;
+  }
+
+  /** The batch `id` returned with every outcome in it. */
+  returned(id: number): void {
+    this.#outstanding.delete(id);
   }
 
   /** The batch `id` returned with these requests still awaiting. */
   expect(id: number, pending: Map<number, Pending>): void {
+    this.#outstanding.delete(id);
     const batch: LateBatch = { pending, timer: undefined };
     this.#batches.set(id, batch);
     const early = this.#early.get(id);
@@ -72,6 +82,7 @@ export class LateReplies {
 
   /** The batch `id` failed as a whole: nothing more will come for it. */
   forget(id: number): void {
+    this.#outstanding.delete(id);
     const early = this.#early.get(id);
     if (early) this.#earlyCount -= early.length;
     this.#early.delete(id);
@@ -86,7 +97,9 @@ export class LateReplies {
   #receive(report: LateReply): void {
     const batch = this.#batches.get(report.batch);
     if (!batch) {
-      if (this.#earlyCount < MAX_EARLY) {
+      // A report for a batch already timed out or failed is dropped; only one that overtook its
+      // batch's result is kept for it.
+      if (this.#outstanding.has(report.batch) && this.#earlyCount < MAX_EARLY) {
         const list = this.#early.get(report.batch) ?? [];
         list.push(report);
         this.#early.set(report.batch, list);

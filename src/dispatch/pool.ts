@@ -232,6 +232,7 @@ export class PoolDispatcher implements Dispatcher {
       }
     }
     if (late) this.#late.expect(batchId, late);
+    else this.#late.returned(batchId);
   }
 
   #failed(batch: QueuedRequest[], isolated: boolean, error: unknown): void {
