@@ -2,74 +2,17 @@
 // `listening on tcp://HOST:PORT` line, served over real sockets, stopped by a signal (exit 0,
 // requests in flight answered). Bad arguments exit 2, a handler that cannot load exits 1.
 
-import { type ChildProcess, spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import { Cli, killAll } from './helpers/cli-process.js';
 import { fixture } from './helpers/client.js';
-import { Registry, WAIT_MS } from './helpers/net.js';
+import { Registry } from './helpers/net.js';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const MAIN = 'dist/src/cli/main.js';
 const LISTENING = /^listening on tcp:\/\/127\.0\.0\.1:(\d+)\n$/;
 
 const registry = new Registry();
-const children = new Set<ChildProcess>();
 afterEach(async () => {
   await registry.cleanup();
-  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  children.clear();
+  killAll();
 });
-
-class Cli {
-  readonly child: ChildProcess;
-  stdout = '';
-  stderr = '';
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-
-  constructor(args: string[]) {
-    this.child = spawn(process.execPath, [MAIN, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    children.add(this.child);
-    this.child.stdout!.setEncoding('utf8').on('data', (s: string) => (this.stdout += s));
-    this.child.stderr!.setEncoding('utf8').on('data', (s: string) => (this.stderr += s));
-    this.exited = new Promise((resolve) => this.child.on('close', (code, signal) => resolve({ code, signal })));
-  }
-
-  /** Waits for the listening line and returns the port; fails with stderr if the CLI exits first. */
-  async port(): Promise<number> {
-    await this.until(() => this.stdout.includes('\n'), 'the listening line');
-    const match = LISTENING.exec(this.stdout);
-    if (!match) throw new Error(`unexpected stdout ${JSON.stringify(this.stdout)}; stderr ${this.stderr}`);
-    return Number(match[1]);
-  }
-
-  /** Waits for the process to exit (bounded), returning its code. */
-  async exit(): Promise<number | null> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`the CLI did not exit; stdout ${this.stdout}; stderr ${this.stderr}`)), WAIT_MS);
-    });
-    try {
-      const { code, signal } = await Promise.race([this.exited, timeout]);
-      if (signal !== null) throw new Error(`the CLI was killed by ${signal}; stderr ${this.stderr}`);
-      return code;
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
-  until(done: () => boolean, what: string): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const deadline = Date.now() + WAIT_MS;
-      const poll = () => {
-        if (done()) return resolve();
-        if (this.child.exitCode !== null || Date.now() > deadline) {
-          return reject(new Error(`no ${what}: exit ${this.child.exitCode}; stdout ${JSON.stringify(this.stdout)}; stderr ${this.stderr}`));
-        }
-        setTimeout(poll, 10);
-      };
-      poll();
-    });
-  }
-}
 
 describe('sockserv serve', () => {
   test.each([

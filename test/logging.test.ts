@@ -1,21 +1,16 @@
 // The CLI's logs (src/cli/log.ts): pino JSON lines on stderr at --log-level, one per event, while
 // stdout stays exactly the one `listening on` line; the terminal formatter's readable lines.
 
-import { type ChildProcess, spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { formatRecord } from '../src/cli/log.js';
+import { Cli, killAll } from './helpers/cli-process.js';
 import { fixture } from './helpers/client.js';
 import { Registry, WAIT_MS, waitUntil } from './helpers/net.js';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const LISTENING = /^listening on tcp:\/\/127\.0\.0\.1:(\d+)\n$/;
 
 const registry = new Registry();
-const children = new Set<ChildProcess>();
 afterEach(async () => {
   await registry.cleanup();
-  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  children.clear();
+  killAll();
 });
 
 interface LogLine {
@@ -25,25 +20,9 @@ interface LogLine {
   [field: string]: unknown;
 }
 
-class Serve {
-  readonly child: ChildProcess;
-  stdout = '';
-  stderr = '';
-  readonly exited: Promise<number | null>;
-
+class Serve extends Cli {
   constructor(args: string[]) {
-    this.child = spawn(process.execPath, ['dist/src/cli/main.js', 'serve', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    children.add(this.child);
-    this.child.stdout!.setEncoding('utf8').on('data', (s: string) => (this.stdout += s));
-    this.child.stderr!.setEncoding('utf8').on('data', (s: string) => (this.stderr += s));
-    this.exited = new Promise((resolve) => this.child.on('close', (code) => resolve(code)));
-  }
-
-  async port(): Promise<number> {
-    await waitUntil(() => this.stdout.includes('\n') || this.child.exitCode !== null, 'the listening line', WAIT_MS);
-    const match = LISTENING.exec(this.stdout);
-    if (!match) throw new Error(`unexpected stdout ${JSON.stringify(this.stdout)}; stderr ${this.stderr}`);
-    return Number(match[1]);
+    super(['serve', ...args]);
   }
 
   /** Every stderr line, each of which must be a JSON log record. */
@@ -75,7 +54,7 @@ describe('sockserv serve logging', () => {
     await waitUntil(() => cli.stderr.includes('connection error'), 'the connection error at debug', WAIT_MS);
 
     cli.child.kill('SIGTERM');
-    expect(await cli.exited).toBe(0);
+    expect(await cli.exit()).toBe(0);
     expect(cli.stdout).toBe(`listening on tcp://127.0.0.1:${port}\n`);
 
     const logs = cli.logs;
@@ -104,7 +83,7 @@ describe('sockserv serve logging', () => {
     await peer.untilClosed(); // onHandlerError 'close': the connection ends
     await waitUntil(() => cli.stderr.includes('request failed'), 'the request failed line', WAIT_MS);
     cli.child.kill('SIGTERM');
-    expect(await cli.exited).toBe(0);
+    expect(await cli.exit()).toBe(0);
     expect(cli.stdout).toBe(`listening on tcp://127.0.0.1:${port}\n`);
     const logs = cli.logs;
     expect(logs.map((l) => l.msg)).toEqual(['request failed']);
@@ -127,14 +106,14 @@ describe('sockserv serve logging', () => {
     probe.socket.end();
     await probe.untilClosed();
     cli.child.kill('SIGTERM');
-    expect(await cli.exited).toBe(0);
+    expect(await cli.exit()).toBe(0);
     expect(cli.logs.map((l) => l.level)).toEqual([30, 30, 30]);
     expect(cli.stderr).not.toContain('connection error');
   });
 
   test('an unknown --log-level exits 2 with a usage message', async () => {
     const cli = new Serve([fixture('echo'), '--port', '0', '--log-level', 'loud']);
-    expect(await cli.exited).toBe(2);
+    expect(await cli.exit()).toBe(2);
     expect(cli.stderr).toMatch(/^sockserv: --log-level must be one of trace, debug, info, warn, error, fatal, silent \(got "loud"\)/);
     expect(cli.stdout).toBe('');
   });
