@@ -14,7 +14,7 @@ import type { ClientAddress } from './handler.js';
 import type { Logger } from './logger.js';
 import type { ResolvedOptions } from './options.js';
 import { ReplyOrder } from './reply-order.js';
-import type { Reply } from './run-handler.js';
+import { type Reply, replyBytes } from './run-handler.js';
 import type { RequestDurations, ServerCounters } from './stats.js';
 import type { Flushable, WriteSet } from './write-set.js';
 
@@ -358,7 +358,5 @@ export class Connection implements RequestSink, Flushable, ServerConnection {
 }
 
 function toBuffer(reply: string | Uint8Array | null): Buffer | null {
-  if (reply === null) return null;
-  if (typeof reply === 'string') return Buffer.from(reply);
-  return Buffer.isBuffer(reply) ? reply : Buffer.from(reply.buffer, reply.byteOffset, reply.byteLength);
+  return reply === null ? null : replyBytes(reply);
 }

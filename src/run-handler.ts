@@ -57,10 +57,10 @@ async function finishAsync(
 function collectReply(handler: InstanceType<HandlerClass>, result: HandlerResult): Reply {
   const chunks = handler[kReplyChunks];
   const returned = typeof result === 'string' || result instanceof Uint8Array;
-  if (chunks === null) return returned ? toBuffer(result) : null; // the common case: no array
+  if (chunks === null) return returned ? replyBytes(result) : null; // the common case: no array
   if (returned) chunks.push(result);
-  if (chunks.length === 1) return toBuffer(chunks[0]!);
-  return Buffer.concat(chunks.map(toBuffer));
+  if (chunks.length === 1) return replyBytes(chunks[0]!);
+  return Buffer.concat(chunks.map(replyBytes));
 }
 
 // The last string reply and its bytes: handlers often answer with the same constant ("OK",
@@ -68,7 +68,8 @@ function collectReply(handler: InstanceType<HandlerClass>, result: HandlerResult
 let lastText = '';
 let lastBytes = Buffer.alloc(0);
 
-function toBuffer(chunk: string | Uint8Array): Buffer {
+/** A reply chunk as bytes: a Buffer as is, other bytes as a view, text encoded (cached when repeated). */
+export function replyBytes(chunk: string | Uint8Array): Buffer {
   if (typeof chunk === 'string') {
     if (chunk !== lastText) {
       lastText = chunk;

@@ -1,20 +1,20 @@
 // Owns the worker side of the pool: the piscina task entry. It loads the handler module once per
 // worker, runs every request of a batch through it (synchronous handlers back to back, async ones
-// interleaved), and packs the replies into one transferable buffer. Sessions (StreamRequestHandler)
-// are long-running tasks over a MessagePort; many share a worker while they await. A handler that throws fails
-// only its own request; nothing a handler does can fail the batch short of killing the worker.
+// interleaved), and packs the replies into one transferable buffer. Sessions
+// (StreamRequestHandler) are long-running tasks over a MessagePort; many share a worker while
+// they await. A handler that throws fails only its own request; nothing a handler does can fail
+// the batch short of killing the worker.
 
-import { performance } from 'node:perf_hooks';
 import { readlinkSync } from 'node:fs';
 import { setPriority } from 'node:os';
+import { performance } from 'node:perf_hooks';
+import { BroadcastChannel, type MessagePort } from 'node:worker_threads';
 import { move, transferableSymbol, valueSymbol, workerData } from 'piscina';
-import { BroadcastChannel } from 'node:worker_threads';
 import { type BatchResult, type BatchTask, type LateReply, ReplyPacker, requestAt } from '../src/dispatch/batch.js';
 import { type ErrorInfo, toErrorInfo } from '../src/errors.js';
-import { type HandlerClass, type HandlerKind, type ServerInfo, type ClientAddress, handlerKindOf } from '../src/handler.js';
+import { type ClientAddress, type HandlerClass, type HandlerKind, type ServerInfo, handlerKindOf } from '../src/handler.js';
 import { type HandlerRef, loadHandler, loadedHandler } from '../src/handler-module.js';
 import { isThenable, runHandler } from '../src/run-handler.js';
-import type { MessagePort } from 'node:worker_threads';
 import type { SessionLimits } from '../src/session/protocol.js';
 import { runSession } from '../src/session/run-session.js';
 

@@ -347,6 +347,11 @@ export abstract class BaseServer implements ConnectionHost, AsyncDisposable {
     return this.#connections.clock;
   }
 
+  /** Connections open now (what stats().connections reports), without building a snapshot. */
+  get connectionCount(): number {
+    return this.#connections.size;
+  }
+
   /** @internal Registers a live connection so shutdown can drain it and stats can count it. */
   trackConnection(connection: ServerConnection): void {
     this.#connections.add(connection);

@@ -48,7 +48,7 @@ export class TCPServer extends BaseServer {
         options: this.options.tls,
         // A client that never finishes its handshake holds a descriptor: give it idleTimeout (≤ 10 s).
         handshakeTimeout: Math.min(this.options.idleTimeout || TLS_HANDSHAKE_TIMEOUT_MS, TLS_HANDSHAKE_TIMEOUT_MS),
-        admit: (handshakes) => this.stats().connections + handshakes < this.options.maxConnections,
+        admit: (handshakes) => this.connectionCount + handshakes < this.options.maxConnections,
       },
     );
     this.#listeners = listeners;

@@ -12,7 +12,7 @@ import { ErrorCodes, SockservError } from '../errors.js';
 import type { ClientAddress } from '../handler.js';
 import { LogBurst } from '../log-burst.js';
 import type { ServerOptions } from '../options.js';
-import type { Reply } from '../run-handler.js';
+import { type Reply, replyBytes } from '../run-handler.js';
 import { BaseServer, type HandlerSource, type ServerAddress } from './base-server.js';
 import type { TCPAddress } from './tcp-server.js';
 import { ThreadingMixIn } from './threading.js';
@@ -128,7 +128,7 @@ class DatagramEndpoint implements ServerConnection {
       server.handleError(null, clientAddress, error);
       if (server.options.onHandlerError === 'reply') {
         const errorReply = server.errorReply(error);
-        reply = errorReply === null ? null : Buffer.from(errorReply);
+        reply = errorReply === null ? null : replyBytes(errorReply);
       }
     } else {
       server.counters.requestsOk++;
