@@ -26,7 +26,7 @@ export interface ServerOptions {
   maxConnections?: number;
   /** Milliseconds a connection may go without completing a request while none is in flight (slowloris, idle clients); then it is closed (ERR_IDLE_TIMEOUT). 0 = off. Default 300 000. */
   idleTimeout?: number;
-  /** Milliseconds a pooled handler may run; past it the worker is stopped and replaced, and the request fails with ERR_REQUEST_TIMEOUT. 0 = off. Default 30 000. */
+  /** Milliseconds a pooled handler may run, counted from its start: past it the request fails with ERR_REQUEST_TIMEOUT (a synchronous handler's worker is stopped and replaced; an async one is abandoned). 0 = off. Default 30 000. */
   requestTimeout?: number;
   /** Nice value of worker threads on Linux, so the main thread runs first under contention; 0 = off. Default 10. */
   workerNice?: number;
@@ -44,20 +44,25 @@ export interface ServerOptions {
   writeBufferHardLimit?: number;
   /** Requests waiting for a pool slot, across connections; when full, sockets stop being read. Default 16384. */
   maxQueuedRequests?: number;
-  /** Most requests in one pool task. Default 512. */
-  maxBatchRequests?: number;
-  /** Most request bytes in one pool task. Default 4 MiB. */
-  maxBatchBytes?: number;
-  /** Worker time one batch aims for while every worker is busy; the batch size follows the measured handler cost. Larger amortizes the hop to the worker, smaller cuts queueing latency. Default 8 ms. */
-  targetBatchMs?: number;
+  /**
+   * Pooled servers: milliseconds of measured handler work each worker may have queued (at least two
+   * requests). Small keeps a cheap request from waiting behind a long queue of heavy ones; the rest
+   * wait on the main thread, round-robin across connections. Default 1.
+   */
+  workerQueueMs?: number;
+  /**
+   * Pooled servers: how one connection's pipelined requests run. 'serial' (default, Python's and
+   * Netty's semantics): one after another, in order, on one worker — a request sees the side
+   * effects of those before it. 'parallel': spread across workers, for stateless handlers; replies
+   * still leave in request order.
+   */
+  pipelining?: 'serial' | 'parallel';
   /**
    * Pooled servers only: while a request's measured cost stays under this many microseconds, run
    * it on the main thread instead of a worker (the trip to a worker costs more). Opt-in: inline
    * requests lose crash isolation (see src/dispatch/inline-lane.ts). 0 = off. Default 0.
    */
   inlineBelowMicros?: number;
-  /** Pool tasks each worker holds at once (one running, the rest queued there). Default 2. */
-  tasksPerWorker?: number;
   /** When a handler throws: 'close' the connection after the replies before it (Python), or 'reply' with errorReply() and go on. Default 'close'. */
   onHandlerError?: 'close' | 'reply';
   /** Milliseconds shutdown() waits for in-flight requests before cutting connections. Default 10 000. */
@@ -113,10 +118,8 @@ export const DEFAULTS = Object.freeze({
   readHighWaterMark: 64 * 1024,
   writeBufferHardLimit: 16 * 1024 * 1024,
   maxQueuedRequests: 16384,
-  maxBatchRequests: 512,
-  maxBatchBytes: 4 * 1024 * 1024,
-  targetBatchMs: 8,
-  tasksPerWorker: 2,
+  workerQueueMs: 1,
+  pipelining: 'serial',
   inlineBelowMicros: 0,
   onHandlerError: 'close',
   shutdownTimeout: 10_000,
@@ -139,9 +142,6 @@ const POSITIVE_INTEGERS = [
   'readHighWaterMark',
   'writeBufferHardLimit',
   'maxQueuedRequests',
-  'maxBatchRequests',
-  'maxBatchBytes',
-  'tasksPerWorker',
   'requestQueueSize',
   'maxPacketSize',
 ] as const;
@@ -154,7 +154,7 @@ export function resolveOptions(options: ServerOptions = {}): ResolvedOptions {
       throw badOption(`${key} must be a positive integer (got ${String(value)})`);
     }
   }
-  for (const key of ['targetBatchMs', 'shutdownTimeout', 'idleTimeout', 'requestTimeout', 'workerNice', 'inlineBelowMicros'] as const) {
+  for (const key of ['workerQueueMs', 'shutdownTimeout', 'idleTimeout', 'requestTimeout', 'workerNice', 'inlineBelowMicros'] as const) {
     if (!(typeof merged[key] === 'number' && merged[key] >= 0)) {
       throw badOption(`${key} must be a non-negative number (got ${String(merged[key])})`);
     }
@@ -162,6 +162,10 @@ export function resolveOptions(options: ServerOptions = {}): ResolvedOptions {
   if (merged.onHandlerError !== 'close' && merged.onHandlerError !== 'reply') {
     throw badOption(`onHandlerError must be 'close' or 'reply' (got ${String(merged.onHandlerError)})`);
   }
+  if (merged.pipelining !== 'serial' && merged.pipelining !== 'parallel') {
+    throw badOption(`pipelining must be 'serial' or 'parallel' (got ${String(merged.pipelining)})`);
+  }
+  if (merged.workerQueueMs <= 0) throw badOption(`workerQueueMs must be positive (got ${merged.workerQueueMs})`);
   if (merged.writeBufferHardLimit < merged.writeHighWaterMark) {
     throw badOption('writeBufferHardLimit must be at least writeHighWaterMark');
   }

@@ -1,72 +1,94 @@
-// Owns pooled dispatch (ThreadingTCPServer): requests framed in one turn of the event loop are
-// queued, then packed into batches — across connections — and each batch is one pool task.
-//   - Batch size follows the measured handler cost: about `targetBatchMs` of work per task, so
-//     trivial requests travel hundreds to a task and heavy ones a few at a time.
-//   - What is ready is spread over the idle workers rather than piled on one; while every worker
-//     is busy, requests accumulate until a batch returns or a full batch is ready.
-//   - The queue is bounded (`maxQueuedRequests`): when full, connections stop reading until a
-//     batch returns.
-//   - Async requests still awaiting when their batch returns report later (late-replies.ts), so
-//     a slow or stuck async handler holds neither its batch nor its worker.
-//   - A batch whose worker died — or that ran past requestTimeout, which stops its worker — is
-//     retried one request per task, so only the request that kills or stalls its worker fails
-//     (ERR_WORKER_DIED, ERR_REQUEST_TIMEOUT); the others run again (at-least-once on a crash).
+// Owns pooled dispatch (ThreadingTCPServer): the scheduler between connections and the workers'
+// channels (worker-channel.ts). Requests stream: each is written into a worker's ring as soon as
+// the worker has room for it, and each outcome comes back the moment its handler finishes.
+//
+//   - One connection's requests run in order, one after another (Python's ThreadingTCPServer,
+//     Netty's channel-per-executor): while a connection has requests on a worker, its next ones go
+//     to that same worker's ring, which runs them in sequence. Parallelism comes from many
+//     connections. `pipelining: 'parallel'` lets a stateless handler's pipelined requests spread.
+//   - Every worker gets a small credit — about `workerQueueMs` of measured work queued, at least
+//     two requests — and requests go to the least loaded worker first, so a cheap request waits
+//     behind about one heavy one, never behind a long queue. The rest wait here, round-robin
+//     across connections (a quantum per visit), so one client cannot queue ahead of everyone.
+//   - Each request runs at most once. When a worker dies, or a handler overruns requestTimeout
+//     (the watchdog counts from the request's start), the outcomes already published are
+//     delivered, the request that had started fails (ERR_WORKER_DIED / ERR_REQUEST_TIMEOUT), and
+//     the ones it never started go to another worker.
+//   - Bounded: maxQueuedRequests here (then connections stop reading), a worker's credit, and its
+//     channel's slots — which also bound async handlers still awaiting, with or without a timeout.
 
-import { ErrorCodes, SockservError, fromErrorInfo } from '../errors.js';
 import type { MessagePort } from 'node:worker_threads';
+import { performance } from 'node:perf_hooks';
+import { ErrorCodes, type ErrorInfo, SockservError, fromErrorInfo } from '../errors.js';
 import type { ClientAddress, HandlerKind, ServerInfo } from '../handler.js';
 import type { HandlerRef } from '../handler-module.js';
 import type { Logger } from '../logger.js';
 import type { ResolvedOptions } from '../options.js';
-import { InlineLane } from './inline-lane.js';
-import { BatchBuilder, type BatchResult, FAILED, LATE, NO_REPLY } from './batch.js';
-import { LateReplies } from './late-replies.js';
+import { Kind } from './channel-layout.js';
 import type { Dispatcher, DispatcherStats, RequestSink } from './dispatcher.js';
+import { InlineLane } from './inline-lane.js';
+import { type ReplyKind, type SlotEntry, WorkerChannel } from './worker-channel.js';
 import type { WorkerPool } from './worker-pool.js';
 
-interface QueuedRequest {
-  sink: RequestSink;
-  seq: number;
-  request: Buffer;
+/** A connection as the scheduler sees it. */
+interface ConnQueue {
+  /** Names the connection in its channel records (the worker orders and addresses by it). */
+  readonly id: number;
+  readonly sink: RequestSink;
+  /** Requests not yet written to a channel, oldest first from `head`. */
+  pending: Array<SlotEntry<ConnQueue>>;
+  head: number;
+  /** In the ready list (has pending requests and may send them). */
+  ready: boolean;
+  /** Waiting for room on `channel` (its requests there must stay on it to keep their order). */
+  parked: boolean;
+  /** Requests written to channels whose outcome has not come back. */
+  outstanding: number;
+  /** The channel holding them: while `outstanding` > 0, in order, the next go there too. */
+  channel: WorkerChannel<ConnQueue> | null;
+  /** Per channel index: the channel object and PEER number that introduced this connection there. */
+  peerOf: Array<WorkerChannel<ConnQueue> | undefined>;
+  peerNumber: number[];
 }
 
-type BatchLimits = Pick<
-  ResolvedOptions,
-  | 'maxQueuedRequests'
-  | 'maxBatchRequests'
-  | 'maxBatchBytes'
-  | 'targetBatchMs'
-  | 'readHighWaterMark'
-  | 'maxFrameBytes'
-  | 'requestTimeout'
->;
+type Limits = Pick<ResolvedOptions, 'maxQueuedRequests' | 'requestTimeout' | 'workerQueueMs' | 'pipelining' | 'readHighWaterMark' | 'maxFrameBytes'>;
 
-/** Weight of the newest batch in the handler-cost average. */
+/** Weight of the newest measurement in the handler-cost average. */
 const COST_SMOOTHING = 0.2;
+/** A worker always holds this many requests when there are any, so it never idles for a round trip. */
+const MIN_QUEUED = 2;
+/** Worker time one connection may claim per visit of the round-robin. */
+const QUANTUM_MS = 0.25;
 
 export class PoolDispatcher implements Dispatcher {
   readonly #pool: WorkerPool;
   readonly #ownsPool: boolean;
   readonly #handler: HandlerRef;
-  readonly #limits: BatchLimits;
+  readonly #limits: Limits;
+  readonly #logger: Logger;
+  readonly #ordered: boolean;
   #server: ServerInfo | undefined;
   #kind: HandlerKind = 'request';
   #sessions = 0;
-  /** Requests waiting for a slot, oldest first from #head. */
-  #queue: QueuedRequest[] = [];
-  #head = 0;
-  /** Requests of dead batches, each to be retried alone. */
-  #retry: QueuedRequest[] = [];
+  #channels: Array<WorkerChannel<ConnQueue>> = [];
+  /** Connections with requests waiting here, in round-robin order from #readyHead. */
+  #ready: ConnQueue[] = [];
+  #readyHead = 0;
+  /** Per channel index: connections waiting for room on that channel. */
+  #parked: ConnQueue[][] = [];
+  readonly #conns = new WeakMap<RequestSink, ConnQueue>();
+  #nextConnId = 0;
+  /** Requests waiting here (not yet written to a channel). */
+  #queued = 0;
   #waiters = new Set<RequestSink>();
   #flushScheduled = false;
-  #running = 0;
-  /** Smoothed worker milliseconds per request; undefined until the first batch returns. */
-  #costMs: number | undefined;
-  readonly #unsubscribe: () => void;
+  /** Smoothed handler milliseconds per request (synchronous part). */
+  #costMs = 0.01;
+  #busyMs = 0;
+  readonly #startedAt = performance.now();
+  #watchdog: NodeJS.Timeout | undefined;
+  #closed = false;
   readonly #flush = () => this.#flushQueue();
-  /** Async requests still awaiting after their batch returned. */
-  readonly #late: LateReplies;
-
   /** Runs cheap requests on the main thread when inlineBelowMicros is set; null otherwise. */
   readonly #lane: InlineLane | null;
 
@@ -75,9 +97,9 @@ export class PoolDispatcher implements Dispatcher {
     this.#ownsPool = ownsPool;
     this.#handler = handler;
     this.#limits = options;
+    this.#logger = logger;
+    this.#ordered = options.pipelining !== 'parallel';
     this.#lane = options.inlineBelowMicros > 0 ? new InlineLane(handler, options, logger) : null;
-    this.#late = new LateReplies(options.requestTimeout);
-    this.#unsubscribe = pool.onSlotFree(this.#flush);
   }
 
   get handlerKind(): HandlerKind {
@@ -87,6 +109,13 @@ export class PoolDispatcher implements Dispatcher {
   async start(server: ServerInfo): Promise<void> {
     this.#server = server;
     this.#kind = await this.#pool.preload(this.#handler);
+    if (this.#kind !== 'request') return; // sessions run as tasks of their own
+    for (let i = 0; i < this.#pool.workers; i++) this.#openChannel(i);
+    const { requestTimeout } = this.#limits;
+    if (requestTimeout > 0) {
+      this.#watchdog = setInterval(() => this.#checkOverdue(), Math.min(1000, Math.max(5, requestTimeout / 4)));
+      this.#watchdog.unref();
+    }
     await this.#lane?.start(server, this.#kind);
   }
 
@@ -104,10 +133,6 @@ export class PoolDispatcher implements Dispatcher {
     });
   }
 
-  get #queued(): number {
-    return this.#queue.length - this.#head + this.#retry.length;
-  }
-
   hasCapacity(): boolean {
     return this.#queued < this.#limits.maxQueuedRequests;
   }
@@ -117,141 +142,231 @@ export class PoolDispatcher implements Dispatcher {
   }
 
   submit(sink: RequestSink, seq: number, request: Buffer): void {
-    if (this.#lane?.active) {
+    let conn = this.#conns.get(sink);
+    if (this.#lane?.active && (conn === undefined || (conn.outstanding === 0 && conn.head === conn.pending.length))) {
       this.#lane.submit(sink, seq, request);
       return;
     }
-    this.#queue.push({ sink, seq, request });
+    conn ??= this.#newConn(sink);
+    conn.pending.push({ conn, seq, request, abandoned: false });
+    this.#queued++;
+    if (!conn.ready && !conn.parked) {
+      conn.ready = true;
+      this.#ready.push(conn);
+    }
     if (!this.#flushScheduled) {
       this.#flushScheduled = true;
-      // Once per loop turn: everything framed in this poll phase goes out together.
+      // Once per loop turn: everything framed in this poll phase is written, then published once.
       setImmediate(this.#flush);
     }
   }
 
   stats(): DispatcherStats {
+    let running = this.#sessions;
+    for (const channel of this.#channels) running += channel.used;
+    const wallMs = performance.now() - this.#startedAt;
+    const workers = this.#pool.workers;
     return {
       queued: this.#queued,
-      running: this.#running + this.#sessions + this.#late.pending,
-      workers: this.#pool.workers,
-      utilization: this.#pool.utilization,
+      running,
+      workers,
+      utilization: wallMs > 0 ? Math.min(1, this.#busyMs / (wallMs * workers)) : 0,
     };
   }
 
   async close(): Promise<void> {
-    this.#unsubscribe();
-    this.#late.close();
+    this.#closed = true;
+    clearInterval(this.#watchdog);
+    for (const channel of this.#channels) channel.close();
     if (this.#ownsPool) await this.#pool.close();
+  }
+
+  // ---- channels --------------------------------------------------------------------------
+
+  #openChannel(index: number): void {
+    const channel = new WorkerChannel<ConnQueue>(index);
+    this.#channels[index] = channel;
+    this.#parked[index] ??= [];
+    const task = { handler: this.#handler, server: this.#server!, buffers: channel.buffers, port: channel.workerPort };
+    this.#pool.runChannel(task, [channel.workerPort]).then(
+      (outcome) => {
+        this.#pool.channelEnded(channel.threadId);
+        const error = (outcome as { error?: ErrorInfo } | null)?.error;
+        if (error) this.#channelLost(channel, fromErrorInfo(error, ErrorCodes.HANDLER_LOAD), false);
+      },
+      (error: unknown) => this.#channelLost(channel, error, true),
+    );
+    channel.waitForReplies(() => this.#onReplies(channel));
+  }
+
+  #onReplies(channel: WorkerChannel<ConnQueue>): void {
+    if (channel.dead) return;
+    this.#drain(channel);
+    if (this.#queued > 0) this.#flushQueue();
+    channel.waitForReplies(() => this.#onReplies(channel));
+  }
+
+  #drain(channel: WorkerChannel<ConnQueue>): void {
+    if (channel.drain(this.#deliver) === 0) return;
+    const { busyMs, done } = channel.progress();
+    if (done > 0) {
+      this.#busyMs += busyMs;
+      const perRequest = busyMs / done;
+      this.#costMs += COST_SMOOTHING * (perRequest - this.#costMs);
+      this.#lane?.observePoolCost(perRequest);
+    }
+    const parked = this.#parked[channel.index]!;
+    if (parked.length > 0) {
+      this.#parked[channel.index] = [];
+      for (const conn of parked) this.#unpark(conn);
+    }
+  }
+
+  readonly #deliver = (entry: SlotEntry<ConnQueue>, kind: ReplyKind, bytes: Buffer | null): void => {
+    const conn = entry.conn;
+    if (--conn.outstanding === 0) conn.channel = null;
+    const sink = conn.sink;
+    if (entry.abandoned || sink.closed) return;
+    if (kind === Kind.REPLY) sink.complete(entry.seq, bytes);
+    else if (kind === Kind.NO_REPLY) sink.complete(entry.seq, null);
+    else sink.complete(entry.seq, null, fromErrorInfo(JSON.parse(bytes!.toString()) as ErrorInfo, ErrorCodes.HANDLER_FAILED));
+  };
+
+  // ---- the scheduler ---------------------------------------------------------------------
+
+  #newConn(sink: RequestSink): ConnQueue {
+    const conn: ConnQueue = {
+      id: (this.#nextConnId = (this.#nextConnId + 1) >>> 0),
+      sink,
+      pending: [],
+      head: 0,
+      ready: false,
+      parked: false,
+      outstanding: 0,
+      channel: null,
+      peerOf: [],
+      peerNumber: [],
+    };
+    this.#conns.set(sink, conn);
+    return conn;
+  }
+
+  /** A channel may take one more request: under its credit of queued work, with a free slot. */
+  #hasRoom(channel: WorkerChannel<ConnQueue>): boolean {
+    if (channel.dead || !channel.hasFreeSlot) return false;
+    const credit = Math.max(MIN_QUEUED, Math.floor(this.#limits.workerQueueMs / this.#costMs));
+    return channel.queued < credit;
+  }
+
+  #leastLoaded(): WorkerChannel<ConnQueue> | null {
+    let best: WorkerChannel<ConnQueue> | null = null;
+    let least = Infinity;
+    for (const channel of this.#channels) {
+      if (!this.#hasRoom(channel)) continue;
+      const queued = channel.queued;
+      if (queued < least) {
+        least = queued;
+        best = channel;
+      }
+    }
+    return best;
   }
 
   #flushQueue(): void {
     this.#flushScheduled = false;
-    while (this.#retry.length > 0 && this.#pool.freeSlots > 0) {
-      this.#send([this.#retry.shift()!], true);
-    }
-    while (this.#head < this.#queue.length && this.#pool.freeSlots > 0) {
-      const size = this.#nextBatchSize();
-      // Every worker is busy: a batch sent now would only wait in a worker's queue. Hold the
-      // requests until a batch returns (which flushes again) unless a full batch is ready —
-      // group commit: small batches when idle (latency), large ones under load (throughput).
-      if (this.#pool.idleWorkers === 0 && this.#queue.length - this.#head < size) break;
-      const batch: QueuedRequest[] = [];
-      let bytes = 0;
-      while (batch.length < size && this.#head < this.#queue.length) {
-        const next = this.#queue[this.#head]!;
-        if (batch.length > 0 && bytes + next.request.length > this.#limits.maxBatchBytes) break;
-        this.#queue[this.#head++] = undefined as unknown as QueuedRequest;
-        if (next.sink.closed) continue;
-        batch.push(next);
-        bytes += next.request.length;
+    if (this.#closed) return;
+    for (const channel of this.#channels) if (!channel.dead && channel.hasReplies) this.#drain(channel);
+    const ready = this.#ready;
+    while (this.#readyHead < ready.length) {
+      const conn = ready[this.#readyHead]!;
+      if (conn.sink.closed) {
+        this.#readyHead++;
+        this.#dropPending(conn);
+        continue;
       }
-      if (batch.length > 0) this.#send(batch, false);
+      const bound = this.#ordered && conn.outstanding > 0 ? conn.channel : null;
+      const channel = bound ?? this.#leastLoaded();
+      if (channel === null) break; // every worker has its credit: replies will flush again
+      this.#readyHead++;
+      conn.ready = false;
+      if (!this.#sendRun(conn, channel)) {
+        if (bound !== null || !channel.hasFreeSlot || channel.dead) this.#park(conn, channel);
+        else this.#requeue(conn);
+      } else if (conn.head < conn.pending.length) {
+        this.#requeue(conn); // its quantum is spent: to the back of the line
+      }
     }
-    if (this.#head === this.#queue.length) {
-      this.#queue = [];
-      this.#head = 0;
-    } else if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
-      this.#queue = this.#queue.slice(this.#head);
-      this.#head = 0;
+    if (this.#readyHead === ready.length) {
+      this.#ready = [];
+      this.#readyHead = 0;
+    } else if (this.#readyHead > 1024 && this.#readyHead * 2 > ready.length) {
+      this.#ready = ready.slice(this.#readyHead);
+      this.#readyHead = 0;
     }
+    for (const channel of this.#channels) channel.publish();
     if (this.#waiters.size > 0 && this.hasCapacity()) this.#wakeWaiters();
   }
 
-  #nextBatchSize(): number {
-    const { targetBatchMs, maxBatchRequests } = this.#limits;
-    const cost = this.#costMs ?? targetBatchMs / 16;
-    const byCost = cost > 0 ? Math.floor(targetBatchMs / cost) : maxBatchRequests;
-    const idle = this.#pool.idleWorkers;
-    const queued = this.#queue.length - this.#head;
-    const spread = idle > 0 ? Math.ceil(queued / idle) : maxBatchRequests;
-    return Math.max(1, Math.min(byCost, spread, maxBatchRequests));
+  /**
+   * Writes the connection's next requests to `channel`, up to its quantum and the channel's room.
+   * True if every request it may send now was sent (pending may remain for the next visit); false
+   * if the channel ran out of room first.
+   */
+  #sendRun(conn: ConnQueue, channel: WorkerChannel<ConnQueue>): boolean {
+    const quantum = Math.max(1, Math.floor(QUANTUM_MS / this.#costMs));
+    let sent = 0;
+    while (conn.head < conn.pending.length && sent < quantum) {
+      if (!this.#hasRoom(channel) || !this.#introduce(conn, channel)) return false;
+      const entry = conn.pending[conn.head]!;
+      if (!channel.send(entry, conn.id, this.#ordered)) return false;
+      conn.pending[conn.head++] = undefined as unknown as SlotEntry<ConnQueue>;
+      this.#queued--;
+      conn.outstanding++;
+      conn.channel = channel;
+      sent++;
+    }
+    if (conn.head === conn.pending.length) {
+      conn.pending = [];
+      conn.head = 0;
+    }
+    return true;
   }
 
-  #send(batch: QueuedRequest[], isolated: boolean): void {
-    const builder = new BatchBuilder();
-    for (const entry of batch) builder.add(entry.request, entry.sink.clientAddress);
-    const batchId = this.#late.nextBatchId();
-    const { task, transferList } = builder.build(this.#handler, this.#server!, { channel: this.#late.channel, batch: batchId });
-    this.#running += batch.length;
-    // Requests in a batch run one after another: allow each its requestTimeout on top of the
-    // expected cost of those before it.
-    const { requestTimeout } = this.#limits;
-    const deadline = requestTimeout > 0 ? requestTimeout + Math.ceil((this.#costMs ?? 0) * batch.length) : 0;
-    this.#pool.run(task, transferList, deadline, (result, error) => {
-      this.#running -= batch.length;
-      if (result) this.#deliver(batch, batchId, result);
-      else {
-        this.#late.forget(batchId);
-        this.#failed(batch, isolated, error);
-      }
-    });
+  /** Makes sure the channel's worker knows the connection's address (a PEER record before its first request there). */
+  #introduce(conn: ConnQueue, channel: WorkerChannel<ConnQueue>): boolean {
+    const i = channel.index;
+    if (conn.peerOf[i] === channel && channel.knowsPeer(conn.peerNumber[i]!)) return true;
+    const number = channel.introduce(conn.id, Buffer.from(JSON.stringify(conn.sink.clientAddress)));
+    if (number === 0) return false;
+    conn.peerOf[i] = channel;
+    conn.peerNumber[i] = number;
+    return true;
   }
 
-  #deliver(batch: QueuedRequest[], batchId: number, result: BatchResult): void {
-    this.#pool.recordBusy(result.elapsedMs);
-    const perRequest = result.elapsedMs / batch.length;
-    this.#lane?.observePoolCost(perRequest);
-    this.#costMs = this.#costMs === undefined ? perRequest : this.#costMs + COST_SMOOTHING * (perRequest - this.#costMs);
-    const { data, ends, errors } = result;
-    let start = 0;
-    let nextError = 0;
-    let late: Map<number, { sink: RequestSink; seq: number }> | null = null;
-    for (let i = 0; i < batch.length; i++) {
-      const { sink, seq } = batch[i]!;
-      const end = ends[i]!;
-      if (end === LATE) {
-        (late ??= new Map()).set(i, { sink, seq });
-      } else if (end === FAILED) {
-        const info = errors[nextError++]!;
-        if (!sink.closed) sink.complete(seq, null, fromErrorInfo(info, ErrorCodes.HANDLER_FAILED));
-      } else if (end === NO_REPLY) {
-        if (!sink.closed) sink.complete(seq, null);
-      } else {
-        if (!sink.closed) sink.complete(seq, Buffer.from(data.buffer, data.byteOffset + start, end - start));
-        start = end;
-      }
-    }
-    if (late) this.#late.expect(batchId, late);
-    else this.#late.returned(batchId);
+  #requeue(conn: ConnQueue): void {
+    conn.ready = true;
+    this.#ready.push(conn);
   }
 
-  #failed(batch: QueuedRequest[], isolated: boolean, error: unknown): void {
-    const code = (error as { code?: unknown })?.code;
-    if (code === ErrorCodes.HANDLER_LOAD || code === ErrorCodes.HANDLER_INVALID || code === ErrorCodes.SERVER_CLOSED) {
-      for (const { sink, seq } of batch) if (!sink.closed) sink.complete(seq, null, error as SockservError);
-      return;
+  #park(conn: ConnQueue, channel: WorkerChannel<ConnQueue>): void {
+    conn.parked = true;
+    this.#parked[channel.index]!.push(conn);
+  }
+
+  #unpark(conn: ConnQueue): void {
+    conn.parked = false;
+    if (conn.head < conn.pending.length && !conn.ready) this.#requeue(conn);
+    if (!this.#flushScheduled) {
+      this.#flushScheduled = true;
+      setImmediate(this.#flush);
     }
-    if (!isolated) {
-      for (const entry of batch) if (!entry.sink.closed) this.#retry.push(entry);
-      return; // the slot-free notification that follows flushes the retries
-    }
-    const failure =
-      code === ErrorCodes.REQUEST_TIMEOUT
-        ? (error as SockservError)
-        : new SockservError(ErrorCodes.WORKER_DIED, `the worker running this request died: ${(error as Error)?.message ?? String(error)}`, {
-            cause: error,
-          });
-    for (const { sink, seq } of batch) if (!sink.closed) sink.complete(seq, null, failure);
+  }
+
+  #dropPending(conn: ConnQueue): void {
+    conn.ready = false;
+    this.#queued -= conn.pending.length - conn.head;
+    conn.pending = [];
+    conn.head = 0;
   }
 
   #wakeWaiters(): void {
@@ -260,9 +375,99 @@ export class PoolDispatcher implements Dispatcher {
     for (const sink of waiters) {
       if (!sink.closed) sink.pump();
       if (!this.hasCapacity()) {
-        // Still full: the rest keep waiting.
         for (const rest of waiters.slice(waiters.indexOf(sink) + 1)) this.#waiters.add(rest);
         return;
+      }
+    }
+  }
+
+  // ---- failures --------------------------------------------------------------------------
+
+  /**
+   * The channel's worker died (`died`), or its loop ended with an error (the handler failed to
+   * load there). Finished outcomes are delivered; started requests fail; the rest are sent again.
+   */
+  #channelLost(channel: WorkerChannel<ConnQueue>, error: unknown, died: boolean): void {
+    const wasClosing = channel.dead;
+    channel.dead = true;
+    this.#drain(channel);
+    const { started, queued } = channel.takeOutstanding();
+    if (this.#closed || wasClosing) return;
+    // Sent again first, in each connection's order, ahead of its later requests: failing a
+    // started one below may make its connection submit more.
+    const byConn = new Map<ConnQueue, Array<SlotEntry<ConnQueue>>>();
+    for (const entry of queued) {
+      const conn = entry.conn;
+      conn.outstanding--;
+      if (conn.sink.closed || entry.abandoned) continue;
+      let list = byConn.get(conn);
+      if (!list) byConn.set(conn, (list = []));
+      list.push(entry);
+    }
+    for (const [conn, list] of byConn) {
+      list.sort((a, b) => a.seq - b.seq);
+      conn.pending = list.concat(conn.pending.slice(conn.head));
+      conn.head = 0;
+      this.#queued += list.length;
+      if (!conn.ready) {
+        conn.parked = false;
+        this.#requeue(conn);
+      }
+    }
+    const touched = new Set<ConnQueue>(byConn.keys());
+    for (const [, entry] of started) {
+      entry.conn.outstanding--;
+      touched.add(entry.conn);
+    }
+    for (const conn of touched) if (conn.outstanding === 0) conn.channel = null;
+    for (const [slot, entry] of started) {
+      const conn = entry.conn;
+      if (entry.abandoned || conn.sink.closed) continue;
+      let failure: SockservError;
+      if (!died) failure = error as SockservError;
+      else if (slot === channel.killedFor) {
+        failure = new SockservError(ErrorCodes.REQUEST_TIMEOUT, `handler ran past requestTimeout (${this.#limits.requestTimeout} ms); its worker was stopped`);
+      } else {
+        failure = new SockservError(ErrorCodes.WORKER_DIED, `the worker running this request died: ${(error as Error)?.message ?? String(error)}`, { cause: error });
+      }
+      conn.sink.complete(entry.seq, null, failure);
+    }
+    for (const conn of this.#parked[channel.index]!.splice(0)) this.#unpark(conn);
+    if (died && !this.#pool.closing) this.#openChannel(channel.index);
+    else if (!died) {
+      // The handler does not load on that worker: nothing sent there can run. Keep the channel
+      // dead; if none is left, fail what waits.
+      this.#logger.error({ err: error }, 'a worker could not load the handler');
+    }
+    if (!this.#flushScheduled) {
+      this.#flushScheduled = true;
+      setImmediate(this.#flush);
+    }
+  }
+
+  /** The watchdog: requests whose handler started more than requestTimeout ago. */
+  #checkOverdue(): void {
+    const limit = this.#limits.requestTimeout;
+    const now = Date.now();
+    for (const channel of this.#channels) {
+      if (channel.dead) continue;
+      const { running, awaiting } = channel.overdue(now, limit);
+      for (const slot of awaiting) {
+        // An async handler still awaiting: its thread is fine, only this request is late.
+        const entry = channel.entry(slot)!;
+        channel.abandon(slot);
+        if (!entry.conn.sink.closed) {
+          entry.conn.sink.complete(
+            entry.seq,
+            null,
+            new SockservError(ErrorCodes.REQUEST_TIMEOUT, `async handler did not settle within requestTimeout (${limit} ms)`),
+          );
+        }
+      }
+      if (running >= 0 && channel.killedFor < 0) {
+        // A synchronous handler holds its thread: only stopping the thread ends it.
+        channel.killedFor = running;
+        if (!this.#pool.terminate(channel.threadId)) channel.killedFor = -1;
       }
     }
   }

@@ -1,29 +1,29 @@
 // Owns the worker threads: a fixed-size piscina pool (minThreads = maxThreads, so no thread is
-// started or reaped under load) and the count of pool tasks outstanding, which is how
-// dispatchers know when workers are idle and when the pool is full. One pool may serve several
-// servers; each server's dispatcher batches its own requests into it.
+// started or reaped under load). piscina manages the threads — start, replacement after a death,
+// resource limits, nice — and carries only long-lived tasks: one channel loop per worker and
+// dispatcher (worker-channel.ts), and one task per StreamRequestHandler session. Requests never
+// travel as piscina tasks; they stream through the channels' shared memory. One pool may serve
+// several servers; each server's dispatcher opens its own channel on every worker.
 
-import type { MessagePort, ResourceLimits } from 'node:worker_threads';
-import type { HandlerKind } from '../handler.js';
-import { performance } from 'node:perf_hooks';
+import type { MessagePort, ResourceLimits, Transferable } from 'node:worker_threads';
 import { Piscina } from 'piscina';
+import type { HandlerKind } from '../handler.js';
 import { type ErrorInfo, ErrorCodes, SockservError, fromErrorInfo } from '../errors.js';
 import type { HandlerRef } from '../handler-module.js';
 import { type Logger, stderrLogger } from '../logger.js';
-import type { BatchResult, BatchTask } from './batch.js';
 import { workerEntryUrl } from './worker-entry.js';
 
 const DEFAULT_WORKER_NICE = 10;
 
-/** Concurrent session tasks a worker may hold, beyond the batch slots. */
-const SESSIONS_PER_WORKER = 100_000;
+type LoadBalancer = NonNullable<NonNullable<ConstructorParameters<typeof Piscina>[0]>['loadBalancer']>;
+
+/** Long-lived tasks (channels and sessions) a worker may hold at once; maxConnections bounds sessions. */
+const TASKS_PER_WORKER = 1_000_000;
 
 /** Options of a WorkerPool made by hand (to share one between servers with the `pool` option). */
 export interface WorkerPoolOptions {
   /** Worker threads. Default 1 (a Threading server passes its `workers` option, which defaults to the available parallelism). */
   workers?: number;
-  /** Tasks each worker holds at once: one running, the rest waiting there (hides the round trip). Default 2. */
-  tasksPerWorker?: number;
   /** Per-worker V8 heap limits: a handler that exhausts its heap kills only its worker. */
   resourceLimits?: ResourceLimits;
   /** Shorthand for resourceLimits.maxOldGenerationSizeMb. */
@@ -46,33 +46,25 @@ export interface WorkerPoolOptions {
 export class WorkerPool {
   /** Worker threads in the pool. */
   readonly workers: number;
-  /** Tasks the pool takes at once: workers × tasksPerWorker. */
-  readonly slots: number;
   readonly #piscina: Piscina;
   readonly #logger: Logger;
-  readonly #slotListeners = new Set<() => void>();
-  #outstanding = 0;
+  /** Channel loops per worker thread id, so each new channel goes to the worker with the fewest. */
+  readonly #channelsOn = new Map<number, number>();
   #closing = false;
-  #busyMs = 0;
-  readonly #startedAt = performance.now();
 
   constructor(options: WorkerPoolOptions = {}) {
     const workers = options.workers ?? 1;
-    const tasksPerWorker = options.tasksPerWorker ?? 2;
     this.workers = workers;
-    this.slots = workers * tasksPerWorker;
     this.#logger = options.logger ?? stderrLogger;
     this.#piscina = new Piscina({
       filename: workerEntryUrl().href,
       minThreads: workers,
       maxThreads: workers,
-      // Batches are bounded by our own slot count; sessions (long-lived, mostly awaiting) need many
-      // tasks per worker. maxConnections bounds sessions.
-      concurrentTasksPerWorker: tasksPerWorker + SESSIONS_PER_WORKER,
+      concurrentTasksPerWorker: TASKS_PER_WORKER,
       idleTimeout: Number.MAX_SAFE_INTEGER,
-      // 'sync' would block an idle worker's event loop in Atomics.wait: async handlers still
-      // awaiting after their batch returned (late replies) would not progress until the next task.
+      // Worker event loops must keep turning between tasks: channel loops and sessions await.
       atomics: 'async',
+      loadBalancer: this.#balance,
       resourceLimits: { maxOldGenerationSizeMb: options.workerHeapMb, ...options.resourceLimits },
       workerData: { nice: options.workerNice ?? DEFAULT_WORKER_NICE },
     });
@@ -85,30 +77,6 @@ export class WorkerPool {
     });
   }
 
-  /** Slots not holding a task. */
-  get freeSlots(): number {
-    return this.slots - this.#outstanding;
-  }
-
-  /** Workers with no task, assuming tasks go to the least busy worker (piscina's balancer). */
-  get idleWorkers(): number {
-    return Math.max(0, this.workers - this.#outstanding);
-  }
-
-  /**
-   * Fraction of worker time spent running handlers since the pool started (0..1), from the CPU
-   * time workers report per batch. (piscina 5.3's own `utilization` is off by 1000×.)
-   */
-  get utilization(): number {
-    const wallMs = performance.now() - this.#startedAt;
-    return wallMs > 0 ? Math.min(1, this.#busyMs / (wallMs * this.workers)) : 0;
-  }
-
-  /** Adds handler CPU time a worker reported. */
-  recordBusy(ms: number): void {
-    this.#busyMs += ms;
-  }
-
   /** Loads the handler in every worker and says its kind; rejects with ERR_HANDLER_LOAD / ERR_HANDLER_INVALID. */
   async preload(ref: HandlerRef): Promise<HandlerKind> {
     const outcomes: Array<{ kind: HandlerKind } | { error: ErrorInfo }> = await Promise.all(
@@ -118,60 +86,40 @@ export class WorkerPool {
     return (outcomes[0] as { kind: HandlerKind }).kind;
   }
 
-  /** Runs one session task (not counted in the batch slots); resolves when its handler returned. */
+  /** Runs one session task; resolves when its handler returned. */
   async runSession(task: object, port: MessagePort): Promise<void> {
     if (this.#closing) throw new SockservError(ErrorCodes.SERVER_CLOSED, 'the worker pool is closed');
     await this.#piscina.run(task, { name: 'session', transferList: [port] });
   }
 
-  /** Runs one batch; `done` gets the result or the reason the task failed (worker death). */
   /**
-   * Runs one batch; `done` gets the result or the reason the task failed (worker death, or
-   * ERR_REQUEST_TIMEOUT when it ran past `timeoutMs` — aborting a running piscina task
-   * terminates its worker, and piscina starts a replacement).
+   * Starts a channel loop on the worker holding the fewest; resolves with the loop's outcome when
+   * it ends, rejects when its worker dies (or was stopped with terminate()).
    */
-  run(
-    task: BatchTask,
-    transferList: ArrayBuffer[],
-    timeoutMs: number,
-    done: (result: BatchResult | undefined, error?: unknown) => void,
-  ): void {
-    if (this.#closing) {
-      done(undefined, new SockservError(ErrorCodes.SERVER_CLOSED, 'the worker pool is closed'));
-      return;
-    }
-    this.#outstanding++;
-    let timer: NodeJS.Timeout | undefined;
-    // Always abortable: piscina gives an abortable task only to a worker with no other task, so a
-    // handler that kills its worker takes down only its own batch.
-    const controller = new AbortController();
-    const signal = controller.signal;
-    if (timeoutMs > 0) {
-      timer = setTimeout(
-        () => controller.abort(new SockservError(ErrorCodes.REQUEST_TIMEOUT, `handler ran past requestTimeout (${timeoutMs} ms)`)),
-        timeoutMs,
-      );
-    }
-    this.#piscina.run(task, { transferList, signal }).then(
-      (result: BatchResult) => {
-        clearTimeout(timer);
-        this.#outstanding--;
-        done(result);
-        this.#notifySlotFree();
-      },
-      (error: unknown) => {
-        clearTimeout(timer);
-        this.#outstanding--;
-        done(undefined, signal.aborted ? signal.reason : error);
-        this.#notifySlotFree();
-      },
-    );
+  runChannel(task: object, transferList: Transferable[]): Promise<unknown> {
+    if (this.#closing) return Promise.reject(new SockservError(ErrorCodes.SERVER_CLOSED, 'the worker pool is closed'));
+    return this.#piscina.run(task, { name: 'channel', transferList: transferList as never });
   }
 
-  /** Calls `listener` whenever a slot frees up (dispatchers waiting to send a batch). */
-  onSlotFree(listener: () => void): () => void {
-    this.#slotListeners.add(listener);
-    return () => this.#slotListeners.delete(listener);
+  /** A channel loop on thread `threadId` ended. */
+  channelEnded(threadId: number): void {
+    const count = this.#channelsOn.get(threadId);
+    if (count !== undefined) this.#channelsOn.set(threadId, Math.max(0, count - 1));
+  }
+
+  /**
+   * Stops worker `threadId` at once (a handler stuck past requestTimeout). Its tasks reject and
+   * piscina starts a replacement. False if no such worker is running.
+   */
+  terminate(threadId: number): boolean {
+    const worker = this.#piscina.threads.find((thread) => thread.threadId === threadId);
+    if (!worker) return false;
+    void worker.terminate();
+    return true;
+  }
+
+  get closing(): boolean {
+    return this.#closing;
   }
 
   /** Stops every worker. Idempotent. */
@@ -181,7 +129,37 @@ export class WorkerPool {
     await this.#piscina.destroy();
   }
 
-  #notifySlotFree(): void {
-    for (const listener of this.#slotListeners) listener();
-  }
+  /**
+   * piscina's balancer, extended: a channel goes to the live worker with the fewest channels (so
+   * a server's channels spread one per worker), everything else to the least busy worker. No task
+   * is abortable, so every worker takes every kind of task.
+   */
+  readonly #balance: LoadBalancer = (task, workers) => {
+    let best: (typeof workers)[number] | null = null;
+    if (task.name === 'channel') {
+      const live = new Set<number>();
+      let fewest = Infinity;
+      for (const worker of workers) {
+        if (worker.terminating || worker.destroyed) continue;
+        live.add(worker.id);
+        const channels = this.#channelsOn.get(worker.id) ?? 0;
+        if (channels < fewest) {
+          fewest = channels;
+          best = worker;
+        }
+      }
+      for (const id of this.#channelsOn.keys()) if (!live.has(id)) this.#channelsOn.delete(id); // dead workers
+      if (best) this.#channelsOn.set(best.id, fewest + 1);
+      return best;
+    }
+    let least = Infinity;
+    for (const worker of workers) {
+      if (worker.terminating || worker.destroyed) continue;
+      if (worker.currentUsage < least) {
+        least = worker.currentUsage;
+        best = worker;
+      }
+    }
+    return best;
+  };
 }

@@ -1,5 +1,5 @@
 // Owns ThreadingMixIn: as in Python, concurrency is a mix-in that overrides one step. Here the
-// step is createDispatcher(): requests go to a worker_threads pool in batches instead of running
+// step is createDispatcher(): requests stream to a worker_threads pool instead of running
 // on the main thread. Any server class becomes a threading one: ThreadingMixIn(TCPServer).
 
 import { PoolDispatcher } from '../dispatch/pool.js';
@@ -28,7 +28,6 @@ export function ThreadingMixIn<TBase extends ServerClass>(Base: TBase) {
         options.pool ??
         new WorkerPool({
           workers: options.workers,
-          tasksPerWorker: options.tasksPerWorker,
           workerHeapMb: options.workerHeapMb,
           workerNice: options.workerNice,
           logger: this.logger,

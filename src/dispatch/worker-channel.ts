@@ -1,0 +1,287 @@
+// Owns the main thread's side of one worker channel: the request ring it writes, the reply ring it
+// reads, and the slots of the requests it has handed to that worker. A slot holds a request from
+// the moment it is written until its outcome comes back, so that when the worker dies every
+// outstanding request can be judged by its state in shared memory: started ones failed, the rest
+// sent again elsewhere — each request runs at most once.
+
+import { MessageChannel, type MessagePort, receiveMessageOnPort } from 'node:worker_threads';
+import {
+  BIG,
+  CHANNEL_SIZES,
+  type ChannelBuffers,
+  type ChannelSizes,
+  Ctl,
+  KIND_MASK,
+  Kind,
+  SlotState,
+  UNORDERED,
+  allocateChannel,
+} from './channel-layout.js';
+import { RingReader, RingWriter } from './ring.js';
+
+/** Peers a worker remembers per channel; the oldest is forgotten first, mirrored here. */
+export const PEER_CACHE = 4096;
+
+/** What a channel knows of a request it carries. */
+export interface SlotEntry<C> {
+  conn: C;
+  seq: number;
+  request: Buffer;
+  /** Failed by the watchdog while its async handler still awaited: its late outcome is dropped. */
+  abandoned: boolean;
+}
+
+/** An outcome read from the reply ring. */
+export type ReplyKind = typeof Kind.REPLY | typeof Kind.NO_REPLY | typeof Kind.ERROR;
+
+export class WorkerChannel<C> {
+  /** Position of this channel among its dispatcher's channels. */
+  readonly index: number;
+  readonly buffers: ChannelBuffers;
+  /** The worker's end of the port that carries frames too big for a ring record. */
+  readonly workerPort: MessagePort;
+  readonly #port: MessagePort;
+  readonly #ctl: Int32Array;
+  readonly #states: Uint8Array;
+  readonly #startedAt: Float64Array;
+  readonly #requests: RingWriter;
+  readonly #replies: RingReader;
+  readonly #sizes: ChannelSizes;
+  readonly #entries: Array<SlotEntry<C> | undefined>;
+  readonly #free: number[];
+  /** Slots in use. */
+  #used = 0;
+  /** Requests written to this channel (compared with the worker's SYNC_DONE for the queue length). */
+  #sent = 0;
+  /** PEER records written; a connection introduced at n is remembered while #peers - n < PEER_CACHE. */
+  #peers = 0;
+  #lastBusyMicros = 0;
+  #lastSyncDone = 0;
+  #waiting = false;
+  /** The worker is gone (died, stopped, or closing): nothing more is written. */
+  dead = false;
+  /** The slot the watchdog stopped the worker for, or -1. */
+  killedFor = -1;
+
+  constructor(index: number, sizes: ChannelSizes = CHANNEL_SIZES) {
+    this.index = index;
+    this.#sizes = sizes;
+    this.buffers = allocateChannel(sizes);
+    this.#ctl = new Int32Array(this.buffers.control);
+    this.#states = new Uint8Array(this.buffers.states);
+    this.#startedAt = new Float64Array(this.buffers.started);
+    Atomics.store(this.#ctl, Ctl.RUNNING, -1);
+    this.#requests = new RingWriter(this.buffers.request, this.#ctl, Ctl.REQ_WRITE, Ctl.REQ_READ);
+    this.#replies = new RingReader(this.buffers.reply, this.#ctl, Ctl.REP_WRITE, Ctl.REP_READ);
+    this.#entries = new Array(sizes.slots);
+    this.#free = Array.from({ length: sizes.slots }, (_, i) => sizes.slots - 1 - i);
+    const { port1, port2 } = new MessageChannel();
+    this.#port = port1;
+    this.workerPort = port2;
+    port1.unref();
+  }
+
+  /** Requests written that the worker has not finished the synchronous part of. */
+  get queued(): number {
+    return this.#sent - Atomics.load(this.#ctl, Ctl.SYNC_DONE);
+  }
+
+  /** Requests outstanding (queued, running or awaiting). */
+  get used(): number {
+    return this.#used;
+  }
+
+  get hasFreeSlot(): boolean {
+    return this.#used < this.#sizes.slots;
+  }
+
+  /** The worker thread running this channel, once its loop has started (0 before). */
+  get threadId(): number {
+    return Atomics.load(this.#ctl, Ctl.THREAD_ID);
+  }
+
+  /** Whether a connection introduced at PEER number `introduced` (0 = never) is still known to the worker. */
+  knowsPeer(introduced: number): boolean {
+    return introduced > 0 && this.#peers - introduced < PEER_CACHE;
+  }
+
+  /** Writes a PEER record; returns its number (to pass to knowsPeer later), or 0 if the ring is full. */
+  introduce(conn: number, address: Buffer): number {
+    if (!this.#requests.write(Kind.PEER, 0, conn, address)) return 0;
+    return ++this.#peers;
+  }
+
+  /**
+   * Writes a request into the ring; false when the ring or the slots are full. `ordered`: the
+   * worker runs this connection's requests one after another, async ones included.
+   */
+  send(entry: SlotEntry<C>, connId: number, ordered: boolean): boolean {
+    if (this.#used === this.#sizes.slots) return false;
+    const slot = this.#free.pop()!;
+    const flags = ordered ? 0 : UNORDERED;
+    const request = entry.request;
+    let written: boolean;
+    if (request.length > this.#sizes.maxRecordBytes) {
+      written = this.#requests.write(Kind.REQUEST | BIG | flags, slot, connId, null);
+      // The slower path for big frames: the bytes are transferred, announced in order by the record.
+      if (written) {
+        const bytes = transferable(request);
+        this.#port.postMessage(bytes, [bytes]);
+      }
+    } else {
+      written = this.#requests.write(Kind.REQUEST | flags, slot, connId, request);
+    }
+    if (!written) {
+      this.#free.push(slot);
+      return false;
+    }
+    Atomics.store(this.#states, slot, SlotState.QUEUED);
+    this.#entries[slot] = entry;
+    this.#used++;
+    this.#sent++;
+    return true;
+  }
+
+  /** Tells the worker that `slot`'s handler is no longer awaited (watchdog): its connection may go on. */
+  abandon(slot: number): void {
+    const entry = this.#entries[slot];
+    if (!entry) return;
+    entry.abandoned = true;
+    if (this.#requests.write(Kind.ABANDON, slot, 0, null)) this.publish();
+  }
+
+  /** Makes written records visible and wakes the worker if it sleeps. */
+  publish(): void {
+    if (!this.#requests.publish()) return;
+    if (Atomics.load(this.#ctl, Ctl.WORKER_SLEEPING) === 1) Atomics.notify(this.#ctl, Ctl.REQ_WRITE);
+  }
+
+  /** Asks the worker's loop to end. */
+  close(): void {
+    this.dead = true;
+    Atomics.store(this.#ctl, Ctl.CLOSE, 1);
+    Atomics.notify(this.#ctl, Ctl.REQ_WRITE);
+    Atomics.notify(this.#ctl, Ctl.REP_WRITE); // a pending waitAsync of ours resolves and sees `dead`
+    this.#port.close();
+  }
+
+  /**
+   * Reads every published outcome, in the order the worker finished them: `deliver` gets the slot's
+   * entry (freed already) and the outcome's bytes (a copy; an ERROR's bytes are its ErrorInfo JSON).
+   */
+  drain(deliver: (entry: SlotEntry<C>, kind: ReplyKind, bytes: Buffer | null) => void): number {
+    const reader = this.#replies;
+    let count = 0;
+    while (reader.next()) {
+      const slot = reader.slot;
+      const kind = (reader.kind & KIND_MASK) as ReplyKind;
+      let bytes: Buffer | null = null;
+      if (reader.kind & BIG) {
+        const message = receiveMessageOnPort(this.#port);
+        bytes = message ? Buffer.from(message.message as ArrayBuffer) : Buffer.alloc(0);
+      } else if (kind !== Kind.NO_REPLY) {
+        bytes = Buffer.allocUnsafe(reader.length);
+        reader.bytes.copy(bytes, 0, reader.start, reader.start + reader.length);
+      }
+      const entry = this.#release(slot);
+      count++;
+      if (entry) deliver(entry, kind, bytes);
+    }
+    if (count > 0) reader.release();
+    return count;
+  }
+
+  /** True if outcomes are waiting to be drained. */
+  get hasReplies(): boolean {
+    return this.#replies.poll();
+  }
+
+  /**
+   * Calls `wake` once the worker publishes outcomes (at once if some are already there). One wait
+   * at a time; Atomics.waitAsync answers synchronously ({ async: false }) when the value changed.
+   */
+  waitForReplies(wake: () => void): void {
+    if (this.#waiting || this.dead) return;
+    const ctl = this.#ctl;
+    Atomics.store(ctl, Ctl.MAIN_SLEEPING, 1);
+    if (this.#replies.poll()) {
+      Atomics.store(ctl, Ctl.MAIN_SLEEPING, 0);
+      queueMicrotask(wake);
+      return;
+    }
+    const waited = Atomics.waitAsync(ctl, Ctl.REP_WRITE, this.#replies.seenEnd);
+    if (!waited.async) {
+      Atomics.store(ctl, Ctl.MAIN_SLEEPING, 0);
+      queueMicrotask(wake);
+      return;
+    }
+    this.#waiting = true;
+    void waited.value.then(() => {
+      this.#waiting = false;
+      Atomics.store(ctl, Ctl.MAIN_SLEEPING, 0);
+      if (!this.dead) wake();
+    });
+  }
+
+  /** Handler CPU milliseconds and synchronous completions since the last call (cost measurement). */
+  progress(): { busyMs: number; done: number } {
+    const busy = Atomics.load(this.#ctl, Ctl.BUSY_MICROS);
+    const done = Atomics.load(this.#ctl, Ctl.SYNC_DONE);
+    const result = { busyMs: ((busy - this.#lastBusyMicros) | 0) / 1000, done: done - this.#lastSyncDone };
+    this.#lastBusyMicros = busy;
+    this.#lastSyncDone = done;
+    return result;
+  }
+
+  /** Started requests whose handler has run longer than `limitMs`: the one on the thread now, and async ones. */
+  overdue(now: number, limitMs: number): { running: number; awaiting: number[] } {
+    const running = Atomics.load(this.#ctl, Ctl.RUNNING);
+    let stuck = -1;
+    const awaiting: number[] = [];
+    for (let slot = 0; slot < this.#entries.length; slot++) {
+      const entry = this.#entries[slot];
+      if (!entry || entry.abandoned || Atomics.load(this.#states, slot) !== SlotState.STARTED) continue;
+      if (now - this.#startedAt[slot]! <= limitMs) continue;
+      if (slot === running) stuck = slot;
+      else awaiting.push(slot);
+    }
+    return { running: stuck, awaiting };
+  }
+
+  entry(slot: number): SlotEntry<C> | undefined {
+    return this.#entries[slot];
+  }
+
+  /**
+   * After the worker died: every outstanding request, split by whether its handler had started.
+   * Call drain() first, so requests that finished are delivered, not judged.
+   */
+  takeOutstanding(): { started: Array<[number, SlotEntry<C>]>; queued: Array<SlotEntry<C>> } {
+    const started: Array<[number, SlotEntry<C>]> = [];
+    const queued: Array<SlotEntry<C>> = [];
+    for (let slot = 0; slot < this.#entries.length; slot++) {
+      const entry = this.#entries[slot];
+      if (!entry) continue;
+      this.#release(slot);
+      if (Atomics.load(this.#states, slot) === SlotState.STARTED) started.push([slot, entry]);
+      else queued.push(entry);
+    }
+    return { started, queued };
+  }
+
+  #release(slot: number): SlotEntry<C> | undefined {
+    const entry = this.#entries[slot];
+    if (!entry) return undefined;
+    this.#entries[slot] = undefined;
+    this.#free.push(slot);
+    this.#used--;
+    return entry;
+  }
+}
+
+/** The bytes as an ArrayBuffer of their own (a pooled Buffer shares its ArrayBuffer and cannot be transferred). */
+function transferable(bytes: Buffer): ArrayBuffer {
+  const copy = new ArrayBuffer(bytes.length);
+  new Uint8Array(copy).set(bytes);
+  return copy;
+}
