@@ -102,8 +102,9 @@ export class Connection implements RequestSink, Flushable, ServerConnection {
     socket.on('close', this.#onClose);
   }
 
+  /** Closed, or closing after a failed request (onHandlerError 'close'): its later requests are not run. */
   get closed(): boolean {
-    return this.#closed;
+    return this.#closed || this.#failing;
   }
 
   /** Requests dispatched whose replies have not been released yet. */

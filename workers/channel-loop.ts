@@ -118,7 +118,7 @@ export class ChannelLoop {
   /** Runs one request; `conn` is -1 when its connection's requests need no order. */
   #run(slot: number, conn: number, request: Buffer, peer: ClientAddress): void {
     const ctl = this.#ctl;
-    this.#replies.publish(); // what finished before this request survives this thread's death
+    this.#publish(); // what finished before this request survives this thread's death, and is sent now
     Atomics.store(this.#states, slot, SlotState.STARTED);
     this.#startedAt[slot] = Date.now();
     Atomics.store(ctl, Ctl.RUNNING, slot);

@@ -82,8 +82,11 @@ export class PoolDispatcher implements Dispatcher {
   #queued = 0;
   #waiters = new Set<RequestSink>();
   #flushScheduled = false;
-  /** Smoothed handler milliseconds per request (synchronous part). */
-  #costMs = 0.01;
+  /**
+   * Smoothed handler milliseconds per request (synchronous part). Until measured, assume a request
+   * costs a whole credit: a worker then gets MIN_QUEUED requests, not a flood of unknown cost.
+   */
+  #costMs: number;
   #busyMs = 0;
   readonly #startedAt = performance.now();
   #watchdog: NodeJS.Timeout | undefined;
@@ -99,6 +102,7 @@ export class PoolDispatcher implements Dispatcher {
     this.#limits = options;
     this.#logger = logger;
     this.#ordered = options.pipelining !== 'parallel';
+    this.#costMs = options.workerQueueMs;
     this.#lane = options.inlineBelowMicros > 0 ? new InlineLane(handler, options, logger) : null;
   }
 
@@ -451,6 +455,7 @@ export class PoolDispatcher implements Dispatcher {
     const now = Date.now();
     for (const channel of this.#channels) {
       if (channel.dead) continue;
+      this.#drain(channel); // what finished is delivered, not judged
       const { running, awaiting } = channel.overdue(now, limit);
       for (const slot of awaiting) {
         // An async handler still awaiting: its thread is fine, only this request is late.
