@@ -33,6 +33,10 @@ const GROUP_MARKERS: Record<string, { ratio?: number; value?: number; label: str
   'cpu-p1': { ratio: 1.0, label: 'target 1.0×' },
   'cpu-p4': { ratio: 1.0, label: 'target 1.0×' },
   responsiveness: { value: MAX_PING_P99_MS, label: `target ${MAX_PING_P99_MS} ms` },
+  cheap: { value: MAX_PING_P99_MS, label: `target ${MAX_PING_P99_MS} ms` },
+  'sessions-p16': { ratio: 2.0, label: 'target 2.0× CPython' },
+  'sessions-p1': { ratio: 1.5, label: 'target 1.5× CPython' },
+  churn: { ratio: 0.8, label: 'target 0.8×' },
 };
 
 export function renderChart(results: BenchResults): string {
