@@ -133,6 +133,14 @@ describe('runStress with newConnection', () => {
     expect(server.accepted()).toBe(40);
   });
 
+  test('a server that never replies: each request times out, and its slot goes on to the next', async () => {
+    const server = await netServer(() => {});
+    const result = await runStress(churn(server.port, { connections: 2, requests: 6, timeoutMs: 100 }));
+    expect(result.errors).toEqual({ ...noErrors, timeout: 6 });
+    expect(result.requests).toBe(0);
+    expect(server.accepted()).toBe(6);
+  });
+
   test('refused: each slot fails its one request and retires, and the run ends', async () => {
     const released = createServer();
     await new Promise<void>((resolve) => released.listen(0, '127.0.0.1', resolve));
