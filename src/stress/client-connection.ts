@@ -170,7 +170,7 @@ export class ClientConnection implements RequestSender {
     try {
       this.#framer.push(chunk);
     } catch {
-      // Only a reply too large to keep for expectReply gets here: its connection is given up.
+      // A reply too large to keep for expectReply, or bytes that are not RESP: the connection is given up.
       this.#onClose('badReply', now);
       return;
     }

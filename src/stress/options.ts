@@ -231,7 +231,7 @@ function resolveMix(mix: unknown, framing: StressFraming): Array<Required<MixEnt
 
 /** A payload as a report names it: its text, control bytes escaped, at most 40 characters. */
 export function kindName(payload: Buffer): string {
-  const text = JSON.stringify(payload.toString('latin1')).slice(1, -1);
+  const text = JSON.stringify(payload.toString('utf8')).slice(1, -1);
   return text.length > 40 ? `${text.slice(0, 39)}…` : text;
 }
 
