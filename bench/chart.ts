@@ -2,6 +2,7 @@
 // labelled with the server, the value and the ratio to the baseline; sockserv in blue, the
 // baseline in dark grey, a dashed line where a target sits. Plain SVG text, no dependency.
 
+import { MAX_BYTES_PER_SESSION } from './issue-targets.js';
 import { MAX_BYTES_PER_CONNECTION, MAX_PING_P99_MS } from './targets.js';
 import { type BenchResults, type Group, SCENARIO_IDS, ratioToBaseline, rowValue } from './results.js';
 
@@ -33,6 +34,10 @@ const GROUP_MARKERS: Record<string, { ratio?: number; value?: number; label: str
   'cpu-p1': { ratio: 1.0, label: 'target 1.0×' },
   'cpu-p4': { ratio: 1.0, label: 'target 1.0×' },
   responsiveness: { value: MAX_PING_P99_MS, label: `target ${MAX_PING_P99_MS} ms` },
+  cheap: { value: MAX_PING_P99_MS, label: `target ${MAX_PING_P99_MS} ms` },
+  'sessions-p16': { ratio: 2.0, label: 'target 2.0× CPython' },
+  'sessions-p1': { ratio: 1.5, label: 'target 1.5× CPython' },
+  churn: { ratio: 0.8, label: 'target 0.8×' },
 };
 
 export function renderChart(results: BenchResults): string {
@@ -44,14 +49,14 @@ export function renderChart(results: BenchResults): string {
     const held = scenario.connections ?? [];
     if (held.length > 0) {
       panels.push({
-        title: `Server memory per connection, ${held[0]!.opened.toLocaleString('en-US')} open (lower is better)`,
+        title: `Server memory per ${id === 'sessions' ? 'idle session' : 'connection'}, ${held[0]!.opened.toLocaleString('en-US')} open (lower is better)`,
         bars: held.map((many) => ({
           label: many.server,
           value: many.bytesPerConnection / 1024,
           text: `${(many.bytesPerConnection / 1024).toFixed(2)} KiB`,
           kind: many.sockserv ? 'sockserv' : 'baseline',
         })),
-        marker: { value: MAX_BYTES_PER_CONNECTION / 1024, label: `target ${MAX_BYTES_PER_CONNECTION / 1024} KiB` },
+        marker: memoryMarker(id === 'sessions' ? MAX_BYTES_PER_SESSION : MAX_BYTES_PER_CONNECTION),
       });
     }
   }
@@ -75,6 +80,10 @@ export function renderChart(results: BenchResults): string {
     '</svg>',
     '',
   ].join('\n');
+}
+
+function memoryMarker(bytes: number): { value: number; label: string } {
+  return { value: bytes / 1024, label: `target ${bytes / 1024} KiB` };
 }
 
 function groupPanel(group: Group): Panel {

@@ -1,7 +1,8 @@
 // Owns every knob of a bench run — loads, durations, connection counts — for the full run and
 // for `--quick` (a smoke run of the same scenarios with shorter loads). Scenario files
-// read these; nothing else in bench/ hard-codes a duration. The quick run is sized to finish in
-// under a minute, build included, even on a busy 2-core machine.
+// read these; nothing else in bench/ hard-codes a duration. The quick run of the first four
+// scenarios is sized to finish in under a minute, build included, even on a busy 2-core machine;
+// each later scenario (cheap, sessions, churn) adds about 10-20 s.
 
 import { availableParallelism } from 'node:os';
 
@@ -33,6 +34,27 @@ export interface BenchConfig {
     /** Seconds of the short echo load run before and with the connections held. */
     loadSec: number;
   };
+  cheap: {
+    /** Connections of the mixed load, each with one request outstanding (closed loop). */
+    connections: number;
+    /** The mix: PING and PBKDF2 lines in this proportion, in a fixed weighted order. */
+    pingWeight: number;
+    heavyWeight: number;
+    /** The idle floor: PING alone, open loop at this rate over this many connections. */
+    floorRate: number;
+    floorConnections: number;
+  };
+  sessions: {
+    connections: number;
+    pipelines: number[];
+    /** Idle sessions held open to read RSS per session, opened `batch` at a time. */
+    idleSessions: number;
+    batch: number;
+  };
+  churn: {
+    /** Concurrent one-request connections (the issue's 8 client threads). */
+    connections: number;
+  };
 }
 
 export function benchConfig(quick: boolean): BenchConfig {
@@ -53,5 +75,8 @@ export function benchConfig(quick: boolean): BenchConfig {
       pingPipeline: 32,
     },
     connections: { count: quick ? 2_000 : 10_000, batch: 500, rounds: 2, loadSec: quick ? 0.8 : 2 },
+    cheap: { connections: 32, pingWeight: 4, heavyWeight: 1, floorRate: 2000, floorConnections: 8 },
+    sessions: { connections: 50, pipelines: [16, 1], idleSessions: quick ? 1_000 : 4_000, batch: 500 },
+    churn: { connections: 8 },
   };
 }

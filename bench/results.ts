@@ -3,6 +3,7 @@
 
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
+import type { KindResult } from '../src/stress/index.js';
 import type { Machine } from './machine.js';
 
 /** One runStress run, trimmed to what the report needs plus server/client CPU use. */
@@ -23,6 +24,10 @@ export interface Measurement {
   /** Server resident memory at the end of the run, MiB. */
   serverRssMiB: number;
   timeline: Array<{ second: number; requests: number; p99Ms: number; errors: number }>;
+  /** A mixed load: each kind's count, errors and latency (runStress's `kinds`). */
+  kinds?: KindResult[];
+  /** One request per connection: rps is connections per second. */
+  newConnection?: boolean;
 }
 
 /** One server in one group: its measurement, or why it has none. */
@@ -48,7 +53,7 @@ export interface Group {
   rows: Row[];
 }
 
-/** One server holding many idle connections (scenario 4). */
+/** One server holding many idle connections (scenarios 4 and 6). */
 export interface ManyConnections {
   server: string;
   sockserv: boolean;
@@ -62,8 +67,8 @@ export interface ManyConnections {
   bytesPerConnection: number;
 }
 
-export type ScenarioId = 'trivial' | 'cpu' | 'responsiveness' | 'connections';
-export const SCENARIO_IDS: readonly ScenarioId[] = ['trivial', 'cpu', 'responsiveness', 'connections'];
+export type ScenarioId = 'trivial' | 'cpu' | 'responsiveness' | 'connections' | 'cheap' | 'sessions' | 'churn';
+export const SCENARIO_IDS: readonly ScenarioId[] = ['trivial', 'cpu', 'responsiveness', 'connections', 'cheap', 'sessions', 'churn'];
 
 export interface ScenarioResult {
   id: ScenarioId;
@@ -76,7 +81,7 @@ export interface ScenarioResult {
   /** The exact server commands, by server name, run from the repo root. */
   commands: Record<string, string>;
   groups: Group[];
-  /** Scenario 4: memory with every connection open, per server. */
+  /** Scenarios 4 and 6: memory with every connection open, per server. */
   connections?: ManyConnections[];
   error?: string;
 }

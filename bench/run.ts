@@ -2,7 +2,7 @@
 // bench/results/latest.json, BENCHMARKS.md and BENCHMARKS.svg. Also owns the run's bounds: a
 // watchdog caps the whole run, and every server child is stopped at the end, on errors and on
 // SIGINT/SIGTERM (the children also exit by themselves if this process dies).
-//   npm run bench [-- --quick] [-- --only trivial,cpu,responsiveness,connections] [-- --report-only]
+//   npm run bench [-- --quick] [-- --only trivial,cpu,responsiveness,connections,cheap,sessions,churn] [-- --report-only]
 
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -13,10 +13,13 @@ import { benchConfig } from './config.js';
 import { describeMachine } from './machine.js';
 import { renderReport } from './report.js';
 import { type BenchResults, SCENARIO_IDS, type ScenarioId, type ScenarioResult, readResults, writeResults } from './results.js';
+import { cheapUnderHeavy } from './scenarios/cheap-under-heavy.js';
+import { churn } from './scenarios/churn.js';
 import { manyConnections } from './scenarios/connections.js';
 import { cpuHeavy } from './scenarios/cpu-heavy.js';
 import { responsiveness } from './scenarios/responsiveness.js';
 import type { BenchContext, Scenario } from './scenarios/scenario.js';
+import { sessions } from './scenarios/sessions.js';
 import { trivial } from './scenarios/trivial.js';
 import { REPO_ROOT } from './servers.js';
 import { type TargetResult, evaluateTargets } from './targets.js';
@@ -26,6 +29,9 @@ const SCENARIOS: Record<ScenarioId, Scenario> = {
   cpu: cpuHeavy,
   responsiveness,
   connections: manyConnections,
+  cheap: cheapUnderHeavy,
+  sessions,
+  churn,
 };
 const RESULTS_PATH = join(REPO_ROOT, 'bench/results/latest.json');
 const REPORT_PATH = join(REPO_ROOT, 'BENCHMARKS.md');
@@ -77,7 +83,7 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     setTimeout(() => process.exit(130), 1500).unref();
   });
 }
-const capSec = values.quick ? 120 : 480;
+const capSec = values.quick ? 180 : 720;
 setTimeout(() => {
   log(`the run exceeded ${capSec} s: stopping every server`);
   killAllNow();

@@ -64,6 +64,21 @@ export function piscinaPerRequest(work: WorkName, workers: number): ServerSpec {
   return nodeServer('piscina task per request', 'piscina-per-request.js', ['--work', work, '--workers', String(workers)]);
 }
 
+/** sockserv sessions: the StreamRequestHandler line echo, on the pool (ThreadingTCPServer) or inline (TCPServer). */
+export function sockservSessions(mode: 'pool' | 'inline', workers: number): ServerSpec {
+  return nodeServer(`sockserv sessions (${mode})`, 'sockserv.js', ['--listen', `${mode}:echo-session`, '--workers', String(workers)]);
+}
+
+/** The best hand-written node:net line echo: Buffers only, one write per data event. */
+export function netEcho(): ServerSpec {
+  return nodeServer('node:net (Buffers)', 'net-echo.js', []);
+}
+
+/** The same server under another display name (a second row of one server in a group). */
+export function renamed(spec: ServerSpec, name: string): ServerSpec {
+  return { ...spec, name };
+}
+
 export function pythonThreading(work: WorkName): ServerSpec {
   return { name: 'CPython ThreadingTCPServer', command: 'python3', args: ['bench/baselines/python_threading.py', work], listeners: 1, cwd: REPO_ROOT };
 }

@@ -18,7 +18,7 @@ export function hashLine(line: Uint8Array | string): string {
 }
 
 /** What a server answers to one line, by work name: the hand-written servers' only logic. */
-export type WorkName = 'ping' | 'pbkdf2' | 'echo';
+export type WorkName = 'ping' | 'pbkdf2' | 'echo' | 'mixed';
 
 /** The reply to one line as a latin1 string (binary-safe; PONG and hex are plain ASCII). */
 export function replyFor(work: WorkName, line: Buffer): string {
@@ -29,9 +29,22 @@ export function replyFor(work: WorkName, line: Buffer): string {
       return hashLine(line);
     case 'echo':
       return line.toString('latin1');
+    case 'mixed':
+      return mixedReply(line);
   }
 }
 
+/** Cheap and heavy on one listener (the "cheap under heavy" scenario): PING → PONG, any other line → its hash. */
+export function mixedReply(line: Uint8Array): string {
+  return isPing(line) ? PONG : hashLine(line);
+}
+
+const PING_BYTES = Buffer.from(PING);
+
+function isPing(line: Uint8Array): boolean {
+  return line.length === PING_BYTES.length && PING_BYTES.equals(line);
+}
+
 export function isWorkName(value: string | undefined): value is WorkName {
-  return value === 'ping' || value === 'pbkdf2' || value === 'echo';
+  return value === 'ping' || value === 'pbkdf2' || value === 'echo' || value === 'mixed';
 }

@@ -93,6 +93,51 @@ describe('sockserv stress', () => {
     expect((JSON.parse(run.stdout) as StressResult).bytesSent).toBe(100 * 9);
   });
 
+  test('--mix: the JSON result adds each kind; the report shows a row per kind', async () => {
+    const [json, human] = await Promise.all([
+      cli(`127.0.0.1:${echo}`, '-n', '400', '-c', '2', '-p', '4', '--mix', 'PING:3,HASH x:1', '--json'),
+      cli(`127.0.0.1:${echo}`, '-n', '400', '-c', '2', '--mix', 'PING:3,HASH x:1'),
+    ]);
+    expect(json.code).toBe(0);
+    const result = JSON.parse(json.stdout) as StressResult;
+    expect(result.kinds!.map((kind) => [kind.name, kind.weight, kind.requests])).toEqual([
+      ['PING', 3, 300],
+      ['HASH x', 1, 100],
+    ]);
+    expect(result.bytesSent).toBe(300 * 5 + 100 * 7);
+    expect(human.code).toBe(0);
+    expect(human.stdout).toMatch(/a mix of 2 kinds/);
+    expect(human.stdout).toMatch(/kind\s+weight\s+requests\s+p50\s+p90\s+p99\s+max ms\s+errors/);
+    expect(human.stdout).toMatch(/\n {2}PING\s+3\s+300\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+none\n/);
+    expect(human.stdout).toMatch(/\n {2}HASH x\s+1\s+100\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+none\n/);
+  });
+
+  test('--mix-file with RESP framing', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'stress-')), 'mix.txt');
+    writeFileSync(file, '# weight payload\n2\tGET k\n1 SET k v\n');
+    const run = await cli(`127.0.0.1:${echo}`, '-n', '30', '--mix-file', file, '--framing', 'resp', '--json');
+    expect(run.code).toBe(0);
+    const result = JSON.parse(run.stdout) as StressResult;
+    expect(result.kinds!.map((kind) => [kind.name, kind.requests])).toEqual([
+      ['GET k', 20],
+      ['SET k v', 10],
+    ]);
+  });
+
+  test('--new-connection reports connections/s', async () => {
+    const [json, human] = await Promise.all([
+      cli(`127.0.0.1:${echo}`, '-n', '100', '-c', '4', '--new-connection', '--json'),
+      cli(`127.0.0.1:${echo}`, '-n', '100', '-c', '4', '--new-connection'),
+    ]);
+    expect(json.code).toBe(0);
+    const result = JSON.parse(json.stdout) as StressResult;
+    expect(result.requests).toBe(100);
+    expect(result.connectionsPerSec).toBe(result.rps);
+    expect(human.code).toBe(0);
+    expect(human.stdout).toMatch(/4 concurrent one-request connections/);
+    expect(human.stdout).toMatch(/requests\s+100 in [\d.]+ s = [\d,]+ req\/s = [\d,]+ connections\/s/);
+  });
+
   test('exit 1 and say which threshold was missed', async () => {
     const [p99, rps] = await Promise.all([
       cli(`127.0.0.1:${echo}`, '-n', '100', '--max-p99', '0.000001'),
@@ -149,6 +194,13 @@ describe('parseStressArgs', () => {
     [['127.0.0.1:80', '--framing', 'raw', '--payload', ''], /non-empty payload/],
     [['127.0.0.1:80', '--payload-file', '/nonexistent/payload'], /cannot read --payload-file/],
     [['127.0.0.1:80', '--bogus'], /bogus/],
+    [['127.0.0.1:80', '--mix', 'a:1', '--payload', 'b'], /exclude each other/],
+    [['127.0.0.1:80', '--mix', 'a:1', '--mix-file', 'f'], /exclude each other/],
+    [['127.0.0.1:80', '--mix', 'a'], /PAYLOAD:WEIGHT/],
+    [['127.0.0.1:80', '--mix', 'a:0'], /weight/],
+    [['127.0.0.1:80', '--mix', 'a\nb:1'], /must not contain/],
+    [['127.0.0.1:80', '--mix-file', '/nonexistent/mix'], /cannot read --mix-file/],
+    [['127.0.0.1:80', '--new-connection', '--pipeline', '2'], /pipeline must be 1/],
     [['127.0.0.1:99999'], /port/],
     [['a:b:c'], /HOST:PORT/],
   ])('%j is a usage error', async (args, message) => {

@@ -1,7 +1,9 @@
 """CPython baseline for the sockserv benchmark: socketserver.ThreadingTCPServer with a
 StreamRequestHandler readline loop -- one thread per connection, the textbook Python server.
 
-    python3 bench/baselines/python_threading.py ping|pbkdf2|echo
+    python3 bench/baselines/python_threading.py ping|pbkdf2|echo|mixed
+
+mixed answers PING with PONG and any other line with its hash (cheap and heavy on one server).
 
 Prints `listening on tcp://127.0.0.1:PORT` once bound (port 0: any free port) and exits when
 stdin closes (the harness is gone) or on SIGTERM. The work matches bench/work.ts. Two settings
@@ -32,6 +34,10 @@ def reply_echo(line):
     return line + b"\n"
 
 
+def reply_mixed(line):
+    return reply_ping(line) if line == b"PING" else reply_pbkdf2(line)
+
+
 class LineHandler(socketserver.StreamRequestHandler):
     disable_nagle_algorithm = True
     reply = staticmethod(reply_ping)
@@ -57,7 +63,7 @@ def exit_when_stdin_closes():
 
 def main():
     work = sys.argv[1] if len(sys.argv) > 1 else "ping"
-    LineHandler.reply = staticmethod({"ping": reply_ping, "pbkdf2": reply_pbkdf2, "echo": reply_echo}[work])
+    LineHandler.reply = staticmethod({"ping": reply_ping, "pbkdf2": reply_pbkdf2, "echo": reply_echo, "mixed": reply_mixed}[work])
     with Server(("127.0.0.1", 0), LineHandler) as server:
         host, port = server.server_address
         print(f"listening on tcp://{host}:{port}", flush=True)

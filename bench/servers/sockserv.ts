@@ -1,6 +1,7 @@
 // The sockserv servers under test, one process with one listener per --listen MODE:HANDLER, in
 // order: MODE is `pool` (ThreadingTCPServer) or `inline` (TCPServer), HANDLER a module of
-// bench/handlers. SIGUSR2 prints `stats [server.stats() per listener]` as one JSON line.
+// bench/handlers (echo-session is a StreamRequestHandler: framing does not apply to it).
+// SIGUSR2 prints `stats [server.stats() per listener]` as one JSON line.
 //   node dist/bench/servers/sockserv.js --listen pool:ping [--workers N] [--inline-below-micros US]
 //   node dist/bench/servers/sockserv.js --listen pool:pbkdf2 --listen inline:ping
 
@@ -25,8 +26,8 @@ process.on('SIGUSR2', () => {
 
 for (const spec of values.listen ?? ['pool:ping']) {
   const [mode, handler] = spec.split(':');
-  if ((mode !== 'pool' && mode !== 'inline') || !/^(ping|pbkdf2|echo)$/.test(handler ?? '')) {
-    throw new Error(`--listen wants pool|inline:ping|pbkdf2|echo (got ${spec})`);
+  if ((mode !== 'pool' && mode !== 'inline') || !/^(ping|pbkdf2|echo|mixed|echo-session)$/.test(handler ?? '')) {
+    throw new Error(`--listen wants pool|inline:ping|pbkdf2|echo|mixed|echo-session (got ${spec})`);
   }
   const module = new URL(`../handlers/${handler}.js`, import.meta.url);
   const address = { host: values.host, port: 0 };

@@ -6,16 +6,17 @@
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { UsageError, parseCount } from '../cli/usage-error.js';
-import { STRESS_DEFAULTS, type StressFraming, type StressOptions, resolveStressOptions } from './options.js';
+import { parseMixFile, parseMixSpec } from './mix-spec.js';
+import { type MixEntry, STRESS_DEFAULTS, type StressFraming, type StressOptions, resolveStressOptions } from './options.js';
 import { ProgressLine } from './progress.js';
 import { formatErrors, formatJson, formatReport } from './report.js';
 import { runStress } from './run.js';
 import { checkTargetHost, parseTarget } from './target.js';
 
 export const STRESS_USAGE = `usage: sockserv stress HOST:PORT [--connections C] [--requests N | --duration S]
-         [--pipeline P] [--payload TEXT | --payload-file F] [--framing line|length|raw]
-         [--rate R] [--warmup S] [--timeout MS] [--json] [--max-p99 MS] [--min-rps R]
-         [--allow-remote]
+         [--pipeline P] [--payload TEXT | --payload-file F | --mix SPEC | --mix-file F]
+         [--framing line|length|raw|resp] [--new-connection] [--rate R] [--warmup S]
+         [--timeout MS] [--json] [--max-p99 MS] [--min-rps R] [--allow-remote]
   Load-tests a framed TCP server: C connections (default ${STRESS_DEFAULTS.connections}), P requests outstanding on
   each (default ${STRESS_DEFAULTS.pipeline}), for N requests in total or S seconds (default ${STRESS_DEFAULTS.durationSec}). Reports throughput,
   latency p50/p90/p99/p99.9/max, errors by kind, bytes and a per-second timeline; --json
@@ -24,6 +25,14 @@ export const STRESS_USAGE = `usage: sockserv stress HOST:PORT [--connections C] 
             length: 32-bit big-endian length prefix, both ways.
             raw: the payload is sent as is, and every payload-length bytes received count
             as one reply (the rule of an echo server).
+            resp: the payload's words as a RESP array of bulk strings ("GET k"); a reply is
+            one RESP value (an -ERR reply counts as a reply).
+  --mix 'PING:99,HASH x:1'  a mixed load: PAYLOAD:WEIGHT, comma-separated; requests go in a
+            fixed weighted round-robin order (the same in every run), and the report adds
+            each kind's count, errors and latency.  --mix-file F: one "WEIGHT PAYLOAD" a line.
+  --new-connection  one request per connection: each of the C slots connects, sends one
+            request, reads its reply and closes, again and again; latency includes the
+            connect, and the report gives connections/s. Needs --pipeline 1.
   --rate R  open loop: R requests/s in total on a fixed schedule; latency counts from each
             request's intended send time, so a stalled server cannot hide (no coordinated
             omission). P then caps what is outstanding per connection.
@@ -76,6 +85,8 @@ export async function stress(argv: string[]): Promise<number> {
           payloadBytes: options.payload.length,
           rate: options.rate,
           warmupSec: options.warmupSec,
+          mixKinds: options.mix?.length,
+          newConnection: options.newConnection,
         }),
   );
   const failures: string[] = [];
@@ -109,6 +120,9 @@ export async function parseStressArgs(argv: string[]): Promise<CliRun> {
         pipeline: { type: 'string', short: 'p' },
         payload: { type: 'string' },
         'payload-file': { type: 'string' },
+        mix: { type: 'string' },
+        'mix-file': { type: 'string' },
+        'new-connection': { type: 'boolean' },
         framing: { type: 'string' },
         rate: { type: 'string' },
         warmup: { type: 'string' },
@@ -127,12 +141,11 @@ export async function parseStressArgs(argv: string[]): Promise<CliRun> {
   if (values.requests !== undefined && values.duration !== undefined) {
     throw new UsageError('--requests and --duration exclude each other');
   }
-  if (values.payload !== undefined && values['payload-file'] !== undefined) {
-    throw new UsageError('--payload and --payload-file exclude each other');
-  }
+  const bodies = (['payload', 'payload-file', 'mix', 'mix-file'] as const).filter((flag) => values[flag] !== undefined);
+  if (bodies.length > 1) throw new UsageError(`--${bodies[0]} and --${bodies[1]} exclude each other`);
   const framing = values.framing ?? STRESS_DEFAULTS.framing;
-  if (framing !== 'line' && framing !== 'length' && framing !== 'raw') {
-    throw new UsageError(`--framing must be line, length or raw (got "${framing}")`);
+  if (framing !== 'line' && framing !== 'length' && framing !== 'raw' && framing !== 'resp') {
+    throw new UsageError(`--framing must be line, length, raw or resp (got "${framing}")`);
   }
   let target;
   try {
@@ -141,14 +154,17 @@ export async function parseStressArgs(argv: string[]): Promise<CliRun> {
   } catch (error) {
     throw new UsageError((error as Error).message);
   }
+  const mix = await readMix(values.mix, values['mix-file']);
   const options: StressOptions = {
     host: target.host,
     port: target.port,
     connections: parseCount('--connections', values.connections, 1) ?? STRESS_DEFAULTS.connections,
     pipeline: parseCount('--pipeline', values.pipeline, 1) ?? STRESS_DEFAULTS.pipeline,
-    payload: await readPayload(values.payload, values['payload-file']),
+    payload: mix ? mix[0]!.payload : await readPayload(values.payload, values['payload-file']),
     framing: framing as StressFraming,
   };
+  if (mix) options.mix = mix;
+  if (values['new-connection'] === true) options.newConnection = true;
   const requests = parseCount('--requests', values.requests, 1);
   if (requests !== undefined) options.requests = requests;
   const durationSec = parseDecimal('--duration', values.duration, true);
@@ -179,6 +195,16 @@ async function readPayload(text: string | undefined, file: string | undefined): 
     return await readFile(file);
   } catch (error) {
     throw new UsageError(`cannot read --payload-file: ${(error as Error).message}`);
+  }
+}
+
+async function readMix(spec: string | undefined, file: string | undefined): Promise<MixEntry[] | undefined> {
+  try {
+    if (spec !== undefined) return parseMixSpec(spec);
+    if (file !== undefined) return parseMixFile(await readFile(file, 'utf8'));
+    return undefined;
+  } catch (error) {
+    throw new UsageError(file !== undefined && !(error instanceof RangeError) ? `cannot read --mix-file: ${(error as Error).message}` : (error as Error).message);
   }
 }
 

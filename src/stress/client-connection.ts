@@ -3,6 +3,11 @@
 // socket trouble into per-request outcomes. The hot path is one 'data' event: one clock read, the
 // framer's indexOf loop, one histogram record per reply, then one write to refill the pipeline.
 // There are no per-request timers or promises: the run sweeps timeouts with expire().
+//
+// In one-shot mode (`--new-connection`) the connection is a slot instead: sending a request opens
+// a new socket and writes the request at once (net.Socket queues it until connected), so the
+// request's latency includes the connect; its reply closes the socket and frees the slot for the
+// next. The load patterns drive both modes alike — `free` is what differs.
 
 import { connect, type Socket } from 'node:net';
 import { classifyError } from './error-kinds.js';
@@ -10,7 +15,7 @@ import type { RequestSender } from './load-pattern.js';
 import type { ErrorKind, StressFraming } from './options.js';
 import type { Recorder } from './recorder.js';
 import { createReplyFramer, type ReplyFramer } from './reply-framer.js';
-import type { RequestBatch } from './request-wire.js';
+import type { RequestSchedule } from './request-schedule.js';
 import { SendTimes } from './send-times.js';
 
 /** What a connection reports to the run that owns it. */
@@ -18,9 +23,12 @@ export interface ConnectionOwner {
   readonly recorder: Recorder;
   /** The connection is established and may send. */
   opened(connection: ClientConnection, now: number): void;
-  /** Replies came back and freed slots. */
+  /** Replies came back and freed slots (one-shot: the slot is free for a new connection). */
   fill(connection: ClientConnection, now: number): void;
-  /** The socket is gone. `wasOpen` is false when the connection attempt itself failed. */
+  /**
+   * The socket is gone. `wasOpen` is false when the connection attempt itself failed. One-shot:
+   * called only when the socket is lost before its reply; the slot is free again when `wasOpen`.
+   */
   closed(connection: ClientConnection, wasOpen: boolean, now: number): void;
 }
 
@@ -28,12 +36,13 @@ export interface ConnectionConfig {
   host: string;
   port: number;
   framing: StressFraming;
-  /** The request body, for expectReply and the raw framing's reply size. */
-  payload: Buffer;
-  batch: RequestBatch;
+  /** What to send, in which order; shared by every connection of the run. */
+  schedule: RequestSchedule;
   /** Most requests outstanding at once. */
   pipeline: number;
   expectReply: ((reply: Buffer, request: Buffer) => boolean) | undefined;
+  /** One request per connection (pipeline 1). */
+  oneShot: boolean;
 }
 
 type State = 'idle' | 'connecting' | 'open' | 'closed';
@@ -58,7 +67,10 @@ export class ClientConnection implements RequestSender {
     this.#owner = owner;
     this.#recorder = owner.recorder;
     this.#times = new SendTimes(config.pipeline);
-    this.#framer = createReplyFramer(config.framing, config.payload.length, config.expectReply !== undefined, this.#onReply);
+    const payloads = config.schedule.payloads;
+    const sizes = new Set(payloads.map((payload) => payload.length));
+    const replyBytes = sizes.size === 1 ? payloads[0]!.length : () => payloads[this.#times.length > 0 ? this.#times.oldestKind() : 0]!.length;
+    this.#framer = createReplyFramer(config.framing, replyBytes, config.expectReply !== undefined, this.#onReply);
   }
 
   get isOpen(): boolean {
@@ -74,7 +86,14 @@ export class ClientConnection implements RequestSender {
     return this.#times.length;
   }
 
+  /** Can still send, now or later: open or connecting; one-shot, also an idle slot. */
+  get alive(): boolean {
+    const state = this.#state;
+    return state === 'open' || state === 'connecting' || (this.#config.oneShot && state === 'idle');
+  }
+
   get free(): number {
+    if (this.#config.oneShot) return this.#state === 'idle' ? 1 : 0;
     return this.#state === 'open' ? this.#times.capacity - this.#times.length : 0;
   }
 
@@ -90,7 +109,7 @@ export class ClientConnection implements RequestSender {
     socket.on('connect', () => {
       if (socket !== this.#socket) return;
       this.#state = 'open';
-      this.#owner.opened(this, performance.now());
+      if (!this.#config.oneShot) this.#owner.opened(this, performance.now());
     });
     socket.on('data', (chunk: Buffer) => {
       if (socket === this.#socket) this.#onData(chunk);
@@ -104,24 +123,21 @@ export class ClientConnection implements RequestSender {
   }
 
   send(count: number, now: number, base: number, firstIndex: number, interval: number): void {
-    const socket = this.#socket!;
     const times = this.#times;
+    const schedule = this.#config.schedule;
+    const wireBytes = schedule.wireBytes;
     const measureStart = this.#recorder.measureStart;
-    let measured = 0;
+    const start = schedule.claim(count);
+    let measuredBytes = 0;
     for (let j = 0; j < count; j++) {
       const latencyFrom = base + (firstIndex + j) * interval;
-      if (latencyFrom >= measureStart) measured++;
-      times.push(latencyFrom, now);
+      const kind = schedule.kindAt(start + j);
+      if (latencyFrom >= measureStart) measuredBytes += wireBytes[kind]!;
+      times.push(latencyFrom, now, kind);
     }
-    const batch = this.#config.batch;
-    this.#recorder.sent(measured * batch.requestBytes);
-    if (count <= batch.copies) {
-      socket.write(batch.view(count));
-      return;
-    }
-    socket.cork();
-    for (let left = count; left > 0; left -= batch.copies) socket.write(batch.view(Math.min(left, batch.copies)));
-    socket.uncork();
+    this.#recorder.sent(measuredBytes);
+    if (this.#config.oneShot) this.connect(now);
+    schedule.write(this.#socket!, start, count);
   }
 
   /**
@@ -154,11 +170,21 @@ export class ClientConnection implements RequestSender {
     try {
       this.#framer.push(chunk);
     } catch {
-      // Only a reply too large to keep for expectReply gets here: its connection is given up.
+      // A reply too large to keep for expectReply, or bytes that are not RESP: the connection is given up.
       this.#onClose('badReply', now);
       return;
     }
-    if (this.#state === 'open' && this.#times.length < this.#times.capacity) this.#owner.fill(this, now);
+    if (this.#state !== 'open' || this.#times.length >= this.#times.capacity) return;
+    if (this.#config.oneShot) this.#endShot();
+    this.#owner.fill(this, now);
+  }
+
+  /** One-shot: the reply is in, so the socket is closed by the client and the slot is free. */
+  #endShot(): void {
+    const socket = this.#socket;
+    this.#socket = undefined;
+    this.#state = 'idle';
+    socket?.destroy();
   }
 
   #onReply = (reply: Buffer): void => {
@@ -168,18 +194,19 @@ export class ClientConnection implements RequestSender {
       recorder.requestError('badReply', this.#now);
       return;
     }
+    const kind = this.#times.oldestKind();
     const latencyFrom = this.#times.shift();
-    if (this.#config.expectReply !== undefined && !this.#replyIsGood(reply)) {
-      recorder.requestError('badReply', latencyFrom);
+    if (this.#config.expectReply !== undefined && !this.#replyIsGood(reply, kind)) {
+      recorder.requestError('badReply', latencyFrom, kind);
     } else {
-      recorder.reply(latencyFrom, this.#now);
+      recorder.reply(latencyFrom, this.#now, kind);
     }
   };
 
-  /** expectReply's verdict; a check that throws rejects the reply. */
-  #replyIsGood(reply: Buffer): boolean {
+  /** expectReply's verdict on a reply to a request of `kind`; a check that throws rejects the reply. */
+  #replyIsGood(reply: Buffer, kind: number): boolean {
     try {
-      return Boolean(this.#config.expectReply!(reply, this.#config.payload));
+      return Boolean(this.#config.expectReply!(reply, this.#config.schedule.payloads[kind]!));
     } catch {
       return false;
     }
@@ -189,16 +216,19 @@ export class ClientConnection implements RequestSender {
   #onClose(kind: ErrorKind | undefined, now: number): void {
     const wasOpen = this.#state === 'open';
     if (this.#state === 'closed' || this.#state === 'idle') return;
-    this.#state = 'closed';
+    const oneShot = this.#config.oneShot;
+    // A one-shot slot whose socket broke after connecting is free again; a failed attempt retires it.
+    this.#state = oneShot && wasOpen ? 'idle' : 'closed';
     const socket = this.#socket;
     this.#socket = undefined;
     socket?.destroy();
     const recorder = this.#recorder;
     recorder.advance(now);
-    if (wasOpen) {
-      // Closed by the peer with requests outstanding counts as a reset.
-      const failure = kind ?? 'reset';
-      this.#times.drain((latencyFrom) => recorder.requestError(failure, latencyFrom));
+    if (wasOpen || oneShot) {
+      // Closed by the peer with requests outstanding counts as a reset. One-shot: the request
+      // was sent with the connect, so a failed attempt fails that request.
+      const failure = kind ?? (wasOpen ? 'reset' : 'other');
+      this.#times.drain((latencyFrom, requestKind) => recorder.requestError(failure, latencyFrom, requestKind));
     } else {
       recorder.connectionError(kind ?? 'other', now);
     }

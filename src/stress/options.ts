@@ -2,8 +2,20 @@
 // back, their defaults (in one place) and the checks that turn options into a complete, valid
 // run configuration. The benchmark harness depends on these shapes: extend them, never change them.
 
+import { weightedOrder } from './request-schedule.js';
+
 /** How requests are framed on the wire, and so how replies are told apart. */
-export type StressFraming = 'line' | 'length' | 'raw';
+export type StressFraming = 'line' | 'length' | 'raw' | 'resp';
+
+/** One kind of request in a mixed load: its body and its share of the requests. */
+export interface MixEntry {
+  /** The request body, framed like `payload` (for 'resp': words separated by spaces). */
+  payload: Buffer;
+  /** A whole number >= 1: the kind gets weight / (sum of weights) of the requests. */
+  weight: number;
+  /** How reports name the kind; defaults to the payload as text (shortened). */
+  name?: string;
+}
 
 /** Why a request (or a connection attempt) failed. */
 export type ErrorKind = 'refused' | 'reset' | 'timeout' | 'badReply' | 'other';
@@ -19,12 +31,30 @@ export interface StressOptions {
   durationSec?: number;
   /** Requests outstanding per connection (closed loop), or at most outstanding (open loop). Default 1. */
   pipeline: number;
-  /** One request body; the tool frames it ('line' appends "\n", 'length' prefixes 4 bytes). */
+  /**
+   * One request body; the tool frames it ('line' appends "\n", 'length' prefixes 4 bytes, 'resp'
+   * sends its space-separated words as a RESP array of bulk strings). Ignored when `mix` is given.
+   */
   payload: Buffer;
+  /**
+   * A mixed load: requests of several kinds in proportion to their weights, in a fixed order (a
+   * smooth weighted round-robin shared by all connections, so the first N requests of every run
+   * are the same N). The result then also reports each kind apart (`kinds`).
+   */
+  mix?: MixEntry[];
+  /**
+   * One request per connection: each of the `connections` slots connects, sends one request,
+   * reads its reply and closes, then starts over. Latency counts from the connect; `pipeline` must
+   * be 1. Measures connection churn (the result's `connectionsPerSec`).
+   */
+  newConnection?: boolean;
   /**
    * 'line': request + "\n", a reply ends at "\n" (a "\r" before it is dropped).
    * 'length': 32-bit big-endian length prefix both ways.
    * 'raw': the payload as is; every payload.length bytes received are one reply (an echo's rule).
+   * 'resp': the payload's words as a RESP array of bulk strings (`PING` → `*1\r\n$4\r\nPING\r\n`);
+   *   a reply is one whole RESP value, handed to expectReply as received (`+PONG\r\n`). An error
+   *   reply (`-ERR …`) is a reply like any other: check it with expectReply.
    */
   framing: StressFraming;
   /**
@@ -37,7 +67,7 @@ export interface StressOptions {
   warmupSec?: number;
   /** Per-request reply timeout (and connect timeout) in ms → error kind 'timeout'. Default 10 000. */
   timeoutMs?: number;
-  /** Checks each reply (framing removed); false → error kind 'badReply'. */
+  /** Checks each reply (framing removed) against its request's payload; false → error kind 'badReply'. */
   expectReply?: (reply: Buffer, request: Buffer) => boolean;
   /** Called about once a second while the run goes on. */
   onProgress?: (sample: ProgressSample) => void;
@@ -66,6 +96,20 @@ export interface StressResult {
   bytesReceived: number;
   /** One entry per second of measurement; `second` is 1 for the first. The last one may be partial. */
   timeline: Array<{ second: number; requests: number; p99Ms: number; errors: number }>;
+  /** With `mix`: each kind's own count, errors and latency, in the order the mix listed them. */
+  kinds?: KindResult[];
+  /** With `newConnection`: connections per second, each carrying one request (equals rps). */
+  connectionsPerSec?: number;
+}
+
+/** One kind of a mixed load. Failed connection attempts belong to no kind (see `errors`). */
+export interface KindResult {
+  name: string;
+  weight: number;
+  /** Measured good replies of this kind. */
+  requests: number;
+  errors: StressResult['errors'];
+  latencyMs: StressResult['latencyMs'];
 }
 
 /** What onProgress gets, about once a second. */
@@ -108,6 +152,9 @@ export interface ResolvedStressOptions {
   durationMs: number;
   pipeline: number;
   payload: Buffer;
+  /** The checked mix, or undefined for a single payload. */
+  mix: Array<Required<MixEntry>> | undefined;
+  newConnection: boolean;
   framing: StressFraming;
   rate: number | undefined;
   warmupMs: number;
@@ -131,18 +178,15 @@ export function resolveStressOptions(options: StressOptions): ResolvedStressOpti
         ? STRESS_DEFAULTS.durationSec
         : Infinity;
   const framing = options.framing ?? STRESS_DEFAULTS.framing;
-  if (framing !== 'line' && framing !== 'length' && framing !== 'raw') {
-    throw new RangeError(`stress: framing must be line, length or raw (got ${JSON.stringify(framing)})`);
+  if (framing !== 'line' && framing !== 'length' && framing !== 'raw' && framing !== 'resp') {
+    throw new RangeError(`stress: framing must be line, length, raw or resp (got ${JSON.stringify(framing)})`);
   }
-  if (!(options.payload instanceof Uint8Array)) throw new TypeError('stress: payload must be a Buffer');
-  const payload = Buffer.from(options.payload.buffer, options.payload.byteOffset, options.payload.byteLength);
-  if (framing === 'line' && payload.includes(0x0a)) {
-    throw new RangeError('stress: a line-framed payload must not contain "\\n" (the server would see two requests)');
+  const mix = options.mix === undefined ? undefined : resolveMix(options.mix, framing);
+  const payload = mix === undefined ? checkPayload(options.payload, framing, 'payload') : mix[0]!.payload;
+  const newConnection = options.newConnection === true;
+  if (newConnection && pipeline !== 1) {
+    throw new RangeError('stress: newConnection sends one request per connection: pipeline must be 1');
   }
-  if (framing === 'raw' && payload.length === 0) {
-    throw new RangeError('stress: raw framing needs a non-empty payload (each reply is payload-length bytes)');
-  }
-  if (framing === 'length' && payload.length > 0xffff_ffff) throw new RangeError('stress: payload too long for a 32-bit length');
   for (const name of ['expectReply', 'onProgress'] as const) {
     if (options[name] !== undefined && typeof options[name] !== 'function') {
       throw new TypeError(`stress: ${name} must be a function`);
@@ -156,6 +200,8 @@ export function resolveStressOptions(options: StressOptions): ResolvedStressOpti
     durationMs: durationSec * 1000,
     pipeline,
     payload,
+    mix,
+    newConnection,
     framing,
     rate: options.rate === undefined ? undefined : positive('rate', options.rate),
     warmupMs: (options.warmupSec === undefined ? STRESS_DEFAULTS.warmupSec : nonNegative('warmupSec', options.warmupSec)) * 1000,
@@ -164,6 +210,45 @@ export function resolveStressOptions(options: StressOptions): ResolvedStressOpti
     onProgress: options.onProgress,
     signal: options.signal,
   };
+}
+
+/** Most kinds in a mix (a kind is a 16-bit index on the hot path). */
+export const MAX_MIX_KINDS = 1024;
+
+function resolveMix(mix: unknown, framing: StressFraming): Array<Required<MixEntry>> {
+  if (!Array.isArray(mix) || mix.length === 0 || mix.length > MAX_MIX_KINDS) {
+    throw new RangeError(`stress: mix must be a list of 1 to ${MAX_MIX_KINDS} entries`);
+  }
+  const entries = mix.map((entry: MixEntry, i) => {
+    const payload = checkPayload(entry?.payload, framing, `mix[${i}].payload`);
+    const weight = integer(`mix[${i}].weight`, entry.weight, 1, 1_000_000);
+    if (entry.name !== undefined && typeof entry.name !== 'string') throw new TypeError(`stress: mix[${i}].name must be a string`);
+    return { payload, weight, name: entry.name ?? kindName(payload) };
+  });
+  weightedOrder(entries.map((entry) => entry.weight)); // throws when one round of the order is too long
+  return entries;
+}
+
+/** A payload as a report names it: its text, control bytes escaped, at most 40 characters. */
+export function kindName(payload: Buffer): string {
+  const text = JSON.stringify(payload.toString('utf8')).slice(1, -1);
+  return text.length > 40 ? `${text.slice(0, 39)}…` : text;
+}
+
+function checkPayload(value: unknown, framing: StressFraming, name: string): Buffer {
+  if (!(value instanceof Uint8Array)) throw new TypeError(`stress: ${name} must be a Buffer`);
+  const payload = Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+  if (framing === 'line' && payload.includes(0x0a)) {
+    throw new RangeError(`stress: a line-framed ${name} must not contain "\\n" (the server would see two requests)`);
+  }
+  if (framing === 'raw' && payload.length === 0) {
+    throw new RangeError(`stress: raw framing needs a non-empty ${name} (each reply is payload-length bytes)`);
+  }
+  if (framing === 'resp' && payload.toString('latin1').trim() === '') {
+    throw new RangeError(`stress: a resp ${name} needs at least one word (the command)`);
+  }
+  if (framing === 'length' && payload.length > 0xffff_ffff) throw new RangeError(`stress: ${name} too long for a 32-bit length`);
+  return payload;
 }
 
 function integer(name: string, value: unknown, min: number, max = Number.MAX_SAFE_INTEGER): number {

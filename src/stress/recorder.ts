@@ -2,12 +2,11 @@
 // the latency histograms, error and byte counters, and the per-second timeline. Percentiles come
 // from Node's HDR histogram (perf_hooks.createHistogram), recording nanoseconds: each second gets
 // its own histogram for the timeline's p99, merged into the run's total when the second closes.
+// With a mix, each request's kind is counted again on its own (kind-stats.ts).
 
-import { createHistogram, type RecordableHistogram } from 'node:perf_hooks';
+import type { RecordableHistogram } from 'node:perf_hooks';
+import { HIGHEST_NS, KindStats, latencySummary, newHistogram } from './kind-stats.js';
 import type { ErrorKind, StressResult } from './options.js';
-
-/** Latencies above this (an hour, in ns) are recorded as this. */
-const HIGHEST_NS = 3_600 * 1e9;
 
 type Errors = StressResult['errors'];
 type TimelineEntry = StressResult['timeline'][number];
@@ -23,6 +22,8 @@ export class Recorder {
   bytesSent = 0;
   bytesReceived = 0;
   readonly timeline: TimelineEntry[] = [];
+  /** Per kind of a mix, in the mix's order; undefined without a mix. */
+  readonly kinds: KindStats[] | undefined;
 
   readonly #total: RecordableHistogram = newHistogram();
   readonly #second: RecordableHistogram = newHistogram();
@@ -32,6 +33,11 @@ export class Recorder {
   #deadline = Infinity;
   #secondRequests = 0;
   #secondErrors = 0;
+
+  /** @param mix the kinds of a mixed load, to count apart; none for a single payload. */
+  constructor(mix?: ReadonlyArray<{ name: string; weight: number }>) {
+    this.kinds = mix?.map((kind) => new KindStats(kind.name, kind.weight));
+  }
 
   /**
    * Starts the clock: outcomes of requests sent from `measureStart` on are counted. Replies that
@@ -52,21 +58,24 @@ export class Recorder {
     }
   }
 
-  /** A good reply to a request whose latency counts from `latencyFrom`. */
-  reply(latencyFrom: number, now: number): void {
+  /** A good reply to a request (of the mix's kind `kind`) whose latency counts from `latencyFrom`. */
+  reply(latencyFrom: number, now: number, kind = 0): void {
     this.allReplies++;
     if (latencyFrom < this.measureStart) return;
-    const ns = Math.round((now - latencyFrom) * 1e6);
-    this.#second.record(ns < 1 ? 1 : ns > HIGHEST_NS ? HIGHEST_NS : ns);
+    let ns = Math.round((now - latencyFrom) * 1e6);
+    ns = ns < 1 ? 1 : ns > HIGHEST_NS ? HIGHEST_NS : ns;
+    this.#second.record(ns);
     this.requests++;
     this.#secondRequests++;
+    if (this.kinds !== undefined) this.kinds[kind]!.reply(ns);
   }
 
-  /** A request that failed; counted when it was sent in the measured window. */
-  requestError(kind: ErrorKind, latencyFrom: number): void {
+  /** A request (of the mix's kind `kind`) that failed; counted when it was sent in the measured window. */
+  requestError(error: ErrorKind, latencyFrom: number, kind = 0): void {
     if (latencyFrom < this.measureStart) return;
-    this.errors[kind]++;
+    this.errors[error]++;
     this.#secondErrors++;
+    if (this.kinds !== undefined) this.kinds[kind]!.error(error);
   }
 
   /** A failed connection attempt: always counted, since it shapes the measured load. */
@@ -105,30 +114,21 @@ export class Recorder {
     if (started && (windowDone || this.#secondRequests > 0 || this.#secondErrors > 0)) {
       this.#closeSecond();
     }
-    const total = this.#total;
     const durationSec = started ? (end - this.measureStart) / 1000 : 0;
     const reportedSec = round(durationSec, 6);
-    const any = total.count > 0;
-    const ms = (ns: number) => (any ? Math.round(ns / 1e3) / 1e3 : 0);
-    return {
+    const result: StressResult = {
       requests: this.requests,
       durationSec: reportedSec,
       // From the reported duration, so rps = requests / durationSec holds for the numbers printed.
       rps: reportedSec > 0 ? round(this.requests / reportedSec, 3) : 0,
-      latencyMs: {
-        min: ms(total.min),
-        mean: ms(total.mean),
-        p50: ms(total.percentile(50)),
-        p90: ms(total.percentile(90)),
-        p99: ms(total.percentile(99)),
-        p999: ms(total.percentile(99.9)),
-        max: ms(total.max),
-      },
+      latencyMs: latencySummary(this.#total),
       errors: { ...this.errors },
       bytesSent: this.bytesSent,
       bytesReceived: this.bytesReceived,
       timeline: this.timeline.slice(),
     };
+    if (this.kinds !== undefined) result.kinds = this.kinds.map((kind) => kind.result());
+    return result;
   }
 
   #closeSecond(): void {
@@ -146,10 +146,6 @@ export class Recorder {
     this.#secondRequests = 0;
     this.#secondErrors = 0;
   }
-}
-
-function newHistogram(): RecordableHistogram {
-  return createHistogram({ lowest: 1, highest: HIGHEST_NS, figures: 3 });
 }
 
 function round(value: number, digits: number): number {

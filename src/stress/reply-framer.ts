@@ -4,6 +4,8 @@
 // which is what lets one client core keep up with a fast server.
 
 import type { StressFraming } from './options.js';
+import { MAX_KEPT_REPLY_BYTES, PendingBytes } from './pending-bytes.js';
+import { RespReplyFramer } from './resp-reply-framer.js';
 
 export interface ReplyFramer {
   /** Consumes a chunk of received bytes, calling onReply for each reply it completes. */
@@ -15,16 +17,16 @@ export interface ReplyFramer {
 /** Receives one reply (framing removed); an empty buffer when replies are only being counted. */
 export type ReplySink = (reply: Buffer) => void;
 
-/** A kept (inspected) reply may grow to this before the connection is failed. */
-export const MAX_KEPT_REPLY_BYTES = 64 * 1024 * 1024;
+export { MAX_KEPT_REPLY_BYTES };
 
 /**
- * @param requestBytes the payload length: a raw reply is that many bytes.
+ * @param requestBytes a raw reply's size: the payload length, or (a mix of payloads of different
+ *   lengths) a function giving the size of the next reply — that of the oldest outstanding request.
  * @param keepBytes hand each reply's bytes to onReply (needed by expectReply); else pass EMPTY.
  */
 export function createReplyFramer(
   framing: StressFraming,
-  requestBytes: number,
+  requestBytes: number | (() => number),
   keepBytes: boolean,
   onReply: ReplySink,
 ): ReplyFramer {
@@ -34,41 +36,17 @@ export function createReplyFramer(
     case 'length':
       return new LengthReplyFramer(keepBytes, onReply);
     case 'raw':
-      return new RawReplyFramer(requestBytes, keepBytes, onReply);
-  }
-}
-
-/** Partial reply bytes carried between chunks (only when replies are kept). */
-class Pending {
-  parts: Buffer[] = [];
-  bytes = 0;
-
-  add(part: Buffer): void {
-    if (part.length === 0) return;
-    this.bytes += part.length;
-    if (this.bytes > MAX_KEPT_REPLY_BYTES) throw new RangeError(`reply longer than ${MAX_KEPT_REPLY_BYTES} bytes`);
-    this.parts.push(part);
-  }
-
-  /** The pending bytes followed by `tail`, as one buffer; then empty. */
-  take(tail: Buffer): Buffer {
-    if (this.parts.length === 0) return tail;
-    this.parts.push(tail);
-    const whole = Buffer.concat(this.parts, this.bytes + tail.length);
-    this.parts = [];
-    this.bytes = 0;
-    return whole;
-  }
-
-  clear(): void {
-    this.parts = [];
-    this.bytes = 0;
+      return typeof requestBytes === 'number'
+        ? new RawReplyFramer(requestBytes, keepBytes, onReply)
+        : new MixedRawReplyFramer(requestBytes, keepBytes, onReply);
+    case 'resp':
+      return new RespReplyFramer(keepBytes, onReply);
   }
 }
 
 /** A reply ends at "\n"; the "\n" and a "\r" right before it are not part of it. */
 class LineReplyFramer implements ReplyFramer {
-  readonly #pending = new Pending();
+  readonly #pending = new PendingBytes();
 
   constructor(
     readonly keepBytes: boolean,
@@ -102,7 +80,7 @@ class LineReplyFramer implements ReplyFramer {
 
 /** A reply is a 32-bit big-endian byte count, then that many bytes. */
 class LengthReplyFramer implements ReplyFramer {
-  readonly #pending = new Pending();
+  readonly #pending = new PendingBytes();
   readonly #header = Buffer.alloc(4);
   #headerBytes = 0;
   /** Body bytes still to come for the current reply; -1 while reading a header. */
@@ -155,7 +133,7 @@ class LengthReplyFramer implements ReplyFramer {
 
 /** Raw framing has no boundaries, so the rule is an echo's: every `replyBytes` bytes are one reply. */
 class RawReplyFramer implements ReplyFramer {
-  readonly #pending = new Pending();
+  readonly #pending = new PendingBytes();
   /** Bytes of the current reply received so far. */
   #have = 0;
 
@@ -183,6 +161,38 @@ class RawReplyFramer implements ReplyFramer {
     }
     if (at < chunk.length) {
       this.#pending.add(chunk.subarray(at));
+      this.#have += chunk.length - at;
+    }
+  }
+
+  reset(): void {
+    this.#pending.clear();
+    this.#have = 0;
+  }
+}
+
+/** Raw framing over a mix of payload lengths: each reply is as long as its own request. */
+class MixedRawReplyFramer implements ReplyFramer {
+  readonly #pending = new PendingBytes();
+  /** Bytes of the current reply received so far. */
+  #have = 0;
+
+  constructor(
+    readonly nextSize: () => number,
+    readonly keepBytes: boolean,
+    readonly onReply: ReplySink,
+  ) {}
+
+  push(chunk: Buffer): void {
+    let at = 0;
+    for (let size = this.nextSize(); chunk.length - at >= size - this.#have; size = this.nextSize()) {
+      const take = size - this.#have;
+      this.onReply(this.keepBytes ? this.#pending.take(chunk.subarray(at, at + take)) : EMPTY);
+      at += take;
+      this.#have = 0;
+    }
+    if (at < chunk.length) {
+      if (this.keepBytes) this.#pending.add(chunk.subarray(at));
       this.#have += chunk.length - at;
     }
   }

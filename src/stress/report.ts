@@ -1,8 +1,9 @@
 // Owns how a result is shown: the human report (throughput, latency percentiles, errors by kind,
-// bytes, per-second timeline) and the JSON form (the StressResult itself, for scripts and CI).
+// bytes, each kind of a mixed load, per-second timeline) and the JSON form (the StressResult
+// itself, for scripts and CI).
 
 import { ERROR_KINDS } from './error-kinds.js';
-import type { StressFraming, StressResult } from './options.js';
+import type { KindResult, StressFraming, StressResult } from './options.js';
 
 /** What the report says about the run besides its result. */
 export interface ReportContext {
@@ -13,6 +14,10 @@ export interface ReportContext {
   payloadBytes: number;
   rate?: number | undefined;
   warmupSec?: number | undefined;
+  /** Kinds in the mix, when the load was mixed. */
+  mixKinds?: number | undefined;
+  /** One request per connection. */
+  newConnection?: boolean | undefined;
 }
 
 export function formatJson(result: StressResult): string {
@@ -23,12 +28,18 @@ export function formatReport(result: StressResult, context: ReportContext): stri
   const { latencyMs: l } = result;
   const load =
     context.rate === undefined ? 'closed loop' : `open loop at ${count(context.rate)} req/s (latency from intended send time)`;
+  const shape = context.newConnection
+    ? `${context.connections} concurrent one-request connections`
+    : `${context.connections} connections × pipeline ${context.pipeline}`;
+  const body = context.mixKinds ? `a mix of ${context.mixKinds} kinds` : `${context.payloadBytes}-byte payload`;
   const lines = [
-    `sockserv stress ${context.target}: ${context.connections} connections × pipeline ${context.pipeline}, ` +
-      `${context.framing} framing, ${context.payloadBytes}-byte payload, ${load}` +
+    `sockserv stress ${context.target}: ${shape}, ${context.framing} framing, ${body}, ${load}` +
       (context.warmupSec ? `, ${context.warmupSec} s warmup` : ''),
     '',
-    `  requests   ${count(result.requests)} in ${result.durationSec.toFixed(2)} s = ${count(Math.round(result.rps))} req/s`,
+    `  requests   ${count(result.requests)} in ${result.durationSec.toFixed(2)} s = ${count(Math.round(result.rps))} req/s` +
+      (result.connectionsPerSec !== undefined
+        ? ` = ${count(Math.round(result.connectionsPerSec))} connections/s (one request each; latency includes the connect)`
+        : ''),
     `  latency    p50 ${ms(l.p50)}  p90 ${ms(l.p90)}  p99 ${ms(l.p99)}  p99.9 ${ms(l.p999)}  max ${ms(l.max)} ms` +
       `   (min ${ms(l.min)}, mean ${ms(l.mean)})`,
     `  errors     ${formatErrors(result.errors)}`,
@@ -37,6 +48,7 @@ export function formatReport(result: StressResult, context: ReportContext): stri
         ? `  (${bytes(result.bytesSent / result.durationSec)}/s out, ${bytes(result.bytesReceived / result.durationSec)}/s in)`
         : ''),
   ];
+  if (result.kinds !== undefined) lines.push('', ...kindTable(result.kinds));
   if (result.timeline.length > 0) {
     lines.push('', '  second    requests    p99 ms    errors');
     for (const s of result.timeline) {
@@ -46,6 +58,23 @@ export function formatReport(result: StressResult, context: ReportContext): stri
     }
   }
   return `${lines.join('\n')}\n`;
+}
+
+/** Each kind of a mixed load: its share, count, errors and latency. */
+function kindTable(kinds: KindResult[]): string[] {
+  const width = Math.max(4, ...kinds.map((kind) => kind.name.length));
+  const lines = [
+    `  ${'kind'.padEnd(width)}  weight    requests      p50      p90      p99      max ms  errors`,
+  ];
+  for (const kind of kinds) {
+    const l = kind.latencyMs;
+    lines.push(
+      `  ${kind.name.padEnd(width)}  ${count(kind.weight).padStart(6)}  ${count(kind.requests).padStart(10)}` +
+        `  ${ms(l.p50).padStart(7)}  ${ms(l.p90).padStart(7)}  ${ms(l.p99).padStart(7)}  ${ms(l.max).padStart(7)}` +
+        `     ${formatErrors(kind.errors)}`,
+    );
+  }
+  return lines;
 }
 
 export function formatErrors(errors: StressResult['errors']): string {

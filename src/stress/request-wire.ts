@@ -1,11 +1,7 @@
-// Owns the bytes a request puts on the wire. Every request of a run is the same payload, so it is
-// framed once and copied into one batch buffer; sending k requests is then one write of a cached
-// view of its first k copies — no allocation or copying per request on the hot path.
+// Owns the bytes one request puts on the wire: the payload plus its framing. Every request of a
+// kind is the same bytes, so each kind is framed once, up front (request-schedule.ts lays them out).
 
 import type { StressFraming } from './options.js';
-
-/** Batches stop growing at this size; a bigger refill goes out as several corked writes. */
-const MAX_BATCH_BYTES = 256 * 1024;
 
 /** One request as sent: the payload plus its framing. */
 export function encodeRequest(payload: Buffer, framing: StressFraming): Buffer {
@@ -19,31 +15,31 @@ export function encodeRequest(payload: Buffer, framing: StressFraming): Buffer {
     }
     case 'raw':
       return Buffer.from(payload);
+    case 'resp':
+      return encodeRespCommand(payload);
   }
 }
 
-/** `copies` back-to-back requests, handed out as views of the first k. Never mutated once built. */
-export class RequestBatch {
-  /** Bytes of one framed request. */
-  readonly requestBytes: number;
-  /** Most requests one view holds. */
-  readonly copies: number;
-  readonly #buffer: Buffer;
-  /** views[k] is the first k requests, made on first use. */
-  readonly #views: Array<Buffer | undefined>;
-
-  constructor(request: Buffer, maxCount: number) {
-    this.requestBytes = request.length;
-    this.copies = Math.max(1, Math.min(maxCount, Math.floor(MAX_BATCH_BYTES / Math.max(1, request.length))));
-    this.#buffer = Buffer.allocUnsafe(request.length * this.copies);
-    for (let i = 0; i < this.copies; i++) request.copy(this.#buffer, i * request.length);
-    this.#views = new Array<Buffer | undefined>(this.copies + 1);
+/**
+ * The payload's words (split on runs of spaces and tabs, as redis-cli splits a typed line) as a
+ * RESP array of bulk strings, the form every RESP server accepts: `GET k` → `*2\r\n$3\r\nGET\r\n$1\r\nk\r\n`.
+ */
+export function encodeRespCommand(payload: Buffer): Buffer {
+  const words: Buffer[] = [];
+  let start = -1;
+  for (let i = 0; i <= payload.length; i++) {
+    const blank = i === payload.length || payload[i] === 0x20 || payload[i] === 0x09;
+    if (blank && start >= 0) {
+      words.push(payload.subarray(start, i));
+      start = -1;
+    } else if (!blank && start < 0) {
+      start = i;
+    }
   }
-
-  /** The first `count` requests (1 <= count <= copies) as one buffer. */
-  view(count: number): Buffer {
-    return (this.#views[count] ??= this.#buffer.subarray(0, count * this.requestBytes));
-  }
+  const parts: Buffer[] = [Buffer.from(`*${words.length}\r\n`)];
+  for (const word of words) parts.push(Buffer.from(`$${word.length}\r\n`), word, CRLF);
+  return Buffer.concat(parts);
 }
 
 const NEWLINE = Buffer.from('\n');
+const CRLF = Buffer.from('\r\n');

@@ -4,6 +4,8 @@
 // is sent or the duration is over and every outstanding request has an outcome (a reply, an error,
 // or its timeout), when no connection is left (each connection reconnects after losing an open
 // socket, but a failed connection attempt retires it), or when the signal aborts.
+// With newConnection the connections are one-shot slots that connect per request: there is no
+// connecting phase, the clock starts at once and every connect is part of a measured request.
 
 import { ClientConnection, type ConnectionConfig, type ConnectionOwner } from './client-connection.js';
 import { ClosedLoop, type LoadPattern, OpenLoop } from './load-pattern.js';
@@ -15,24 +17,27 @@ import {
   resolveStressOptions,
 } from './options.js';
 import { Recorder } from './recorder.js';
-import { RequestBatch, encodeRequest } from './request-wire.js';
+import { RequestSchedule } from './request-schedule.js';
 
 /** Sends load as `options` say and resolves with what was measured (also when aborted). */
 export function runStress(options: StressOptions): Promise<StressResult> {
   let resolved: ResolvedStressOptions;
+  let schedule: RequestSchedule;
   try {
     resolved = resolveStressOptions(options);
+    schedule = new RequestSchedule(resolved.mix ?? [{ payload: resolved.payload, weight: 1 }], resolved.framing, resolved.pipeline);
   } catch (error) {
     return Promise.reject(error);
   }
-  return new StressRun(resolved).run();
+  return new StressRun(resolved, schedule).run();
 }
 
 type Phase = 'connecting' | 'running' | 'draining' | 'done';
 
 class StressRun implements ConnectionOwner {
-  readonly recorder = new Recorder();
+  readonly recorder: Recorder;
   readonly #options: ResolvedStressOptions;
+  readonly #schedule: RequestSchedule;
   readonly #pattern: LoadPattern;
   readonly #connections: ClientConnection[] = [];
   #phase: Phase = 'connecting';
@@ -48,8 +53,10 @@ class StressRun implements ConnectionOwner {
   #progressReplies = 0;
   #settle: (outcome: { result: StressResult } | { error: unknown }) => void = () => {};
 
-  constructor(options: ResolvedStressOptions) {
+  constructor(options: ResolvedStressOptions, schedule: RequestSchedule) {
     this.#options = options;
+    this.#schedule = schedule;
+    this.recorder = new Recorder(options.mix);
     this.#pattern = options.rate === undefined ? new ClosedLoop() : new OpenLoop(options.rate);
   }
 
@@ -66,15 +73,19 @@ class StressRun implements ConnectionOwner {
         host: options.host,
         port: options.port,
         framing: options.framing,
-        payload: options.payload,
-        batch: new RequestBatch(encodeRequest(options.payload, options.framing), options.pipeline),
+        schedule: this.#schedule,
         pipeline: options.pipeline,
         expectReply: options.expectReply,
+        oneShot: options.newConnection,
       };
       const tickMs = Math.min(50, Math.max(5, options.timeoutMs / 4));
       this.#ticker = setInterval(this.#tick, tickMs);
       const now = performance.now();
       for (let i = 0; i < options.connections; i++) this.#connections.push(new ClientConnection(config, this));
+      if (options.newConnection) {
+        this.#begin(now);
+        return;
+      }
       for (const connection of this.#connections) this.#awaiting.add(connection);
       for (const connection of this.#connections) connection.connect(now);
     });
@@ -97,6 +108,12 @@ class StressRun implements ConnectionOwner {
 
   closed(connection: ClientConnection, wasOpen: boolean, now: number): void {
     if (this.#phase === 'done') return;
+    if (this.#options.newConnection) {
+      // A slot whose socket broke is free for the next request; a failed connect retired it.
+      if (wasOpen && this.#phase === 'running') this.#pattern.fill(connection, now);
+      else this.#finishIfSettled(now);
+      return;
+    }
     if (!wasOpen) {
       // A failed attempt retires the connection: nothing listens, or it is unreachable.
       if (this.#phase === 'connecting') {
@@ -142,7 +159,7 @@ class StressRun implements ConnectionOwner {
     let alive = false;
     for (const connection of this.#connections) {
       if (connection.inFlight > 0) return;
-      if (connection.isOpen || connection.isConnecting) alive = true;
+      if (connection.alive) alive = true;
     }
     if (this.#phase === 'draining' || !alive) this.#finish(now);
   }
@@ -199,7 +216,12 @@ class StressRun implements ConnectionOwner {
     this.#pattern.stop();
     this.#options.signal?.removeEventListener('abort', this.#onAbort);
     for (const connection of this.#connections) connection.destroy();
-    if (error !== undefined) this.#settle({ error });
-    else this.#settle({ result: this.recorder.finish(now) });
+    if (error !== undefined) {
+      this.#settle({ error });
+      return;
+    }
+    const result = this.recorder.finish(now);
+    if (this.#options.newConnection) result.connectionsPerSec = result.rps;
+    this.#settle({ result });
   }
 }
