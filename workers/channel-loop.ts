@@ -4,6 +4,9 @@
 //
 //   - Before a handler starts, its slot is marked STARTED (and the outcomes before it are
 //     published), so if this thread dies the main thread knows exactly what ran: at most once.
+//   - Waking the main thread costs both threads a system call, so cheap outcomes are announced
+//     together — when the ring runs dry, or every WAKE_AFTER_MS — while a run expected to be long
+//     announces the ones before it first: a reply never waits behind a slow handler.
 //   - One connection's requests run in sequence: while an async handler of a connection awaits,
 //     that connection's later requests wait here (still QUEUED), other connections' requests run.
 //   - Waiting for work uses Atomics.waitAsync, never Atomics.wait: async handlers, sessions and
@@ -42,6 +45,11 @@ interface Deferred {
 }
 
 const UNKNOWN_PEER: ClientAddress = ['', 0];
+/** Runs expected to take longer than this announce the outcomes before them first. */
+const WAKE_BEFORE_MS = 0.05;
+/** Cheap outcomes are announced together, but never held longer than this. */
+const WAKE_AFTER_MS = 0.05;
+const COST_SMOOTHING = 0.1;
 
 export class ChannelLoop {
   readonly #Handler: HandlerClass;
@@ -60,6 +68,10 @@ export class ChannelLoop {
   readonly #awaiting = new Map<number, number>();
   #syncDone = 0;
   #busyMs = 0;
+  /** Smoothed milliseconds per handler run: decides whether to wake the main thread before a run. */
+  #costMs = 0;
+  /** performance.now() of the oldest outcome published without waking the main thread, or -1. */
+  #unannouncedSince = -1;
 
   constructor(Handler: HandlerClass, task: ChannelTask) {
     this.#Handler = Handler;
@@ -118,7 +130,9 @@ export class ChannelLoop {
   /** Runs one request; `conn` is -1 when its connection's requests need no order. */
   #run(slot: number, conn: number, request: Buffer, peer: ClientAddress): void {
     const ctl = this.#ctl;
-    this.#publish(); // what finished before this request survives this thread's death, and is sent now
+    // What finished before this request survives this thread's death. The main thread is woken
+    // for it now if this request is expected to take long; cheap runs are announced together.
+    if (this.#replies.publish() && this.#costMs > WAKE_BEFORE_MS) this.#wakeMain();
     Atomics.store(this.#states, slot, SlotState.STARTED);
     this.#startedAt[slot] = Date.now();
     Atomics.store(ctl, Ctl.RUNNING, slot);
@@ -132,7 +146,10 @@ export class ChannelLoop {
       failed = true;
       failure = error;
     }
-    this.#busyMs += performance.now() - started;
+    const finished = performance.now();
+    const took = finished - started;
+    this.#busyMs += took;
+    this.#costMs += COST_SMOOTHING * (took - this.#costMs);
     Atomics.store(ctl, Ctl.RUNNING, -1);
     Atomics.store(ctl, Ctl.BUSY_MICROS, Math.round(this.#busyMs * 1000) | 0);
     Atomics.store(ctl, Ctl.SYNC_DONE, ++this.#syncDone);
@@ -145,6 +162,9 @@ export class ChannelLoop {
         (error: unknown) => this.#lateOutcome(slot, () => this.#fail(slot, error)),
       );
     } else this.#reply(slot, outcome);
+    // A long run of cheap requests still streams: outcomes wait at most WAKE_AFTER_MS unannounced.
+    if (this.#unannouncedSince < 0) this.#unannouncedSince = finished;
+    else if (finished - this.#unannouncedSince > WAKE_AFTER_MS) this.#publish();
   }
 
   #lateOutcome(slot: number, write: () => void): void {
@@ -202,7 +222,12 @@ export class ChannelLoop {
 
   /** Makes the outcomes written so far visible, waking the main thread if it sleeps. */
   #publish(): void {
-    if (!this.#replies.publish()) return;
+    this.#replies.publish();
+    this.#wakeMain();
+  }
+
+  #wakeMain(): void {
+    this.#unannouncedSince = -1;
     if (Atomics.load(this.#ctl, Ctl.MAIN_SLEEPING) === 1) Atomics.notify(this.#ctl, Ctl.REP_WRITE);
   }
 

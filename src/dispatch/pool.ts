@@ -207,7 +207,14 @@ export class PoolDispatcher implements Dispatcher {
     if (channel.dead) return;
     this.#drain(channel);
     if (this.#queued > 0) this.#flushQueue();
-    channel.waitForReplies(() => this.#onReplies(channel));
+    // Sleep again only at the end of this loop turn: replies the worker publishes meanwhile are
+    // drained then, with this turn's socket writes, instead of waking this thread once each.
+    setImmediate(() => {
+      if (channel.dead) return;
+      this.#drain(channel);
+      if (this.#queued > 0) this.#flushQueue();
+      channel.waitForReplies(() => this.#onReplies(channel));
+    });
   }
 
   #drain(channel: WorkerChannel<ConnQueue>): void {
