@@ -46,7 +46,7 @@ export const Kind = {
   PEER: 2,
   /** main → worker: the watchdog failed `slot` while its async handler awaited: let its connection go on. */
   ABANDON: 7,
-  /** worker → main: the reply bytes of `slot`. */
+  /** worker → main: the reply bytes of `slot`. (Every outcome's `conn` word carries the handler's run time in µs.) */
   REPLY: 4,
   /** worker → main: `slot` finished with nothing to send. */
   NO_REPLY: 5,
@@ -58,6 +58,8 @@ export const Kind = {
 export const BIG = 0x100;
 /** Or-ed into REQUEST: the connection's requests may run in parallel (no per-connection order in the worker). */
 export const UNORDERED = 0x200;
+/** Or-ed into REQUEST: predicted cheap — the worker runs it before queued requests of other connections. */
+export const URGENT = 0x400;
 export const KIND_MASK = 0xff;
 
 /** Slot states. */

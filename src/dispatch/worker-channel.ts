@@ -15,6 +15,7 @@ import {
   Kind,
   SlotState,
   UNORDERED,
+  URGENT,
   allocateChannel,
 } from './channel-layout.js';
 import { RingReader, RingWriter } from './ring.js';
@@ -29,6 +30,11 @@ export interface SlotEntry<C> {
   request: Buffer;
   /** Failed by the watchdog while its async handler still awaited: its late outcome is dropped. */
   abandoned: boolean;
+  /** The request's cost class key (its command), for learning what requests cost. */
+  key: number;
+  /** Predicted handler milliseconds when it was sent, and whether that made it urgent (cheap). */
+  est: number;
+  urgent: boolean;
 }
 
 /** An outcome read from the reply ring. */
@@ -55,6 +61,10 @@ export class WorkerChannel<C> {
   #sent = 0;
   /** PEER records written; a connection introduced at n is remembered while #peers - n < PEER_CACHE. */
   #peers = 0;
+  /** Predicted milliseconds of the non-urgent requests sent and not answered: the worker's queued heavy work. */
+  work = 0;
+  /** Non-urgent requests sent and not answered. */
+  heavy = 0;
   #lastBusyMicros = 0;
   #lastSyncDone = 0;
   #waiting = false;
@@ -118,7 +128,7 @@ export class WorkerChannel<C> {
   send(entry: SlotEntry<C>, connId: number, ordered: boolean): boolean {
     if (this.#used === this.#sizes.slots) return false;
     const slot = this.#free.pop()!;
-    const flags = ordered ? 0 : UNORDERED;
+    const flags = (ordered ? 0 : UNORDERED) | (entry.urgent ? URGENT : 0);
     const request = entry.request;
     let written: boolean;
     if (request.length > this.#sizes.maxRecordBytes) {
@@ -139,6 +149,10 @@ export class WorkerChannel<C> {
     this.#entries[slot] = entry;
     this.#used++;
     this.#sent++;
+    if (!entry.urgent) {
+      this.work += entry.est;
+      this.heavy++;
+    }
     return true;
   }
 
@@ -169,7 +183,7 @@ export class WorkerChannel<C> {
    * Reads every published outcome, in the order the worker finished them: `deliver` gets the slot's
    * entry (freed already) and the outcome's bytes (a copy; an ERROR's bytes are its ErrorInfo JSON).
    */
-  drain(deliver: (entry: SlotEntry<C>, kind: ReplyKind, bytes: Buffer | null) => void): number {
+  drain(deliver: (entry: SlotEntry<C>, kind: ReplyKind, bytes: Buffer | null, micros: number) => void): number {
     const reader = this.#replies;
     let count = 0;
     while (reader.next()) {
@@ -185,7 +199,7 @@ export class WorkerChannel<C> {
       }
       const entry = this.#release(slot);
       count++;
-      if (entry) deliver(entry, kind, bytes);
+      if (entry) deliver(entry, kind, bytes, reader.conn);
     }
     if (count > 0) reader.release();
     return count;
@@ -275,6 +289,9 @@ export class WorkerChannel<C> {
     this.#entries[slot] = undefined;
     this.#free.push(slot);
     this.#used--;
+    if (!entry.urgent) {
+      this.work = --this.heavy === 0 ? 0 : this.work - entry.est;
+    }
     return entry;
   }
 }
