@@ -33,13 +33,18 @@ import {
 import { RingReader, RingWriter } from '../src/dispatch/ring.js';
 import { PEER_CACHE } from '../src/dispatch/worker-channel.js';
 import { toErrorInfo } from '../src/errors.js';
-import type { ClientAddress, HandlerClass, ServerInfo } from '../src/handler.js';
+import type { AnyHandlerClass, ClientAddress, HandlerClass, ServerInfo } from '../src/handler.js';
 import { isThenable, type Reply, runHandler } from '../src/run-handler.js';
+import { type SessionPort, decodeSessionMessage, encodeSessionMessage } from '../src/dispatch/session-port.js';
+import type { SessionLimits } from '../src/session/protocol.js';
+import { runSession } from '../src/session/run-session.js';
 
 export interface ChannelTask {
   server: ServerInfo;
   buffers: ChannelBuffers;
   port: MessagePort;
+  /** Limits of the sessions this channel may carry. */
+  limits: SessionLimits;
 }
 
 /** A request read from the ring, waiting to run; `conn` is -1 when its connection needs no order. */
@@ -58,7 +63,8 @@ const WAKE_AFTER_MS = 0.05;
 const COST_SMOOTHING = 0.1;
 
 export class ChannelLoop {
-  readonly #Handler: HandlerClass;
+  /** A BaseRequestHandler class on a request server's channel, a StreamRequestHandler on a session server's. */
+  readonly #Handler: AnyHandlerClass;
   readonly #server: ServerInfo;
   readonly #port: MessagePort;
   readonly #ctl: Int32Array;
@@ -79,6 +85,9 @@ export class ChannelLoop {
   #normalHead = 0;
   /** Per ordered connection: its requests in #normal, which its later cheap ones must not overtake. */
   readonly #normalPending = new Map<number, number>();
+  /** Sessions this channel runs, by number. */
+  readonly #sessions = new Map<number, WorkerSessionEnd>();
+  readonly #limits: SessionLimits;
   #syncDone = 0;
   #busyMs = 0;
   /** Smoothed milliseconds per handler run: decides whether to wake the main thread before a run. */
@@ -86,10 +95,11 @@ export class ChannelLoop {
   /** performance.now() of the oldest outcome published without waking the main thread, or -1. */
   #unannouncedSince = -1;
 
-  constructor(Handler: HandlerClass, task: ChannelTask) {
+  constructor(Handler: AnyHandlerClass, task: ChannelTask) {
     this.#Handler = Handler;
     this.#server = task.server;
     this.#port = task.port;
+    this.#limits = task.limits;
     const { buffers } = task;
     this.#ctl = new Int32Array(buffers.control);
     this.#states = new Uint8Array(buffers.states);
@@ -146,6 +156,10 @@ export class ChannelLoop {
         this.#remember(reader.conn, JSON.parse(reader.bytes.toString('utf8', reader.start, reader.start + reader.length)) as ClientAddress);
       } else if (kind === Kind.ABANDON) {
         this.#settled(reader.slot);
+      } else if (kind === Kind.SESSION_OPEN) {
+        this.#openSession(reader.conn, JSON.parse(reader.bytes.toString('utf8', reader.start, reader.start + reader.length)) as ClientAddress);
+      } else if (kind === Kind.SESSION_DATA || kind === Kind.SESSION_CTRL) {
+        this.#sessionMessage(reader, kind === Kind.SESSION_DATA);
       } else {
         const { slot } = reader;
         let request: Buffer;
@@ -185,7 +199,7 @@ export class ChannelLoop {
     let failure: unknown;
     let failed = false;
     try {
-      outcome = runHandler(this.#Handler, request, peer, this.#server);
+      outcome = runHandler(this.#Handler as HandlerClass, request, peer, this.#server);
     } catch (error) {
       failed = true;
       failure = error;
@@ -277,6 +291,37 @@ export class ChannelLoop {
     if (Atomics.load(this.#ctl, Ctl.MAIN_SLEEPING) === 1) Atomics.notify(this.#ctl, Ctl.REP_WRITE);
   }
 
+  // ---- sessions ------------------------------------------------------------------------
+
+  #openSession(id: number, clientAddress: ClientAddress): void {
+    const end = new WorkerSessionEnd(this, id);
+    this.#sessions.set(id, end);
+    // The handler runs interleaved with this loop and the other sessions while it awaits;
+    // runSession reports its end (and any error) as the session's last message.
+    void runSession(this.#Handler, end, clientAddress, this.#server, this.#limits);
+  }
+
+  #sessionMessage(reader: RingReader, data: boolean): void {
+    let message: unknown;
+    if (reader.kind & BIG) {
+      const received = receiveMessageOnPort(this.#port);
+      const bytes = received ? Buffer.from(received.message as ArrayBuffer) : Buffer.alloc(0);
+      message = decodeSessionMessage(data, bytes, 0, bytes.length);
+    } else {
+      message = decodeSessionMessage(data, reader.bytes, reader.start, reader.length);
+    }
+    this.#sessions.get(reader.conn)?.receive(message);
+  }
+
+  /** A session's message for the main thread: written at once, the main thread woken. */
+  postSession(id: number, message: { t: string; b?: ArrayBuffer }): void {
+    if (message.t === 'end') this.#sessions.delete(id);
+    const { data, payload } = encodeSessionMessage(message);
+    const kind = data ? Kind.SESSION_DATA : Kind.SESSION_CTRL;
+    this.#write(kind, id, Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength), 0);
+    this.#publish();
+  }
+
   #remember(conn: number, peer: ClientAddress): void {
     this.#peers.set(conn, peer);
     if (this.#peers.size > PEER_CACHE) this.#peers.delete(this.#peers.keys().next().value!);
@@ -290,5 +335,39 @@ export class ChannelLoop {
       if (waited.async) await waited.value;
     }
     Atomics.store(ctl, Ctl.WORKER_SLEEPING, 0);
+  }
+}
+
+/** The worker's end of a session carried by the channel (what SessionChannel talks to). */
+class WorkerSessionEnd implements SessionPort {
+  readonly #loop: ChannelLoop;
+  readonly #id: number;
+  #listener: ((message: unknown) => void) | null = null;
+  #ended = false;
+
+  constructor(loop: ChannelLoop, id: number) {
+    this.#loop = loop;
+    this.#id = id;
+  }
+
+  postMessage(message: unknown): void {
+    if (this.#ended) return;
+    if ((message as { t: string }).t === 'end') this.#ended = true;
+    this.#loop.postSession(this.#id, message as { t: string; b?: ArrayBuffer });
+  }
+
+  on(_event: 'message', listener: (message: never) => void): this {
+    this.#listener = listener as (message: unknown) => void;
+    return this;
+  }
+
+  unref(): void {}
+
+  close(): void {
+    this.#ended = true;
+  }
+
+  receive(message: unknown): void {
+    this.#listener?.(message);
   }
 }

@@ -19,7 +19,6 @@
 //   - Bounded: maxQueuedRequests here (then connections stop reading), a worker's credit, and its
 //     channel's slots — which also bound async handlers still awaiting, with or without a timeout.
 
-import type { MessagePort } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
 import { ErrorCodes, type ErrorInfo, SockservError, fromErrorInfo } from '../errors.js';
 import type { ClientAddress, HandlerKind, ServerInfo } from '../handler.js';
@@ -30,7 +29,8 @@ import { Kind } from './channel-layout.js';
 import type { Dispatcher, DispatcherStats, RequestSink } from './dispatcher.js';
 import { InlineLane } from './inline-lane.js';
 import { RequestCosts } from './request-costs.js';
-import { type ReplyKind, type SlotEntry, WorkerChannel } from './worker-channel.js';
+import { ChannelSessionEnd, type ReplyKind, type SlotEntry, WorkerChannel } from './worker-channel.js';
+import type { SessionPort } from './session-port.js';
 import type { WorkerPool } from './worker-pool.js';
 
 /** A connection as the scheduler sees it. */
@@ -104,6 +104,7 @@ export class PoolDispatcher implements Dispatcher {
   #parked: ConnQueue[][] = [];
   readonly #conns = new WeakMap<RequestSink, ConnQueue>();
   #nextConnId = 0;
+  #nextSessionId = 0;
   /** Requests waiting here (not yet written to a channel). */
   #queued = 0;
   #waiters = new Set<RequestSink>();
@@ -140,8 +141,8 @@ export class PoolDispatcher implements Dispatcher {
   async start(server: ServerInfo): Promise<void> {
     this.#server = server;
     this.#kind = await this.#pool.preload(this.#handler);
-    if (this.#kind !== 'request') return; // sessions run as tasks of their own
     for (let i = 0; i < this.#pool.workers; i++) this.#openChannel(i);
+    if (this.#kind !== 'request') return; // a session server's channels carry sessions only
     const { requestTimeout } = this.#limits;
     if (requestTimeout > 0) {
       this.#watchdog = setInterval(() => this.#checkOverdue(), Math.min(1000, Math.max(5, requestTimeout / 4)));
@@ -150,18 +151,20 @@ export class PoolDispatcher implements Dispatcher {
     await this.#lane?.start(server, this.#kind);
   }
 
-  startSession(port: MessagePort, clientAddress: ClientAddress): Promise<void> {
-    const task = {
-      handler: this.#handler,
-      server: this.#server!,
-      clientAddress,
-      port,
-      limits: { readHighWaterMark: this.#limits.readHighWaterMark, maxFrameBytes: this.#limits.maxFrameBytes },
-    };
+  /** A session goes to the channel (worker) carrying the fewest; its bytes ride that channel's rings. */
+  startSession(clientAddress: ClientAddress): { port: SessionPort; done: Promise<void> } {
+    let channel = this.#channels[0]!;
+    for (const candidate of this.#channels) {
+      if (channel.dead || (!candidate.dead && candidate.sessionCount < channel.sessionCount)) channel = candidate;
+    }
+    const end = new ChannelSessionEnd(channel as WorkerChannel<unknown>, (this.#nextSessionId = (this.#nextSessionId + 1) >>> 0));
+    channel.openSession(end, clientAddress);
     this.#sessions++;
-    return this.#pool.runSession(task, port).finally(() => {
+    const ended = () => {
       this.#sessions--;
-    });
+    };
+    end.done.then(ended, ended);
+    return { port: end, done: end.done };
   }
 
   hasCapacity(): boolean {
@@ -215,7 +218,13 @@ export class PoolDispatcher implements Dispatcher {
     const channel = new WorkerChannel<ConnQueue>(index);
     this.#channels[index] = channel;
     this.#parked[index] ??= [];
-    const task = { handler: this.#handler, server: this.#server!, buffers: channel.buffers, port: channel.workerPort };
+    const task = {
+      handler: this.#handler,
+      server: this.#server!,
+      buffers: channel.buffers,
+      port: channel.workerPort,
+      limits: { readHighWaterMark: this.#limits.readHighWaterMark, maxFrameBytes: this.#limits.maxFrameBytes },
+    };
     this.#pool.runChannel(task, [channel.workerPort]).then(
       (outcome) => {
         this.#pool.channelEnded(channel.threadId);
@@ -435,7 +444,11 @@ export class PoolDispatcher implements Dispatcher {
     channel.dead = true;
     this.#drain(channel);
     const { started, queued } = channel.takeOutstanding();
+    const sessions = channel.takeSessions();
     if (this.#closed || wasClosing) return;
+    for (const end of sessions) {
+      end.fail(died ? new SockservError(ErrorCodes.WORKER_DIED, `the worker running this session died: ${(error as Error)?.message ?? String(error)}`, { cause: error }) : error);
+    }
     // Sent again first, in each connection's order, ahead of its later requests: failing a
     // started one below may make its connection submit more.
     const byConn = new Map<ConnQueue, Array<SlotEntry<ConnQueue>>>();

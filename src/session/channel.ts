@@ -3,16 +3,15 @@
 // client (coalesced per microtask into one message; write() waits while the client is not
 // reading). rfile, wfile and the socket-like `request` of StreamRequestHandler are views of this.
 
-import type { MessagePort } from 'node:worker_threads';
 import { ErrorCodes, type ErrorInfo, SockservError } from '../errors.js';
 import { ByteQueue } from '../framing/byte-queue.js';
-import { type SessionLimits, type ToHandler, type ToServer, ownBuffer } from './protocol.js';
+import { type SessionLimits, type SessionPort, type ToHandler, type ToServer, ownBuffer } from './protocol.js';
 
 const RESOLVED = Promise.resolve();
 
 export class SessionChannel {
   readonly limits: SessionLimits;
-  readonly #port: MessagePort;
+  readonly #port: SessionPort;
   readonly #unread = new ByteQueue();
   /** The client sent FIN, or the connection is gone. */
   #eof = false;
@@ -27,7 +26,7 @@ export class SessionChannel {
   #outgoingBytes = 0;
   #flushQueued = false;
 
-  constructor(port: MessagePort, limits: SessionLimits) {
+  constructor(port: SessionPort, limits: SessionLimits) {
     this.#port = port;
     this.limits = limits;
     port.on('message', (message: ToHandler) => this.#receive(message));

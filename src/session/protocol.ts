@@ -9,6 +9,17 @@
 
 import type { ErrorInfo } from '../errors.js';
 
+/**
+ * The part of MessagePort a session end uses: a MessagePort itself, or the cheaper ends of
+ * src/dispatch/session-port.ts (in-thread pairs; records of a worker channel).
+ */
+export interface SessionPort {
+  postMessage(message: unknown, transfer?: readonly ArrayBuffer[]): void;
+  on(event: 'message', listener: (message: never) => void): unknown;
+  unref(): void;
+  close(): void;
+}
+
 /** Main thread → handler. */
 export type ToHandler =
   /** Bytes the client sent. */

@@ -1,16 +1,15 @@
-// Owns the main-thread side of one session: it bridges the socket and the MessagePort of the
-// thread running the connection's StreamRequestHandler. Reads go to the handler as transferred
-// buffers, within a credit window: past readHighWaterMark bytes forwarded and not acknowledged,
+// Owns the main-thread side of one session: it bridges the socket and the session port of the
+// thread running the connection's StreamRequestHandler (a worker channel's records, or an
+// in-thread pair for inline servers). Reads go to the handler as buffers, within a credit window: past readHighWaterMark bytes forwarded and not acknowledged,
 // the socket is paused here, whatever the handler's thread is doing; the handler's writes go to the socket (the
 // handler is told to wait when the client stops reading, and a client past writeBufferHardLimit
 // is disconnected). When the handler ends — or its worker dies — the connection is closed cleanly.
 
 import type { Socket } from 'node:net';
-import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import type { ConnectionHost } from '../connection.js';
 import { ErrorCodes, SockservError, fromErrorInfo } from '../errors.js';
 import type { ClientAddress } from '../handler.js';
-import { type ToHandler, type ToServer, ownBuffer } from './protocol.js';
+import { type SessionPort, type ToHandler, type ToServer, ownBuffer } from './protocol.js';
 
 export class SessionConnection {
   readonly socket: Socket;
@@ -18,7 +17,7 @@ export class SessionConnection {
   /** Server clock of the last byte in either direction. */
   lastActive: number;
   readonly #host: ConnectionHost;
-  readonly #port: MessagePort;
+  readonly #port: SessionPort;
   #writePaused = false;
   #eofSent = false;
   /** Bytes forwarded to the handler and not yet acknowledged as consumed. */
@@ -35,9 +34,9 @@ export class SessionConnection {
     this.#host = host;
     this.lastActive = host.clock;
     this.#window = host.options.readHighWaterMark;
-    const { port1, port2 } = new MessageChannel();
-    this.#port = port1;
-    port1.on('message', (message: ToServer) => this.#receive(message));
+    const { port, done } = host.dispatcher.startSession(clientAddress);
+    this.#port = port;
+    port.on('message', (message: ToServer) => this.#receive(message));
     socket.on('data', (chunk: Buffer) => {
       host.counters.bytesIn += chunk.length;
       this.lastActive = host.clock;
@@ -59,7 +58,7 @@ export class SessionConnection {
     socket.on('error', (err) => host.logger.debug({ err, client: clientAddress.join(':') }, 'connection error'));
     socket.on('close', () => this.#onClose());
     host.counters.requestsReceived++;
-    host.dispatcher.startSession(port2, clientAddress).then(
+    done.then(
       () => {},
       (error: unknown) => this.#handlerFailed(error),
     );
