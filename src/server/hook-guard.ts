@@ -2,8 +2,8 @@
 // verifyRequest, processRequest/finishRequest, shutdownRequest/closeRequest, serviceActions,
 // onClose callbacks, and a custom Framer's push/next/encode. A bug in one of them must not take
 // the process (and every other client) down with it: the exception, or the rejection of a hook
-// that returned a promise, is logged with its stack (the first of each second in full, then a
-// count: ErrorBurst), the caller closes the one connection it ran for, and everything else goes
+// that returned a promise, is logged with its stack (per hook, the first of each second in full,
+// then a count: ErrorBurst), the caller closes the one connection it ran for, and everything else goes
 // on — the batch being released, the write-set flush, the other connections.
 
 import { ErrorCodes } from '../errors.js';
@@ -12,10 +12,12 @@ import { ErrorBurst } from '../log-burst.js';
 import type { Logger } from '../logger.js';
 
 export class HookGuard {
-  readonly #failures: ErrorBurst;
+  readonly #logger: Logger;
+  /** One rate limit per hook: a flood from one does not hide the first failure of another. */
+  readonly #failures = new Map<string, ErrorBurst>();
 
   constructor(logger: Logger) {
-    this.#failures = new ErrorBurst(logger, 'a server hook threw: the connection it ran for is closed');
+    this.#logger = logger;
   }
 
   /**
@@ -39,7 +41,12 @@ export class HookGuard {
 
   /** Logs a hook failure caught elsewhere, then runs `onFailure` (itself guarded: it is ours, but must not throw either). */
   failed(name: string, client: ClientAddress | null, err: unknown, onFailure: (() => void) | null): void {
-    this.#failures.hit({ code: ErrorCodes.HOOK_FAILED, hook: name, ...(client ? { client: client.join(':') } : {}), err });
+    let burst = this.#failures.get(name);
+    if (burst === undefined) {
+      burst = new ErrorBurst(this.#logger, `${name} threw: the connection it ran for is closed`);
+      this.#failures.set(name, burst);
+    }
+    burst.hit({ code: ErrorCodes.HOOK_FAILED, hook: name, ...(client ? { client: client.join(':') } : {}), err });
     if (onFailure === null) return;
     try {
       onFailure();
