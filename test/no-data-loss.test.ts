@@ -111,7 +111,7 @@ describe.each(KINDS)('%s: lingering close', (_name, Server) => {
 
   test('input that arrives after the last reply and FIN were handed to the kernel is drained, so it cannot reset away the unread reply', async () => {
     const sockets: Socket[] = [];
-    class Watching extends Server {
+    class Watching extends (Server as typeof ThreadingTCPServer) {
       override verifyRequest(request: Socket, _client: ClientAddress): boolean {
         sockets.push(request);
         return true;
