@@ -147,3 +147,21 @@ describe.each(KINDS)('%s', (_name, Server) => {
     expect(hookFailures(entries, 'onClose')).toHaveLength(1);
   });
 });
+
+test('a flood of failed requests logs the first of each second with its stack, then one line with how many followed', async () => {
+  const { logger, entries } = captureLogger();
+  const server = registry.server(new ThreadingTCPServer({ host: '127.0.0.1', port: 0 }, fixture('faulty'), { workers: 2, logger, onHandlerError: 'reply' }));
+  const { port } = await server.listen();
+  const peer = await registry.peer(port);
+  const started = Date.now();
+  peer.write('throw\n'.repeat(200));
+  await peer.untilLines(200);
+  expect(peer.lines).toEqual(Array.from({ length: 200 }, () => 'ERROR ERR_HANDLER_FAILED'));
+  const failed = () => entries.filter((e) => e.message?.startsWith('request failed'));
+  const firsts = () => failed().filter((e) => e.context.err !== undefined);
+  const counted = () => firsts().length + failed().reduce((n, e) => n + ((e.context.more as number | undefined) ?? 0), 0);
+  expect(String((firsts()[0]!.context.err as Error).stack)).toContain('thrown by throw');
+  await waitUntil(() => counted() === 200, 'the lines to account for all 200 failures');
+  // One full line (with its stack) per one-second window at most, not one per failure.
+  expect(firsts().length).toBeLessThanOrEqual(Math.ceil((Date.now() - started) / 1000) + 1);
+});
