@@ -29,6 +29,11 @@ export class ByteQueue {
     return this.#end - this.#start;
   }
 
+  /** Bytes of the buffer the queue holds (what it costs in memory; ≥ length). */
+  get capacity(): number {
+    return this.#buf.length;
+  }
+
   /** Appends a read (kept as is when the queue is empty: no copy). */
   push(chunk: Buffer): void {
     const n = chunk.length;
