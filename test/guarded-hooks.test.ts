@@ -165,3 +165,25 @@ test('a flood of failed requests logs the first of each second with its stack, t
   // One full line (with its stack) per one-second window at most, not one per failure.
   expect(firsts().length).toBeLessThanOrEqual(Math.ceil((Date.now() - started) / 1000) + 1);
 });
+
+test('refused connections that reset while the server ends them do not raise an unhandled socket error', async () => {
+  let refuse = true;
+  class Picky extends ThreadingTCPServer {
+    override verifyRequest(_request: Socket, _client: ClientAddress): boolean {
+      return !refuse;
+    }
+  }
+  const server = registry.server(new Picky({ host: '127.0.0.1', port: 0 }, fixture('faulty'), { workers: 2 }));
+  const { port } = await server.listen();
+  const refused = await Promise.all(Array.from({ length: 20 }, () => registry.peer(port)));
+  for (const peer of refused) {
+    peer.write(Buffer.alloc(256 * 1024, 'r')); // unread input: the server's end meets a reset
+    peer.socket.resetAndDestroy();
+  }
+  await waitUntil(() => server.stats().connectionsRefused === 20, 'all 20 to be refused');
+  await waitUntil(() => server.stats().connections === 0, 'the refused sockets to be released');
+  refuse = false;
+  const peer = await registry.peer(port);
+  peer.write('still serving\n');
+  expect(await peer.untilLines(1)).toEqual(['ok still serving']);
+});
