@@ -19,13 +19,16 @@ import { UsageError, parseCount } from './usage-error.js';
 export const SERVE_USAGE = `usage: sockserv serve <handler-module> [--export NAME] [--host H] [--port P]
          [--udp | --unix PATH] [--framing raw|line|length|resp|delimiter:HEX]
          [--workers N | --inline] [--inline-below-micros US] [--max-frame-bytes N] [--shutdown-timeout MS]
+         [--max-client-memory BYTES]
          [--tls-cert FILE --tls-key FILE] [--log-level trace|debug|info|warn|error|silent]
          [--metrics-port N [--metrics-host H]] [--processes N] [--proxy-protocol]
   Logs are JSON lines on stderr (readable lines on a terminal), at --log-level (default info).
   --metrics-port serves Prometheus metrics on http://H:N/metrics (H defaults to 127.0.0.1).
   --processes N runs N processes behind the one port (node:cluster), each with its own pool of
   --workers threads (default: the cores shared out); see docs/deployment.md.
-  --proxy-protocol: every connection starts with a PROXY v1/v2 header from a load balancer.`;
+  --proxy-protocol: every connection starts with a PROXY v1/v2 header from a load balancer.
+  --max-client-memory: buffered request and reply bytes of all connections (default 256 MiB);
+  past it the connections holding the most are closed (ERR_CLIENT_MEMORY).`;
 
 export async function serve(argv: string[]): Promise<number> {
   const { server, processes } = parseServeArgs(argv);
@@ -75,6 +78,7 @@ export function parseServeArgs(argv: string[]): { server: BaseServer; processes:
         'tls-key': { type: 'string' },
         unix: { type: 'string' },
         'max-frame-bytes': { type: 'string' },
+        'max-client-memory': { type: 'string' },
         'inline-below-micros': { type: 'string' },
         'shutdown-timeout': { type: 'string' },
         'log-level': { type: 'string' },
@@ -131,6 +135,7 @@ export function parseServeArgs(argv: string[]): { server: BaseServer; processes:
     workers: parseCount('--workers', values.workers, 1) ?? (processes === undefined ? undefined : threadsPerProcess(processes)),
     proxyProtocol: values['proxy-protocol'],
     maxFrameBytes: parseCount('--max-frame-bytes', values['max-frame-bytes'], 1),
+    maxClientMemory: parseCount('--max-client-memory', values['max-client-memory'], 1),
     inlineBelowMicros: parseCount('--inline-below-micros', values['inline-below-micros']),
     shutdownTimeout: parseCount('--shutdown-timeout', values['shutdown-timeout']),
   };

@@ -1,13 +1,23 @@
 // Owns the handler side of a session's byte stream: the unread bytes from the client (bounded by
 // the main thread's credit window; consumption is acknowledged back) and the writes to the
-// client (coalesced per microtask into one message; write() waits while the client is not
-// reading). rfile, wfile and the socket-like `request` of StreamRequestHandler are views of this.
+// client (coalesced per microtask into one message; write() resolves only while the bytes written
+// and not yet acknowledged as flushed to the kernel are within the write window, so a loop of
+// awaited writes runs at the client's pace). After the connection closed, write() throws, as a
+// write to a closed socket raises in Python. rfile, wfile and the socket-like `request` of
+// StreamRequestHandler are views of this.
 
 import { ErrorCodes, type ErrorInfo, SockservError } from '../errors.js';
 import { ByteQueue } from '../framing/byte-queue.js';
 import { type SessionLimits, type SessionPort, type ToHandler, type ToServer, ownBuffer } from './protocol.js';
 
 const RESOLVED = Promise.resolve();
+/** The write window until the main thread announces the server's writeHighWaterMark (DEFAULTS'). */
+const DEFAULT_WRITE_WINDOW = 256 * 1024;
+
+interface WriteWaiter {
+  resolve: () => void;
+  reject: (error: Error) => void;
+}
 
 export class SessionChannel {
   readonly limits: SessionLimits;
@@ -20,8 +30,10 @@ export class SessionChannel {
   /** Bytes consumed since the last acknowledgement. */
   #consumedSinceAck = 0;
   #wakeReader: (() => void) | null = null;
-  #writePaused = false;
-  #writeWaiters: Array<() => void> = [];
+  /** Bytes written (posted or queued) and not yet acknowledged as flushed to the kernel. */
+  #unackedOut = 0;
+  #writeWindow = DEFAULT_WRITE_WINDOW;
+  #writeWaiters: WriteWaiter[] = [];
   #outgoing: Uint8Array[] = [];
   #outgoingBytes = 0;
   #flushQueued = false;
@@ -66,19 +78,24 @@ export class SessionChannel {
     });
   }
 
-  /** Queues bytes for the client; resolves at once unless the client has stopped reading. */
+  /**
+   * Queues bytes for the client; resolves once the bytes not yet flushed to the kernel are within
+   * the write window. Rejects with ERR_CONNECTION_CLOSED once the connection is gone.
+   */
   write(data: string | Uint8Array): Promise<void> {
-    if (this.#closed || this.#ended) return RESOLVED; // the peer is gone: like a write to a closed socket, dropped
+    if (this.#closed) return Promise.reject(this.#closedError());
+    if (this.#ended) return RESOLVED; // handle() returned: nothing more is sent
     const bytes = typeof data === 'string' ? Buffer.from(data) : data;
     if (bytes.byteLength === 0) return RESOLVED;
     this.#outgoing.push(bytes);
     this.#outgoingBytes += bytes.byteLength;
+    this.#unackedOut += bytes.byteLength;
     if (!this.#flushQueued) {
       this.#flushQueued = true;
       queueMicrotask(() => this.#flush());
     }
-    if (!this.#writePaused) return RESOLVED;
-    return new Promise((resolve) => this.#writeWaiters.push(resolve));
+    if (this.#unackedOut <= this.#writeWindow) return RESOLVED;
+    return new Promise((resolve, reject) => this.#writeWaiters.push({ resolve, reject }));
   }
 
   /** Sends what is queued, then tells the main thread the session is over. */
@@ -90,7 +107,7 @@ export class SessionChannel {
     // Not port.close(): messages still queued would be dropped. The main thread closes its end on
     // 'end', which closes this one; unref so a finished session never keeps a thread alive.
     this.#port.unref();
-    for (const wake of this.#writeWaiters.splice(0)) wake();
+    for (const waiter of this.#writeWaiters.splice(0)) waiter.resolve();
   }
 
   tooLong(what: string): SockservError {
@@ -118,20 +135,31 @@ export class SessionChannel {
       case 'closed':
         this.#eof = true;
         this.#closed = true;
-        this.#writePaused = false;
-        for (const wake of this.#writeWaiters.splice(0)) wake();
+        this.#outgoing = [];
+        this.#outgoingBytes = 0;
+        for (const waiter of this.#writeWaiters.splice(0)) waiter.reject(this.#closedError());
         break;
-      case 'wpause':
-        this.#writePaused = true;
+      case 'wwin':
+        this.#writeWindow = message.n;
+        this.#wakeWriters();
         return;
-      case 'wresume':
-        this.#writePaused = false;
-        for (const wake of this.#writeWaiters.splice(0)) wake();
+      case 'wack':
+        this.#unackedOut -= message.n;
+        this.#wakeWriters();
         return;
     }
     const wake = this.#wakeReader;
     this.#wakeReader = null;
     wake?.();
+  }
+
+  #wakeWriters(): void {
+    if (this.#unackedOut > this.#writeWindow || this.#writeWaiters.length === 0) return;
+    for (const waiter of this.#writeWaiters.splice(0)) waiter.resolve();
+  }
+
+  #closedError(): SockservError {
+    return new SockservError(ErrorCodes.CONNECTION_CLOSED, 'the connection is closed: the client is gone');
   }
 
   #ack(more: boolean): void {
