@@ -1,6 +1,7 @@
 // Owns the handler side of a session's byte stream: the unread bytes from the client (bounded by
 // the main thread's credit window; consumption is acknowledged back) and the writes to the
-// client (coalesced per microtask into one message; write() resolves only while the bytes written
+// client (coalesced into one message until the handler waits for input, or the loop turn ends;
+// write() resolves only while the bytes written
 // and not yet acknowledged as flushed to the kernel are within the write window, so a loop of
 // awaited writes runs at the client's pace). After the connection closed, write() throws, as a
 // write to a closed socket raises in Python. rfile, wfile and the socket-like `request` of
@@ -69,10 +70,14 @@ export class SessionChannel {
 
   /** Resolves when more bytes arrive or the stream ends. */
   waitForData(): Promise<void> {
+    if (this.#outgoingBytes > 0) this.#flush(); // replies to what was read go out before waiting for more
     if (this.#eof) return RESOLVED;
-    // The reader needs more than it has: acknowledge what it consumed and, if the bytes it holds
-    // already fill the window, ask for more (its own limit, maxFrameBytes, still applies).
-    this.#ack(this.#unread.length >= this.limits.readHighWaterMark / 2);
+    // The reader needs more than it has. If the bytes it holds already fill the window, ask for
+    // more (its own limit, maxFrameBytes, still applies). Consumption is acknowledged in quarters
+    // of the window (take()): the main thread pauses only at a whole window, so a conversation of
+    // small lines costs no acknowledgement per line.
+    const more = this.#unread.length >= this.limits.readHighWaterMark / 2;
+    if (more || this.#consumedSinceAck >= this.limits.readHighWaterMark / 4) this.#ack(more);
     return new Promise((resolve) => {
       this.#wakeReader = resolve;
     });
@@ -90,11 +95,16 @@ export class SessionChannel {
     this.#outgoing.push(bytes);
     this.#outgoingBytes += bytes.byteLength;
     this.#unackedOut += bytes.byteLength;
-    if (!this.#flushQueued) {
-      this.#flushQueued = true;
-      queueMicrotask(() => this.#flush());
+    if (this.#unackedOut <= this.#writeWindow) {
+      // Gathered until the handler waits for input or this loop turn ends: a pipelined burst of
+      // lines answered one by one leaves as one message and one socket write.
+      if (!this.#flushQueued) {
+        this.#flushQueued = true;
+        setImmediate(this.#flushLater);
+      }
+      return RESOLVED;
     }
-    if (this.#unackedOut <= this.#writeWindow) return RESOLVED;
+    this.#flush();
     return new Promise((resolve, reject) => this.#writeWaiters.push({ resolve, reject }));
   }
 
@@ -114,8 +124,12 @@ export class SessionChannel {
     return new SockservError(ErrorCodes.FRAME_TOO_LONG, `${what} exceeds maxFrameBytes (${this.limits.maxFrameBytes})`);
   }
 
-  #flush(): void {
+  readonly #flushLater = () => {
     this.#flushQueued = false;
+    this.#flush();
+  };
+
+  #flush(): void {
     if (this.#outgoingBytes === 0 || this.#ended) return;
     const bytes = Buffer.concat(this.#outgoing, this.#outgoingBytes);
     this.#outgoing = [];

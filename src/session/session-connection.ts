@@ -22,6 +22,8 @@ export class SessionConnection {
   readonly #host: ConnectionHost;
   readonly #port: SessionPort;
   #eofSent = false;
+  /** Bytes of the handler's writes flushed to the kernel and not yet acknowledged to it. */
+  #flushedSinceAck = 0;
   /** Bytes forwarded to the handler and not yet acknowledged as consumed. */
   #unacked = 0;
   /** #unacked at which reading pauses: readHighWaterMark, or more while the handler asks for it. */
@@ -115,9 +117,15 @@ export class SessionConnection {
         this.#host.counters.bytesOut += bytes.length;
         this.lastActive = this.#host.clock;
         const n = bytes.length;
-        // Acknowledged once flushed to the kernel: the handler's write window moves with the client.
+        // Acknowledged once flushed to the kernel: the handler's write window moves with the
+        // client. Acks are gathered to a quarter of the window, so small writes cost no message.
         this.socket.write(bytes, (err) => {
-          if (!err) this.#send({ t: 'wack', n });
+          if (err) return;
+          this.#flushedSinceAck += n;
+          if (this.#flushedSinceAck >= this.#host.options.writeHighWaterMark / 4) {
+            this.#send({ t: 'wack', n: this.#flushedSinceAck });
+            this.#flushedSinceAck = 0;
+          }
         });
         if (this.socket.writableLength > this.#host.options.writeBufferHardLimit) {
           // Only a handler that does not await its writes gets here (awaited ones wait for acks).

@@ -59,8 +59,24 @@ export class SessionReader implements AsyncIterable<Buffer> {
   }
 
   /** `for await (const line of this.rfile)`: each line with its "\n", until EOF. */
-  async *[Symbol.asyncIterator](): AsyncIterator<Buffer> {
-    for (let line = await this.readline(); line.length > 0; line = await this.readline()) yield line;
+  [Symbol.asyncIterator](): AsyncIterator<Buffer> {
+    // Hand-written rather than an async generator: a line already buffered costs one resolved
+    // promise, not a generator step and two awaits.
+    const toResult = (line: Buffer): IteratorResult<Buffer> => (line.length > 0 ? { value: line, done: false } : { value: undefined, done: true });
+    return {
+      next: () => {
+        const line = this.#bufferedLine();
+        return line !== null ? Promise.resolve(toResult(line)) : this.readline().then(toResult);
+      },
+      return: () => Promise.resolve({ value: undefined, done: true }),
+    };
+  }
+
+  /** The next complete line if it is already buffered (the common case when lines are pipelined), else null. */
+  #bufferedLine(): Buffer | null {
+    const channel = this.#channel;
+    const newline = channel.indexOf(NEWLINE, 0);
+    return newline !== -1 && newline < channel.limits.maxFrameBytes ? channel.take(newline + 1) : null;
   }
 }
 
