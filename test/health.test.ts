@@ -2,7 +2,8 @@
 // endpoint and on their own (serveHealth, the CLI's --health-port). /readyz is 503 until the
 // server listens, 200 while it serves, and 503 from the moment a drain starts — while the
 // requests in flight still finish and get their replies — until the endpoint closes with the
-// server. Real sockets on 127.0.0.1, real workers.
+// server. markNotReady (the CLI's --drain-delay) turns it 503 earlier, while the server still
+// accepts. Real sockets on 127.0.0.1, real workers.
 
 import { request as httpRequest } from 'node:http';
 import { type BaseServer, ThreadingTCPServer, TCPServer, serveHealth, silentLogger } from '../src/index.js';
@@ -124,7 +125,24 @@ describe('sockserv serve --health-port', () => {
     expect(cli.stdout).toBe(`listening on tcp://127.0.0.1:${port}\n`);
   });
 
+  test('--drain-delay 3000: SIGTERM turns readyz 503 at once while new connections are still served; then it drains and exits 0', async () => {
+    const cli = new Cli(['serve', fixture('sleep'), '--port', '0', '--workers', '1', '--health-port', '0', '--drain-delay', '3000']);
+    const port = await cli.port();
+    const url = (JSON.parse(cli.stderr.split('\n').find((l) => l.includes('health on'))!) as { url: string }).url;
+    expect((await http(`${url}/readyz`)).status).toBe(200);
+    cli.child.kill('SIGTERM');
+    await cli.until(() => cli.stderr.includes('not ready'), 'the not-ready log line');
+    expect(await http(`${url}/readyz`)).toMatchObject({ status: 503, body: 'not ready\n' });
+    const late = await registry.peer(port); // the listener is still open during the delay
+    late.write('late\n');
+    expect(await late.untilLines(1)).toEqual(['late']);
+    expect(cli.stderr).not.toContain('shutting down: finishing');
+    expect(await cli.exit()).toBe(0);
+    expect(cli.stderr).toContain('shutting down: finishing');
+  });
+
   test.each([
+    ['--drain-delay with --processes', ['--drain-delay', '10', '--processes', '2'], /--drain-delay/],
     ['--health-host without --health-port', ['--health-host', '0.0.0.0'], /--health-host needs --health-port/],
     ['--health-port 70000', ['--health-port', '70000'], /--health-port/],
     ['--health-port with --processes', ['--health-port', '0', '--processes', '2'], /--processes and --health-port/],

@@ -3,6 +3,8 @@
 // shutdown starts draining, while the requests in flight still finish). Served by the metrics
 // endpoint next to /metrics, or on its own (`serveHealth`, the CLI's --health-port) without
 // loading prom-client. Listens on loopback unless told otherwise; closes with its servers.
+// markNotReady() turns /readyz to 503 ahead of the drain, while the server still accepts: the
+// CLI's --drain-delay, for load balancers that must notice before the listener closes.
 
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -28,12 +30,30 @@ export interface HealthEndpoint {
   close(): Promise<void>;
 }
 
+const notReady = new WeakSet<BaseServer>();
+
+/**
+ * Makes /readyz answer 503 for `server` from now on, while it keeps accepting and serving: the
+ * first step of a drain behind a load balancer that polls readiness (HAProxy, nginx plus, a
+ * Kubernetes Service). Call shutdown() or close() once the balancer has had time to notice.
+ * `sockserv serve --drain-delay MS` does this on SIGTERM.
+ */
+export function markNotReady(server: BaseServer): void {
+  notReady.add(server);
+}
+
+/** What /readyz reports for one server: listening, not draining, not marked not-ready. */
+export function isReady(server: BaseServer): boolean {
+  return server.serving && !notReady.has(server);
+}
+
 /** The health paths, answered by every sockserv HTTP endpoint. */
 export const HEALTH_PATHS: readonly string[] = ['/livez', '/readyz'];
 
 /**
  * Answers /livez and /readyz for `servers`; returns false (answering nothing) for other paths.
- * Ready means every server listens and none has started to shut down (`server.serving`).
+ * Ready means every server listens and none has started to shut down (`server.serving`) or
+ * been marked not ready (markNotReady).
  */
 export function answerHealth(servers: readonly BaseServer[], request: IncomingMessage, response: ServerResponse): boolean {
   const path = (request.url ?? '/').split('?')[0]!;
@@ -49,7 +69,7 @@ export function answerHealth(servers: readonly BaseServer[], request: IncomingMe
     response.writeHead(200, headers).end(head ? undefined : 'ok\n');
     return true;
   }
-  const ready = servers.length > 0 && servers.every((server) => server.serving);
+  const ready = servers.length > 0 && servers.every(isReady);
   response.writeHead(ready ? 200 : 503, headers).end(head ? undefined : ready ? 'ready\n' : 'not ready\n');
   return true;
 }

@@ -17,5 +17,5 @@
 export { serveMetrics } from './endpoint.js';
 export type { MetricsEndpoint, MetricsOptions } from './endpoint.js';
 export { createMetricsRegistry } from './registry.js';
-export { serveHealth } from './health.js';
+export { markNotReady, serveHealth } from './health.js';
 export type { HealthEndpoint, HealthOptions } from './health.js';
