@@ -109,7 +109,7 @@ class Nginx {
 }
 
 function streamConfig(listenPort: number, upstreams: number[]): string {
-  return `# Written by test/load-balancer.test.ts.
+  return `# Written by test/system/nginx.test.ts.
 ${streamModuleDirective()}
 daemon off;
 # Only takes effect when nginx starts as root (CI does): then its worker runs as root too, and
