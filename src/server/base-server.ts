@@ -15,7 +15,7 @@
 // maxClientMemory (./memory-budget.ts).
 //
 // Methods for the caller:
-//   listen() serveForever() shutdown() close() handleRequest(timeout) stats() address
+//   listen() serveForever() shutdown() close() handleRequest(timeout) stats() address serving
 //   recordRequestDurations() onClose(callback)
 // Methods that may be overridden:
 //   verifyRequest(request, clientAddress)   → false refuses the connection (allow-lists go here)
@@ -133,6 +133,11 @@ export abstract class BaseServer implements ConnectionHost, AsyncDisposable {
     const first = this.#addresses[0];
     if (!first) throw new SockservError(ErrorCodes.BAD_OPTION, 'the server is not listening yet: await listen() first');
     return first;
+  }
+
+  /** True from the moment listen() has bound until shutdown() or close() starts draining (what /readyz reports). */
+  get serving(): boolean {
+    return this.#state === 'serving' && this.#addresses.length > 0;
   }
 
   /** Every address the server listens on (one server may watch several, like the classic select loop). */
