@@ -49,9 +49,12 @@ interface ConnQueue {
   outstanding: number;
   /** The channel holding them: while `outstanding` > 0, in order, the next go there too. */
   channel: WorkerChannel<ConnQueue> | null;
-  /** Per channel index: the channel object and PEER number that introduced this connection there. */
-  peerOf: Array<WorkerChannel<ConnQueue> | undefined>;
-  peerNumber: number[];
+  /**
+   * The channel that last ran this connection's requests, and the PEER number that introduced it
+   * there: an idle connection goes back to it while it has room (its worker still knows the peer).
+   */
+  peerOf: WorkerChannel<ConnQueue> | null;
+  peerNumber: number;
 }
 
 type Limits = Pick<ResolvedOptions, 'maxQueuedRequests' | 'requestTimeout' | 'workerQueueMs' | 'pipelining' | 'readHighWaterMark' | 'maxFrameBytes'>;
@@ -289,8 +292,8 @@ export class PoolDispatcher implements Dispatcher {
       parked: false,
       outstanding: 0,
       channel: null,
-      peerOf: [],
-      peerNumber: [],
+      peerOf: null,
+      peerNumber: 0,
     };
     this.#conns.set(sink, conn);
     return conn;
@@ -301,6 +304,14 @@ export class PoolDispatcher implements Dispatcher {
     if (channel.dead || !channel.hasFreeSlot) return false;
     if (urgent) return channel.queued < URGENT_QUEUE;
     return channel.heavy < MIN_HEAVY || channel.work + est <= this.#limits.workerQueueMs;
+  }
+
+  /** The least loaded channel with room; the connection's last one when it is as lightly loaded (its worker knows the peer). */
+  #pick(conn: ConnQueue, urgent: boolean, est: number): WorkerChannel<ConnQueue> | null {
+    const best = this.#leastLoaded(urgent, est);
+    const last = conn.peerOf;
+    if (best === null || last === null || last === best) return best;
+    return last.work <= best.work && this.#hasRoom(last, urgent, est) ? last : best;
   }
 
   #leastLoaded(urgent: boolean, est: number): WorkerChannel<ConnQueue> | null {
@@ -340,7 +351,7 @@ export class PoolDispatcher implements Dispatcher {
       }
       const est = urgent ? 0 : this.#costs.estimate(conn.pending[conn.head]!.key);
       const bound = this.#ordered && conn.outstanding > 0 ? conn.channel : null;
-      const channel = bound ?? this.#leastLoaded(urgent, est);
+      const channel = bound ?? this.#pick(conn, urgent, est);
       if (channel === null) break; // every worker has its share: replies will flush again
       lane.head++;
       conn.ready = false;
@@ -383,12 +394,11 @@ export class PoolDispatcher implements Dispatcher {
 
   /** Makes sure the channel's worker knows the connection's address (a PEER record before its first request there). */
   #introduce(conn: ConnQueue, channel: WorkerChannel<ConnQueue>): boolean {
-    const i = channel.index;
-    if (conn.peerOf[i] === channel && channel.knowsPeer(conn.peerNumber[i]!)) return true;
+    if (conn.peerOf === channel && channel.knowsPeer(conn.peerNumber)) return true;
     const number = channel.introduce(conn.id, Buffer.from(JSON.stringify(conn.sink.clientAddress)));
     if (number === 0) return false;
-    conn.peerOf[i] = channel;
-    conn.peerNumber[i] = number;
+    conn.peerOf = channel;
+    conn.peerNumber = number;
     return true;
   }
 
