@@ -67,6 +67,14 @@ export const kReplyChunks = Symbol('sockserv.replyChunks');
 
 /** One instance per framed request. Reply with write() or by returning bytes or text from handle(). */
 export class BaseRequestHandler extends HandlerBase<Buffer> {
+  /**
+   * Set `static override idempotent = true` when running a request twice is harmless. Then a
+   * request whose worker dies while it runs (a crash, not a timeout) is run once more on another
+   * worker instead of failing with ERR_WORKER_DIED — at most once more. Default false: each
+   * request runs at most once.
+   */
+  static idempotent = false;
+
   /** Reply chunks written so far; null until the first write (then an empty reply is still a reply). */
   [kReplyChunks]: Array<string | Uint8Array> | null = null;
 
@@ -141,4 +149,9 @@ export type AnyHandlerClass = (new (request: any, clientAddress: ClientAddress, 
 
 export function handlerKindOf(Handler: AnyHandlerClass): HandlerKind {
   return Handler.kind === 'stream' ? 'stream' : 'request';
+}
+
+/** Whether the class declared its requests safe to run twice (BaseRequestHandler.idempotent). */
+export function isIdempotent(Handler: AnyHandlerClass): boolean {
+  return (Handler as { idempotent?: unknown }).idempotent === true;
 }

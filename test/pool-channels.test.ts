@@ -29,10 +29,10 @@ class LedgerServer extends ThreadingTCPServer {
   }
 }
 
-async function start(options: ServerOptions = {}) {
+async function start(options: ServerOptions = {}, handler = 'ledger') {
   const ledger = new SharedArrayBuffer(4 * 65536);
   const server = registry.server(
-    new LedgerServer({ host: '127.0.0.1', port: 0 }, fixture('ledger'), { workers: 2, logger: silentLogger, handlerData: { ledger }, ...options }),
+    new LedgerServer({ host: '127.0.0.1', port: 0 }, fixture(handler), { workers: 2, logger: silentLogger, handlerData: { ledger }, ...options }),
   );
   const { port } = await server.listen();
   const words = new Int32Array(ledger);
@@ -102,6 +102,34 @@ describe('at most once', () => {
     expect(await replies(peer, 3)).toEqual(['ERROR ERR_REQUEST_TIMEOUT', '2 ok', '3 ok']);
     for (const id of [1, 2, 3]) expect(runs(id)).toBe(1);
     expect(log()).toEqual([1, 2, -2, 3, -3]);
+  });
+});
+
+describe('idempotent handlers (opt-in retry)', () => {
+  test('a request running when its worker died runs once more elsewhere; the others once', async () => {
+    const { server, port, runs } = await start({ onHandlerError: 'reply' }, 'ledger-idempotent');
+    const peer = await registry.peer(port);
+    peer.write('1 fast\n2 exit-once\n3 fast\n');
+    expect(await replies(peer, 3)).toEqual(['1 ok', '2 ok', '3 ok']);
+    expect([runs(1), runs(2), runs(3)]).toEqual([1, 2, 1]);
+    expect(server.failures).toEqual([]);
+  });
+
+  test('at most one more run: a request that kills every worker it runs on fails after its second', async () => {
+    const { server, port, runs } = await start({ onHandlerError: 'reply' }, 'ledger-idempotent');
+    const peer = await registry.peer(port);
+    peer.write('1 exit\n2 fast\n');
+    expect(await replies(peer, 2)).toEqual(['ERROR ERR_WORKER_DIED', '2 ok']);
+    expect([runs(1), runs(2)]).toEqual([2, 1]);
+    expect(server.failures.map((f) => f.code)).toEqual(['ERR_WORKER_DIED']);
+  });
+
+  test('not by default: the same request on a plain handler runs once and fails', async () => {
+    const { port, runs } = await start({ onHandlerError: 'reply' });
+    const peer = await registry.peer(port);
+    peer.write('1 exit-once\n2 fast\n');
+    expect(await replies(peer, 2)).toEqual(['ERROR ERR_WORKER_DIED', '2 ok']);
+    expect([runs(1), runs(2)]).toEqual([1, 1]);
   });
 });
 

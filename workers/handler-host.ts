@@ -6,7 +6,7 @@ import { readlinkSync } from 'node:fs';
 import { setPriority } from 'node:os';
 import { workerData } from 'piscina';
 import { type ErrorInfo, toErrorInfo } from '../src/errors.js';
-import { type AnyHandlerClass, type HandlerKind, handlerKindOf } from '../src/handler.js';
+import { type AnyHandlerClass, type HandlerKind, handlerKindOf, isIdempotent } from '../src/handler.js';
 import { type HandlerRef, loadHandler } from '../src/handler-module.js';
 import { type ChannelTask, ChannelLoop } from './channel-loop.js';
 
@@ -24,9 +24,10 @@ export async function channel(task: ChannelTask & { handler: HandlerRef }): Prom
 }
 
 /** Loads the handler ahead of the first request, so a broken module fails at startup. */
-export async function load(ref: HandlerRef): Promise<{ kind: HandlerKind } | { error: ErrorInfo }> {
+export async function load(ref: HandlerRef): Promise<{ kind: HandlerKind; idempotent: boolean } | { error: ErrorInfo }> {
   try {
-    return { kind: handlerKindOf(await loadHandler(ref)) };
+    const Handler = await loadHandler(ref);
+    return { kind: handlerKindOf(Handler), idempotent: isIdempotent(Handler) };
   } catch (error) {
     return { error: toErrorInfo(error) }; // returned, not thrown: a thrown error's `code` would not cross threads
   }

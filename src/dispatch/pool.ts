@@ -97,6 +97,8 @@ export class PoolDispatcher implements Dispatcher {
   readonly #ordered: boolean;
   #server: ServerInfo | undefined;
   #kind: HandlerKind = 'request';
+  /** The handler declared its requests safe to run twice: one that was running on a dead worker runs once more. */
+  #idempotent = false;
   #sessions = 0;
   #channels: Array<WorkerChannel<ConnQueue>> = [];
   /** Connections with requests waiting here, round-robin: those whose next request is urgent, and the rest. */
@@ -143,7 +145,9 @@ export class PoolDispatcher implements Dispatcher {
 
   async start(server: ServerInfo): Promise<void> {
     this.#server = server;
-    this.#kind = await this.#pool.preload(this.#handler);
+    const loaded = await this.#pool.preload(this.#handler);
+    this.#kind = loaded.kind;
+    this.#idempotent = loaded.idempotent;
     for (let i = 0; i < this.#pool.workers; i++) this.#openChannel(i);
     if (this.#kind !== 'request') return; // a session server's channels carry sessions only
     const { requestTimeout } = this.#limits;
@@ -462,6 +466,17 @@ export class PoolDispatcher implements Dispatcher {
     // Sent again first, in each connection's order, ahead of its later requests: failing a
     // started one below may make its connection submit more.
     const byConn = new Map<ConnQueue, Array<SlotEntry<ConnQueue>>>();
+    if (died && this.#idempotent) {
+      // Opt-in (BaseRequestHandler.idempotent): what was running when the worker died runs once
+      // more elsewhere — unless it overran requestTimeout, or already had its second chance.
+      for (let i = started.length - 1; i >= 0; i--) {
+        const [slot, entry] = started[i]!;
+        if (slot === channel.killedFor || entry.retried) continue;
+        entry.retried = true;
+        queued.push(entry);
+        started.splice(i, 1);
+      }
+    }
     for (const entry of queued) {
       const conn = entry.conn;
       conn.outstanding--;

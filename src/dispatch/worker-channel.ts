@@ -38,6 +38,8 @@ export interface SlotEntry<C> {
   /** Predicted handler milliseconds when it was sent, and whether that made it urgent (cheap). */
   est: number;
   urgent: boolean;
+  /** Already run once on a worker that died (idempotent handlers get one more run). */
+  retried?: boolean;
 }
 
 /** An outcome read from the reply ring. */

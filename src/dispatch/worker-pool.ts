@@ -77,13 +77,13 @@ export class WorkerPool {
     });
   }
 
-  /** Loads the handler in every worker and says its kind; rejects with ERR_HANDLER_LOAD / ERR_HANDLER_INVALID. */
-  async preload(ref: HandlerRef): Promise<HandlerKind> {
-    const outcomes: Array<{ kind: HandlerKind } | { error: ErrorInfo }> = await Promise.all(
+  /** Loads the handler in every worker and says what it is; rejects with ERR_HANDLER_LOAD / ERR_HANDLER_INVALID. */
+  async preload(ref: HandlerRef): Promise<{ kind: HandlerKind; idempotent: boolean }> {
+    const outcomes: Array<{ kind: HandlerKind; idempotent: boolean } | { error: ErrorInfo }> = await Promise.all(
       Array.from({ length: this.workers }, () => this.#piscina.run(ref, { name: 'load' })),
     );
     for (const outcome of outcomes) if ('error' in outcome) throw fromErrorInfo(outcome.error, ErrorCodes.HANDLER_LOAD);
-    return (outcomes[0] as { kind: HandlerKind }).kind;
+    return outcomes[0] as { kind: HandlerKind; idempotent: boolean };
   }
 
   /**
