@@ -12,7 +12,8 @@ export type { AnyHandlerClass, ClientAddress, HandlerClass, HandlerKind, Handler
 export { StreamRequestHandler } from './session/stream-handler.js';
 export { SessionReader, SessionSocket, SessionWriter } from './session/stream-io.js';
 export { BaseServer } from './server/base-server.js';
-export type { HandlerSource, ServerAddress } from './server/base-server.js';
+export type { HandlerSource } from './server/base-server.js';
+export type { AddressScheme, ServerAddress } from './server/address.js';
 export { TCPServer, ThreadingTCPServer } from './server/tcp-server.js';
 export type { TCPAddress } from './server/tcp-server.js';
 export { ThreadingUDPServer, UDPServer } from './server/udp-server.js';
@@ -27,7 +28,7 @@ export { WorkerPool } from './dispatch/worker-pool.js';
 export type { WorkerPoolOptions } from './dispatch/worker-pool.js';
 export type { Dispatcher, DispatcherStats, RequestSink } from './dispatch/dispatcher.js';
 export { DEFAULTS } from './options.js';
-export type { ServerOptions } from './options.js';
+export type { MetricsOptions, ServerOptions, SharedWorkerPool } from './options.js';
 export { ErrorCodes, SockservError } from './errors.js';
 export type { ErrorCode } from './errors.js';
 export {
@@ -52,4 +53,4 @@ export { silentLogger, stderrLogger } from './logger.js';
 export type { LogFn, Logger } from './logger.js';
 export { REQUEST_DURATION_BOUNDS_MS } from './stats.js';
 export type { RequestDurationsSnapshot, ServerStats } from './stats.js';
-export type { MetricsEndpoint, MetricsOptions } from './metrics/index.js';
+export type { MetricsEndpoint, MeteredServer } from './metrics/index.js';

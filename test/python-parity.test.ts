@@ -136,7 +136,7 @@ describe('run_server: echo over every server type, three clients, then shutdown'
     const forever = server.serveForever(0.01);
     const address = await server.listen();
     // Python asserts server_address == socket.getsockname(): the real address, never port 0.
-    if (address.family === 'unix') expect(address).toEqual({ host: join(dir, 'unix_socket'), port: 0, family: 'unix' });
+    if (address.family === 'unix') expect(address).toEqual({ host: join(dir, 'unix_socket'), port: 0, family: 'unix', scheme: 'unix' });
     else expect(address).toMatchObject({ host: '127.0.0.1', family: 'IPv4', port: expect.any(Number) });
     if (address.family !== 'unix') expect(address.port).toBeGreaterThan(0);
     for (let i = 0; i < 3; i++) await examine(server);
@@ -613,7 +613,7 @@ describe('Unix stream servers and their socket file', () => {
     await expect(connectPath(path)).rejects.toMatchObject({ code: 'ECONNREFUSED' });
 
     const server = registry.server(new Server(path, fixture('upper'), OPTIONS));
-    expect(await server.listen()).toEqual({ host: path, port: 0, family: 'unix' });
+    expect(await server.listen()).toEqual({ host: path, port: 0, family: 'unix', scheme: 'unix' });
     const peer = await connectPath(path);
     peer.write('fresh\n');
     await peer.untilLines(1);

@@ -295,4 +295,11 @@ describe('ThreadingTCPServer worker death', () => {
     await expect(server.listen()).rejects.toMatchObject({ code: 'ERR_BAD_OPTION' });
     await server.close();
   });
+
+  test('a pool option that is not a WorkerPool is refused: ERR_BAD_OPTION from listen(), close() settles', async () => {
+    const pool = { workers: 1, close: async () => {} };
+    const server = registry.server(new ThreadingTCPServer({ host: '127.0.0.1', port: 0 }, fixture('echo'), { pool, logger: silentLogger }));
+    await expect(server.listen()).rejects.toMatchObject({ code: 'ERR_BAD_OPTION', message: expect.stringContaining('WorkerPool') });
+    await server.close();
+  });
 });

@@ -199,7 +199,7 @@ describe.each(KINDS)('%s lifecycle', (_name, Server) => {
     const bound = await server.listen();
     expect(bound.port).toBeGreaterThan(0);
     expect(server.address).toEqual(bound);
-    expect(server.address).toMatchObject({ host: '127.0.0.1', family: 'IPv4' });
+    expect(server.address).toMatchObject({ host: '127.0.0.1', family: 'IPv4', scheme: 'tcp' });
     expect((await exchange(server.address.port, ['p\n'])).toString()).toBe('P\n');
   });
 

@@ -5,16 +5,9 @@
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
-import type { BaseServer } from '../server/base-server.js';
+import type { MetricsOptions } from '../options.js';
 import { createMetricsRegistry } from './registry.js';
-
-/** Where the metrics endpoint listens. */
-export interface MetricsOptions {
-  /** TCP port of the HTTP endpoint; 0 picks a free one (read it from `endpoint.port`). */
-  port: number;
-  /** Interface to listen on. Default '127.0.0.1': metrics are not for the internet. */
-  host?: string;
-}
+import type { MeteredServer } from './sampler.js';
 
 /** A running metrics endpoint. */
 export interface MetricsEndpoint {
@@ -35,7 +28,7 @@ export interface MetricsEndpoint {
  * http://HOST:PORT/metrics. Logs `metrics on URL` at info level through the first server's
  * logger. Resolves once listening; rejects if the port cannot be bound.
  */
-export async function serveMetrics(servers: readonly BaseServer[], { host = '127.0.0.1', port }: MetricsOptions): Promise<MetricsEndpoint> {
+export async function serveMetrics(servers: readonly MeteredServer[], { host = '127.0.0.1', port }: MetricsOptions): Promise<MetricsEndpoint> {
   const registry = createMetricsRegistry(servers);
   const http = createServer((request, response) => void answer(registry, request, response));
   await new Promise<void>((resolve, reject) => {

@@ -14,5 +14,7 @@
  */
 
 export { serveMetrics } from './endpoint.js';
-export type { MetricsEndpoint, MetricsOptions } from './endpoint.js';
+export type { MetricsEndpoint } from './endpoint.js';
+export type { MetricsOptions } from '../options.js';
+export type { MeteredServer } from './sampler.js';
 export { createMetricsRegistry } from './registry.js';

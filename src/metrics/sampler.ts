@@ -1,10 +1,27 @@
 // Owns reading the servers for one scrape: every collector of a scrape runs in the same
 // synchronous pass, so server.stats() is called once per server per scrape, not once per metric.
-// Also names each server for the `server` label.
+// Also names each server for the `server` label, from its address's scheme.
 
-import type { BaseServer } from '../server/base-server.js';
-import { UDPServer } from '../server/udp-server.js';
+import type { Logger } from '../logger.js';
+import { type ServerAddress, addressUrl } from '../server/address.js';
 import type { ServerStats } from '../stats.js';
+
+/**
+ * What metrics read of a server: every sockserv server (BaseServer) is one. Declared here rather
+ * than importing BaseServer, so that metrics depend on the stats, not on the server classes.
+ */
+export interface MeteredServer {
+  /** The bound addresses; the first names the server in the `server` label. */
+  readonly addresses: readonly ServerAddress[];
+  /** Where the endpoint logs its URL. */
+  readonly logger: Logger;
+  /** The counters and gauges of one scrape. */
+  stats(): ServerStats;
+  /** Switches on the timing behind the request-duration histogram. */
+  recordRequestDurations(): void;
+  /** Runs `callback` when the server has closed (the endpoint closes with its last server). */
+  onClose(callback: () => unknown): void;
+}
 
 export interface ServerSample {
   /** The `server` label: scheme://host:port of the first listener (unix://PATH for Unix sockets). */
@@ -13,10 +30,10 @@ export interface ServerSample {
 }
 
 export class StatsSampler {
-  readonly servers: readonly BaseServer[];
+  readonly servers: readonly MeteredServer[];
   #samples: ServerSample[] | undefined;
 
-  constructor(servers: readonly BaseServer[]) {
+  constructor(servers: readonly MeteredServer[]) {
     this.servers = servers;
   }
 
@@ -31,11 +48,7 @@ export class StatsSampler {
 }
 
 /** scheme://host:port of the server's first listener; `server-N` before it listens. */
-export function serverLabel(server: BaseServer, index: number): string {
+function serverLabel(server: MeteredServer, index: number): string {
   const address = server.addresses[0];
-  if (address === undefined) return `server-${index}`;
-  if (address.family === 'unix') return `unix://${address.host}`;
-  const scheme = server instanceof UDPServer ? 'udp' : server.options.tls ? 'tls' : 'tcp';
-  const host = address.host.includes(':') ? `[${address.host}]` : address.host;
-  return `${scheme}://${host}:${address.port}`;
+  return address === undefined ? `server-${index}` : addressUrl(address);
 }

@@ -32,6 +32,7 @@ import { type ResolvedFraming, resolveFraming } from '../framing/index.js';
 import type { AnyHandlerClass, ClientAddress, ServerInfo } from '../handler.js';
 import { type HandlerRef, toHandlerRef } from '../handler-module.js';
 import { LogBurst } from '../log-burst.js';
+import type { ServerAddress } from './address.js';
 import { LiveConnections } from './live-connections.js';
 import { type Logger, stderrLogger } from '../logger.js';
 import { type ResolvedOptions, type ServerOptions, resolveOptions } from '../options.js';
@@ -39,16 +40,6 @@ import { ProxyHeaderReader } from '../proxy-header-reader.js';
 import { SessionConnection } from '../session/session-connection.js';
 import { LoopDelayMonitor, RequestDurations, type ServerCounters, type ServerStats, newCounters } from '../stats.js';
 import { WriteSet } from '../write-set.js';
-
-/** An address a server listens on. */
-export interface ServerAddress {
-  /** IP address, or the socket path for Unix servers. */
-  host: string;
-  /** The bound port (0 for Unix servers). */
-  port: number;
-  /** 'IPv4', 'IPv6', or 'unix'. */
-  family: string;
-}
 
 /** A handler module (path or URL; workers import it) or, for inline servers only, the class itself. */
 export type HandlerSource = string | URL | AnyHandlerClass;
@@ -81,7 +72,7 @@ export abstract class BaseServer implements ConnectionHost, AsyncDisposable {
   #dispatcher: Dispatcher | undefined;
   #state: State = 'new';
   #addresses: ServerAddress[] = [];
-  #info: { address: ServerAddress; framing: string; data: unknown } | undefined;
+  #info: { address: ServerInfo['address']; framing: string; data: unknown } | undefined;
   #listening: Promise<ServerAddress> | undefined;
   #shuttingDown: Promise<void> | undefined;
   #closing: Promise<void> | undefined;

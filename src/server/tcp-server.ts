@@ -5,7 +5,8 @@
 
 import type { Server } from 'node:net';
 import type { ServerOptions } from '../options.js';
-import { BaseServer, type HandlerSource, type ServerAddress } from './base-server.js';
+import type { ServerAddress } from './address.js';
+import { BaseServer, type HandlerSource } from './base-server.js';
 import { listenAll, stopAccepting } from './net-listener.js';
 import { ThreadingMixIn } from './threading.js';
 

@@ -24,6 +24,9 @@ export function ThreadingMixIn<TBase extends ServerClass>(Base: TBase) {
         throw badOption('a Threading server needs the handler as a module path or URL: each worker imports it');
       }
       const { options } = this;
+      if (options.pool !== undefined && !(options.pool instanceof WorkerPool)) {
+        throw badOption('pool must be a WorkerPool (new WorkerPool({ workers }))');
+      }
       const pool =
         options.pool ??
         new WorkerPool({

@@ -13,7 +13,8 @@ import type { ClientAddress } from '../handler.js';
 import { LogBurst } from '../log-burst.js';
 import type { ServerOptions } from '../options.js';
 import { type Reply, replyBytes } from '../run-handler.js';
-import { BaseServer, type HandlerSource, type ServerAddress } from './base-server.js';
+import type { ServerAddress } from './address.js';
+import { BaseServer, type HandlerSource } from './base-server.js';
 import type { TCPAddress } from './tcp-server.js';
 import { ThreadingMixIn } from './threading.js';
 
@@ -55,7 +56,7 @@ export class UDPServer extends BaseServer {
     this.#endpoint = new DatagramEndpoint(socket, this);
     this.trackConnection(this.#endpoint);
     const bound = socket.address();
-    return [{ host: bound.address, port: bound.port, family: bound.family }];
+    return [{ host: bound.address, port: bound.port, family: bound.family, scheme: 'udp' }];
   }
 
   /** Datagrams stop being handled when the endpoint drains (shutdown); nothing to do here. */

@@ -6,7 +6,8 @@ import { lstatSync, unlinkSync } from 'node:fs';
 import { type Server, connect } from 'node:net';
 import { ErrorCodes, SockservError } from '../errors.js';
 import type { ServerOptions } from '../options.js';
-import { BaseServer, type HandlerSource, type ServerAddress } from './base-server.js';
+import type { ServerAddress } from './address.js';
+import { BaseServer, type HandlerSource } from './base-server.js';
 import { listenAll, stopAccepting } from './net-listener.js';
 import { ThreadingMixIn } from './threading.js';
 
