@@ -24,6 +24,7 @@
 // Class variables that may be overridden: timeout
 
 import type { Socket } from 'node:net';
+import type { ServerAddress } from './address.js';
 import { Connection, type ConnectionHost, type ServerConnection } from '../connection.js';
 import type { Dispatcher } from '../dispatch/dispatcher.js';
 import { InlineDispatcher } from '../dispatch/inline.js';
@@ -33,7 +34,6 @@ import type { AnyHandlerClass, ClientAddress, ServerInfo } from '../handler.js';
 import { type HandlerRef, toHandlerRef } from '../handler-module.js';
 import { LogBurst } from '../log-burst.js';
 import { LiveConnections } from './live-connections.js';
-import type { ServerAddress } from './address.js';
 import { type Logger, stderrLogger } from '../logger.js';
 import { type ResolvedOptions, type ServerOptions, resolveOptions } from '../options.js';
 import { ProxyHeaderReader } from '../proxy-header-reader.js';
