@@ -37,8 +37,8 @@ export {
   PROXY_V2_TLV_MAX_BYTES,
   ProxyHeaderParser,
   parseProxyHeader,
-} from './proxy-protocol.js';
-export type { ProxyHeader, ProxyParseResult, ProxyTlv, ProxyTransport } from './proxy-protocol.js';
+} from './proxy/protocol.js';
+export type { ProxyHeader, ProxyParseResult, ProxyTlv, ProxyTransport } from './proxy/protocol.js';
 export {
   ByteQueue,
   DelimiterFramer,

@@ -77,7 +77,7 @@ export interface ServerOptions {
   tls?: TlsOptions;
   /**
    * Stream servers behind a load balancer: every connection must start with a PROXY protocol
-   * header (v1 text or v2 binary, src/proxy-protocol.ts), and the client address handlers and
+   * header (v1 text or v2 binary, src/proxy/), and the client address handlers and
    * verifyRequest see is the one it names. A connection without a valid header is closed
    * (ERR_PROXY_HEADER_INVALID). Only for listeners that nothing but the proxy can reach; not with
    * `tls` (the header precedes the handshake). Default false.

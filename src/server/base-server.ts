@@ -36,7 +36,7 @@ import { LogBurst } from '../log-burst.js';
 import { LiveConnections } from './live-connections.js';
 import { type Logger, stderrLogger } from '../logger.js';
 import { type ResolvedOptions, type ServerOptions, resolveOptions } from '../options.js';
-import { ProxyHeaderReader } from '../proxy-header-reader.js';
+import { ProxyHeaderReader } from '../proxy/header-reader.js';
 import { SessionConnection } from '../session/session-connection.js';
 import { LoopDelayMonitor, RequestDurations, type ServerCounters, type ServerStats, newCounters } from '../stats.js';
 import { WriteSet } from '../write-set.js';

@@ -1,6 +1,6 @@
 // Owns the PROXY protocol (HAProxy's spec, versions 1 and 2): a load balancer in TCP mode opens
 // its own connection to us and, before any byte of the client's, sends one header naming the
-// client it relays. This file only parses; src/proxy-header-reader.ts reads a socket with it.
+// client it relays. This file only parses; ./header-reader.ts reads a socket with it.
 //
 //   v1: text   "PROXY TCP4 <src> <dst> <sport> <dport>\r\n" (TCP6, or "PROXY UNKNOWN …\r\n")
 //   v2: binary 12-byte signature, ver/cmd, family/transport, 16-bit length, addresses, TLVs
@@ -12,8 +12,8 @@
 // returned untouched: they are the first request bytes.
 
 import { isIPv4, isIPv6 } from 'node:net';
-import { ErrorCodes, SockservError } from './errors.js';
-import type { ClientAddress } from './handler.js';
+import { ErrorCodes, SockservError } from '../errors.js';
+import type { ClientAddress } from '../handler.js';
 
 /** Longest v1 header the spec allows, CRLF included ("PROXY TCP6" with two full IPv6 addresses). */
 export const PROXY_V1_MAX_BYTES = 107;
