@@ -4,8 +4,7 @@
 // here name their own baseline row, which need not be the group's (PBKDF2 against CPython).
 
 import { FLOOR_SUFFIX } from './scenarios/cheap-under-heavy.js';
-import { type BenchResults, type Group, type ManyConnections, type Row, errorCount } from './results.js';
-import type { TargetResult } from './targets.js';
+import { type BenchResults, type Group, type ManyConnections, type Row, type TargetResult, errorCount } from './results.js';
 
 /** Cheap request on a saturated server (issue 9). */
 export const MAX_CHEAP_P50_MS = 0.5;

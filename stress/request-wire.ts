@@ -1,7 +1,8 @@
 // Owns the bytes one request puts on the wire: the payload plus its framing. Every request of a
 // kind is the same bytes, so each kind is framed once, up front (request-schedule.ts lays them out).
 
-import type { StressFraming } from './options.js';
+/** How requests are framed on the wire, and so how replies are told apart. */
+export type StressFraming = 'line' | 'length' | 'raw' | 'resp';
 
 /** One request as sent: the payload plus its framing. */
 export function encodeRequest(payload: Buffer, framing: StressFraming): Buffer {

@@ -3,9 +3,9 @@
 // run configuration. The benchmark harness depends on these shapes: extend them, never change them.
 
 import { weightedOrder } from './request-schedule.js';
+import type { StressFraming } from './request-wire.js';
 
-/** How requests are framed on the wire, and so how replies are told apart. */
-export type StressFraming = 'line' | 'length' | 'raw' | 'resp';
+export type { StressFraming };
 
 /** One kind of request in a mixed load: its body and its share of the requests. */
 export interface MixEntry {

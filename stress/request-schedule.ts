@@ -9,8 +9,7 @@
 // few corked writes when the k wrap around the end of the buffer.
 
 import type { Socket } from 'node:net';
-import type { StressFraming } from './options.js';
-import { encodeRequest } from './request-wire.js';
+import { type StressFraming, encodeRequest } from './request-wire.js';
 
 /** The laid-out order stops repeating at this size. */
 const MAX_BATCH_BYTES = 256 * 1024;
