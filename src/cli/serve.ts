@@ -8,7 +8,6 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { FramingSpec } from '../framing/index.js';
 import { resolveFraming } from '../framing/index.js';
-import { addressUrl } from '../server/address.js';
 import type { BaseServer } from '../server/base-server.js';
 import { TCPServer, ThreadingTCPServer } from '../server/tcp-server.js';
 import { ThreadingUDPServer, UDPServer } from '../server/udp-server.js';
@@ -31,9 +30,10 @@ export const SERVE_USAGE = `usage: sockserv serve <handler-module> [--export NAM
 export async function serve(argv: string[]): Promise<number> {
   const { server, processes } = parseServeArgs(argv);
   if (processes !== undefined) {
-    return serveProcesses(server, processes, (s) => addressUrl(s.address));
+    return serveProcesses(server, processes, (s) => describeAddress(s, s.address.host, s.address.port, s.address.family));
   }
-  const address = addressUrl(await server.listen());
+  const { host, port, family } = await server.listen();
+  const address = describeAddress(server, host, port, family);
   process.stdout.write(`listening on ${address}\n`);
   const { workers } = server.stats();
   server.logger.info({ address, workers, framing: server.framing.name }, 'serving');
@@ -50,13 +50,8 @@ export async function serve(argv: string[]): Promise<number> {
   return 0;
 }
 
-/** The server the `serve` arguments describe (not listening yet). */
-export function createServerFromArgs(argv: string[]): BaseServer {
-  return parseServeArgs(argv).server;
-}
-
 /** Parses `serve` arguments: the server they describe, and how many processes should run it (--processes). */
-export function parseServeArgs(argv: string[]): { server: BaseServer; processes: number | undefined } {
+function parseServeArgs(argv: string[]): { server: BaseServer; processes: number | undefined } {
   let parsed;
   try {
     parsed = parseArgs({
@@ -150,4 +145,10 @@ function readFileOrUsage(flag: string, path: string): Buffer {
   } catch (error) {
     throw new UsageError(`${flag}: cannot read ${path}: ${(error as Error).message}`);
   }
+}
+
+function describeAddress(server: BaseServer, host: string, port: number, family: string): string {
+  if (family === 'unix') return `unix://${host}`;
+  const scheme = server instanceof UDPServer ? 'udp' : server.options.tls ? 'tls' : 'tcp';
+  return `${scheme}://${host.includes(':') ? `[${host}]` : host}:${port}`;
 }
