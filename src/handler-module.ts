@@ -26,11 +26,6 @@ function keyOf(ref: HandlerRef): string {
   return `${ref.url}#${ref.exportName}`;
 }
 
-/** The class if this thread already loaded it; lets the hot path stay synchronous. */
-export function loadedHandler(ref: HandlerRef): AnyHandlerClass | undefined {
-  return loaded.get(keyOf(ref));
-}
-
 export function loadHandler(ref: HandlerRef): Promise<AnyHandlerClass> {
   const key = keyOf(ref);
   const ready = loaded.get(key);

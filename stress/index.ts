@@ -9,10 +9,4 @@
 // can hand over to it. It may import from src/ (the CLI's UsageError); src/ imports only cli.ts.
 
 export { runStress } from './run.js';
-export { MAX_PIPELINE, STRESS_DEFAULTS, resolveStressOptions } from './options.js';
-export type { ErrorKind, KindResult, MixEntry, ProgressSample, StressFraming, StressOptions, StressResult } from './options.js';
-export { parseMixFile, parseMixSpec } from './mix-spec.js';
-export { formatJson, formatReport } from './report.js';
-export type { ReportContext } from './report.js';
-export { checkTargetHost, isLoopbackAddress, parseTarget } from './target.js';
-export type { Target } from './target.js';
+export type { KindResult, MixEntry, StressOptions, StressResult } from './options.js';

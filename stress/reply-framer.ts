@@ -10,8 +10,6 @@ import { RespReplyFramer } from './resp-reply-framer.js';
 
 export type { ReplyFramer, ReplySink };
 
-export { MAX_KEPT_REPLY_BYTES };
-
 /**
  * @param requestBytes a raw reply's size: the payload length, or (a mix of payloads of different
  *   lengths) a function giving the size of the next reply — that of the oldest outstanding request.

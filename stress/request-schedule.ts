@@ -14,7 +14,7 @@ import { type StressFraming, encodeRequest } from './request-wire.js';
 /** The laid-out order stops repeating at this size. */
 const MAX_BATCH_BYTES = 256 * 1024;
 /** Longest period (sum of the reduced weights) and largest laid-out period, in bytes. */
-export const MAX_PERIOD = 100_000;
+const MAX_PERIOD = 100_000;
 const MAX_PERIOD_BYTES = 64 * 1024 * 1024;
 
 export interface ScheduleKind {

@@ -25,7 +25,7 @@ export function encodeRequest(payload: Buffer, framing: StressFraming): Buffer {
  * The payload's words (split on runs of spaces and tabs, as redis-cli splits a typed line) as a
  * RESP array of bulk strings, the form every RESP server accepts: `GET k` → `*2\r\n$3\r\nGET\r\n$1\r\nk\r\n`.
  */
-export function encodeRespCommand(payload: Buffer): Buffer {
+function encodeRespCommand(payload: Buffer): Buffer {
   const words: Buffer[] = [];
   let start = -1;
   for (let i = 0; i <= payload.length; i++) {

@@ -290,7 +290,7 @@ interface Failure {
   error: SockservError;
 }
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
+// TypeScript accepts a class as a mix-in base only if its constructor takes `...args: any[]`.
 type ServerClass = abstract new (...args: any[]) => BaseServer;
 
 /** Any server class with handleError recording its calls (Python's tests override handle_error). */

@@ -361,11 +361,6 @@ export abstract class BaseServer implements ConnectionHost, AsyncDisposable {
     for (const wake of waiters) wake();
   }
 
-  /** @internal Handler info for a transport that dispatches without a Connection (UDP). */
-  get serverInfo(): ServerInfo {
-    return this.#info!;
-  }
-
   // ---- internals -------------------------------------------------------------------------
 
   async #start(): Promise<ServerAddress> {

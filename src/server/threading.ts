@@ -8,7 +8,7 @@ import { WorkerPool } from '../dispatch/worker-pool.js';
 import { badOption } from '../errors.js';
 import type { BaseServer } from './base-server.js';
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
+// TypeScript accepts a class as a mix-in base only if its constructor takes `...args: any[]`.
 type ServerClass = abstract new (...args: any[]) => BaseServer;
 
 /**
