@@ -91,9 +91,9 @@ function parseServeArgs(argv: string[]): { server: BaseServer; processes: number
   }
   const port = parseCount('--port', values.port) ?? 8001;
   if (port > 65535) throw new UsageError(`--port must be at most 65535 (got ${port})`);
-  const framing = (values.framing ?? 'line') as FramingSpec;
+  const framing = values.framing as FramingSpec | undefined; // undefined: the framing option's default
   try {
-    resolveFraming(framing);
+    if (framing !== undefined) resolveFraming(framing);
   } catch (error) {
     throw new UsageError((error as Error).message);
   }
