@@ -13,7 +13,7 @@ import { silentLogger, TCPServer, ThreadingTCPServer } from '../src/index.js';
 import { startBystanders } from './helpers/bystanders.js';
 import { Cli, killAll } from './helpers/cli-process.js';
 import { fixture } from './helpers/client.js';
-import { Peer, Registry, WAIT_MS } from './helpers/net.js';
+import { Peer, Registry, sleep, WAIT_MS } from './helpers/net.js';
 
 const registry = new Registry();
 const processes = new Set<ChildProcess>();
