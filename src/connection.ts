@@ -14,7 +14,7 @@ import type { ClientAddress } from './handler.js';
 import type { Logger } from './logger.js';
 import type { ResolvedOptions } from './options.js';
 import { ReplyOrder } from './reply-order.js';
-import { type Reply, replyBytes } from './run-handler.js';
+import { type Reply, replyBytes } from './reply.js';
 import type { RequestDurations, ServerCounters } from './stats.js';
 import type { Flushable, WriteSet } from './write-set.js';
 

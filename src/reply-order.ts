@@ -4,7 +4,7 @@
 // maxInFlightPerConnection, so ten thousand quiet connections cost little memory.
 
 import type { SockservError } from './errors.js';
-import type { Reply } from './run-handler.js';
+import type { Reply } from './reply.js';
 
 /** Receives outcomes in request order. */
 export type ReleaseFn = (reply: Reply, error: SockservError | undefined) => void;

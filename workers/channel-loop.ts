@@ -30,7 +30,8 @@ import { RingReader, RingWriter } from '../src/dispatch/ring.js';
 import { PEER_CACHE } from '../src/dispatch/worker-channel.js';
 import { toErrorInfo } from '../src/errors.js';
 import type { ClientAddress, HandlerClass, ServerInfo } from '../src/handler.js';
-import { isThenable, type Reply, runHandler } from '../src/run-handler.js';
+import type { Reply } from '../src/reply.js';
+import { isThenable, runHandler } from '../src/run-handler.js';
 
 export interface ChannelTask {
   server: ServerInfo;

@@ -5,7 +5,7 @@
 import type { SockservError } from '../errors.js';
 import type { MessagePort } from 'node:worker_threads';
 import type { ClientAddress, HandlerKind, ServerInfo } from '../handler.js';
-import type { Reply } from '../run-handler.js';
+import type { Reply } from '../reply.js';
 
 /** A connection, as a dispatcher sees it. */
 export interface RequestSink {

@@ -12,7 +12,7 @@ import { ErrorCodes, SockservError } from '../errors.js';
 import type { ClientAddress } from '../handler.js';
 import { LogBurst } from '../log-burst.js';
 import type { ServerOptions } from '../options.js';
-import { type Reply, replyBytes } from '../run-handler.js';
+import { type Reply, replyBytes } from '../reply.js';
 import type { ServerAddress } from './address.js';
 import { BaseServer, type HandlerSource } from './base-server.js';
 import type { TCPAddress } from './tcp-server.js';
