@@ -273,4 +273,15 @@ describe('backpressure', () => {
     }
     expect(server.stats().requestsOk).toBe(requests.length);
   });
+
+  test('inline: with a writeHighWaterMark under the socket buffer, pipelined replies all arrive', async () => {
+    // A synchronous handler: every request of the read is dispatched in one pass, so reading
+    // pauses on the replies it queued itself, and only the flush can resume it (no socket 'drain').
+    const server = registry.server(new TCPServer({ port: 0 }, fixture('upper'), { writeHighWaterMark: 1024, logger: silentLogger }));
+    const { port } = await server.listen();
+    const peer = await registry.peer(port);
+    const line = 'x'.repeat(600);
+    peer.write(`${line}\n`.repeat(10));
+    expect(await peer.untilLines(10)).toEqual(Array.from({ length: 10 }, () => line.toUpperCase()));
+  });
 });
