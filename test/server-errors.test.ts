@@ -1,6 +1,6 @@
 // What goes wrong stays with the connection it came from: failing handlers (thrown, rejected,
-// a worker that exits, an inline async handler that never settles), oversized frames, refused connections. Handler modules that cannot load
-// fail listen() with a stable code instead of hanging.
+// a worker that exits, an inline async handler that never settles), oversized frames, refused
+// connections. Handler modules that cannot load fail listen() with a stable code instead of hanging.
 
 import type { Socket } from 'node:net';
 import {
