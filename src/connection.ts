@@ -2,8 +2,13 @@
 // its ordering (ReplyOrder) and its output (encoded replies waiting in the write set). It is
 // also where backpressure is decided: the socket is read only while the connection has room for
 // more in-flight requests, its unsent output is under the high-water mark, and the dispatcher
-// has room. Anything that goes wrong here ends this connection only. When the server records
-// request durations (metrics), it notes when each request was framed and times it at release.
+// has room, and its in-flight request bytes are under maxInFlightBytesPerConnection. Anything
+// that goes wrong here ends this connection only: the user's code it calls (handleError,
+// errorReply, shutdownRequest, the Framer) runs guarded (src/server/hook-guard.ts). It reports
+// the bytes it holds (unframed input, requests in flight, unsent output) to the server's memory
+// budget, which may close it. Once it has ended, the socket belongs to the lingering close
+// (src/server/lingering-close.ts): input is drained and dropped, never framed. When the server
+// records request durations (metrics), it notes when each request was framed and times it at release.
 
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
@@ -15,6 +20,8 @@ import type { Logger } from './logger.js';
 import type { ResolvedOptions } from './options.js';
 import { ReplyOrder } from './reply-order.js';
 import { type Reply, replyBytes } from './reply.js';
+import type { HookGuard } from './server/hook-guard.js';
+import type { MemoryBudget } from './server/memory-budget.js';
 import type { RequestDurations, ServerCounters } from './stats.js';
 import type { Flushable, WriteSet } from './write-set.js';
 
@@ -31,6 +38,8 @@ export interface ServerConnection {
   /** Whether idleTimeout may close it now. */
   readonly idleCandidate: boolean;
 }
+
+const EMPTY = Buffer.alloc(0);
 
 /** What a connection needs from its server. */
 export interface ConnectionHost {
@@ -50,6 +59,10 @@ export interface ConnectionHost {
   requestFinished(): void;
   errorReply(error: SockservError): string | Uint8Array | null;
   connectionClosed(connection: ServerConnection): void;
+  /** Runs the hooks above (user code) guarded. */
+  readonly hooks: HookGuard;
+  /** maxClientMemory: where connections report the bytes they hold. */
+  readonly memory: MemoryBudget;
 }
 
 export class Connection implements RequestSink, Flushable, ServerConnection {
@@ -60,6 +73,12 @@ export class Connection implements RequestSink, Flushable, ServerConnection {
   readonly #host: ConnectionHost;
   readonly #framer: Framer;
   readonly #order: ReplyOrder;
+  /** Bytes of each request dispatched and not yet released, oldest first (a FIFO: releases come in order). */
+  #inFlightSizes: number[] = [];
+  #inFlightHead = 0;
+  #inFlightBytes = 0;
+  /** An empty write is pending whose callback resumes reading (see #waitForSocketFlush). */
+  #awaitingFlush = false;
   /** Encoded replies not yet handed to the socket, and their size. */
   #out: Uint8Array[] = [];
   #outBytes = 0;
@@ -130,9 +149,21 @@ export class Connection implements RequestSink, Flushable, ServerConnection {
     this.socket.destroy(error);
   }
 
+  /** Bytes held for this client: unframed input, requests in flight, unsent output (ours and the socket's). */
+  get memoryBytes(): number {
+    return this.#framer.bufferedBytes + this.#inFlightBytes + this.#outBytes + this.socket.writableLength;
+  }
+
+  /** The memory budget closes this connection (ERR_CLIENT_MEMORY; the budget logs it). */
+  evict(): void {
+    this.#out = [];
+    this.#outBytes = 0;
+    this.socket.destroy();
+  }
+
   /** Frames and dispatches buffered requests for as long as every limit allows. */
   pump(): void {
-    if (this.#pumping || this.#closed || this.#failing) return;
+    if (this.#pumping || this.#closed || this.#failing || this.#ended) return;
     this.#pumping = true;
     try {
       this.#dispatchBuffered();
@@ -147,6 +178,7 @@ export class Connection implements RequestSink, Flushable, ServerConnection {
     this.#releasedAt = -1;
     this.#order.complete(seq, reply, error, this.#release);
     if (!this.#pumping) this.pump();
+    if (!this.#closed) this.#host.memory.note(this);
   }
 
   flushOutput(): void {
@@ -157,12 +189,19 @@ export class Connection implements RequestSink, Flushable, ServerConnection {
       this.#out = [];
       this.#outBytes = 0;
       this.#host.counters.bytesOut += bytes;
-      if (out.length === 1) this.socket.write(out[0]!);
-      else if (bytes <= 64 * 1024) this.socket.write(Buffer.concat(out, bytes));
-      else {
-        this.socket.cork(); // large replies: one writev, no copy
-        for (const chunk of out) this.socket.write(chunk);
-        this.socket.uncork();
+      const host = this.#host;
+      try {
+        if (out.length === 1) this.socket.write(out[0]!);
+        else if (bytes <= 64 * 1024) this.socket.write(Buffer.concat(out, bytes));
+        else {
+          this.socket.cork(); // large replies: one writev, no copy
+          for (const chunk of out) this.socket.write(chunk);
+          this.socket.uncork();
+        }
+      } catch (err) {
+        // A custom framer's encode() may have pushed something that is not bytes.
+        host.hooks.failed('Framer.encode', this.clientAddress, err, () => this.socket.destroy());
+        return;
       }
       if (this.socket.writableLength > this.#host.options.writeBufferHardLimit) {
         this.#overflow();
@@ -170,7 +209,10 @@ export class Connection implements RequestSink, Flushable, ServerConnection {
       }
       // Reading may have paused on our own unsent replies (#outBytes) while the socket itself
       // stayed under its buffer size: then no 'drain' will come, so resume from here.
-      if (this.#paused && this.socket.writableLength < this.#host.options.writeHighWaterMark) this.pump();
+      if (this.#paused) {
+        if (this.socket.writableLength < this.#host.options.writeHighWaterMark) this.pump();
+        else this.#waitForSocketFlush();
+      }
     }
     this.#maybeEnd();
   }
@@ -185,8 +227,13 @@ export class Connection implements RequestSink, Flushable, ServerConnection {
     // backlog is read once; #outBytes grows as inline replies are queued.
     const socketBacklog = this.socket.writableLength;
     while (!this.#failing && this.#protocolError === null) {
-      if (order.full || socketBacklog + this.#outBytes >= options.writeHighWaterMark) {
-        this.#pauseReading(); // resumed by complete() or 'drain'
+      if (order.full || this.#inFlightBytes >= options.maxInFlightBytesPerConnection) {
+        this.#pauseReading(); // resumed by complete()
+        return;
+      }
+      if (socketBacklog + this.#outBytes >= options.writeHighWaterMark) {
+        this.#pauseReading(); // resumed by 'drain', by flushOutput, or by #waitForSocketFlush
+        if (socketBacklog >= options.writeHighWaterMark) this.#waitForSocketFlush();
         return;
       }
       if (!dispatcher.hasCapacity()) {
@@ -202,12 +249,15 @@ export class Connection implements RequestSink, Flushable, ServerConnection {
           frame = framer.end();
         }
       } catch (error) {
+        if (!(error instanceof SockservError)) this.#host.hooks.failed('Framer.next', this.clientAddress, error, null);
         this.#onProtocolError(error);
         return;
       }
       if (frame === undefined) break;
       this.lastActive = this.#host.clock;
       this.#host.counters.requestsReceived++;
+      this.#inFlightSizes.push(frame.length);
+      this.#inFlightBytes += frame.length;
       const seq = order.begin();
       if (durations !== null) this.#stamp(seq, framedAt < 0 ? (framedAt = performance.now()) : framedAt);
       dispatcher.submit(this, seq, frame);
@@ -218,6 +268,14 @@ export class Connection implements RequestSink, Flushable, ServerConnection {
 
   readonly #release = (reply: Reply, error: SockservError | undefined): void => {
     const seq = this.#releaseSeq++;
+    this.#inFlightBytes -= this.#inFlightSizes[this.#inFlightHead++]!;
+    if (this.#inFlightHead === this.#inFlightSizes.length) {
+      this.#inFlightSizes = [];
+      this.#inFlightHead = 0;
+    } else if (this.#inFlightHead >= 1024 && this.#inFlightHead * 2 >= this.#inFlightSizes.length) {
+      this.#inFlightSizes = this.#inFlightSizes.slice(this.#inFlightHead);
+      this.#inFlightHead = 0;
+    }
     if (this.#failing) return;
     const host = this.#host;
     if (host.requestDurations !== null) this.#recordDuration(host.requestDurations, seq);
@@ -225,12 +283,14 @@ export class Connection implements RequestSink, Flushable, ServerConnection {
     host.requestFinished();
     if (error) {
       host.counters.requestsFailed++;
-      host.handleError(this.socket, this.clientAddress, error);
+      host.hooks.run('handleError', this.clientAddress, () => host.handleError(this.socket, this.clientAddress, error), this.#failed, undefined);
+      if (this.#failing) return; // handleError threw
       if (host.options.onHandlerError === 'close') {
         this.#fail();
         return;
       }
-      reply = toBuffer(host.errorReply(error));
+      reply = this.#errorReply(error);
+      if (this.#failing) return; // errorReply threw
     } else {
       host.counters.requestsOk++;
     }
@@ -261,9 +321,40 @@ export class Connection implements RequestSink, Flushable, ServerConnection {
   #queueReply(reply: Buffer): void {
     const out = this.#out;
     const before = out.length;
-    this.#framer.encode(reply, out);
-    for (let i = before; i < out.length; i++) this.#outBytes += out[i]!.length;
+    try {
+      this.#framer.encode(reply, out);
+      for (let i = before; i < out.length; i++) this.#outBytes += out[i]!.length;
+    } catch (err) {
+      out.length = before; // nothing of a reply that failed to encode goes out
+      this.#host.hooks.failed('Framer.encode', this.clientAddress, err, this.#failed);
+      return;
+    }
     this.#host.writeSet.add(this);
+  }
+
+  /** errorReply() (user code) guarded: if it throws, the connection closes after what is queued. */
+  #errorReply(error: SockservError): Buffer | null {
+    const host = this.#host;
+    return host.hooks.run('errorReply', this.clientAddress, () => toBuffer(host.errorReply(error)), this.#failed, null);
+  }
+
+  /** A hook failed for this connection: close it after the replies already queued. */
+  readonly #failed = (): void => {
+    if (!this.#failing && !this.#closed) this.#fail();
+  };
+
+  /**
+   * Reading paused on the socket's own backlog: Node emits 'drain' only after a write() that
+   * returned false, which never happens while writeHighWaterMark is under the socket's own buffer
+   * size. An empty write's callback runs once everything before it has been flushed.
+   */
+  #waitForSocketFlush(): void {
+    if (this.#awaitingFlush || this.socket.writableNeedDrain) return;
+    this.#awaitingFlush = true;
+    this.socket.write(EMPTY, () => {
+      this.#awaitingFlush = false;
+      this.pump();
+    });
   }
 
   #onProtocolError(error: unknown): void {
@@ -305,15 +396,21 @@ export class Connection implements RequestSink, Flushable, ServerConnection {
     if (!finishing || this.#order.inFlight > 0) return;
     if (this.#protocolError !== null && !this.#protocolErrorSent) {
       this.#protocolErrorSent = true;
-      const reply = toBuffer(this.#host.errorReply(this.#protocolError));
-      if (reply !== null) this.#queueReply(reply);
+      const reply = this.#errorReply(this.#protocolError);
+      if (reply !== null && !this.#failing) this.#queueReply(reply);
+      if (this.#failing) {
+        if (this.#outBytes === 0) this.#end();
+        return;
+      }
     }
     if (this.#outBytes === 0) this.#end();
   }
 
+  /** Our last reply is queued: the server ends the connection (a lingering close, by default). */
   #end(): void {
     this.#ended = true;
-    this.#host.shutdownRequest(this.socket);
+    const host = this.#host;
+    host.hooks.run('shutdownRequest', this.clientAddress, () => host.shutdownRequest(this.socket), () => this.socket.destroy(), undefined);
   }
 
   #pauseReading(): void {
@@ -330,13 +427,20 @@ export class Connection implements RequestSink, Flushable, ServerConnection {
 
   readonly #onData = (chunk: Buffer): void => {
     this.#host.counters.bytesIn += chunk.length;
-    if (this.#failing || this.#protocolError !== null) return;
-    this.#framer.push(chunk);
+    if (this.#failing || this.#protocolError !== null || this.#ended) return;
+    try {
+      this.#framer.push(chunk);
+    } catch (err) {
+      this.#host.hooks.failed('Framer.push', this.clientAddress, err, this.#failed);
+      return;
+    }
     this.#framesExhausted = false;
     this.pump();
+    if (!this.#closed) this.#host.memory.note(this);
   };
 
   readonly #onEnd = (): void => {
+    if (this.#ended) return;
     this.#readEnded = true;
     this.#framesExhausted = false;
     this.pump();
@@ -354,6 +458,7 @@ export class Connection implements RequestSink, Flushable, ServerConnection {
     this.#closed = true;
     this.#out = [];
     this.#outBytes = 0;
+    this.#host.memory.forget(this);
     this.#host.connectionClosed(this);
   };
 }

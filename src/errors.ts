@@ -37,6 +37,14 @@ export const ErrorCodes = Object.freeze({
   BAD_OPTION: 'ERR_BAD_OPTION',
   /** With `proxyProtocol`: a connection did not start with a valid PROXY header (v1 or v2), or not within `proxyHeaderTimeout`. Only it is closed. */
   PROXY_HEADER_INVALID: 'ERR_PROXY_HEADER_INVALID',
+  /** The buffered request and reply bytes of all connections passed `maxClientMemory`: the connections holding the most were closed. */
+  CLIENT_MEMORY: 'ERR_CLIENT_MEMORY',
+  /** A StreamRequestHandler wrote after its connection closed (Python raises BrokenPipeError). */
+  CONNECTION_CLOSED: 'ERR_CONNECTION_CLOSED',
+  /** An overridable step of the server (handleError, errorReply, verifyRequest, a Framer…) threw: only the connection it ran for was closed. */
+  HOOK_FAILED: 'ERR_HOOK_FAILED',
+  /** A UDP datagram arrived while `maxDatagramsInFlight` were being handled; it was dropped. */
+  DATAGRAMS_IN_FLIGHT: 'ERR_DATAGRAMS_IN_FLIGHT',
 } as const);
 
 /** One of the ErrorCodes values: 'ERR_FRAME_TOO_LONG', 'ERR_HANDLER_FAILED', … */

@@ -1,7 +1,12 @@
 // Owns finding a handler class: a module URL plus an export name. Modules are imported once per
-// thread and cached, so every later request reaches its class with one Map lookup.
+// thread and cached, so every later request reaches its class with one Map lookup. TypeScript
+// handler modules (.ts, .mts, .cts) load as written: the first one a thread imports registers
+// tsx's ESM hook in that thread (main thread or worker), and never before — .js handlers pay
+// nothing. A module that fails to load becomes ERR_HANDLER_LOAD naming its file, line and message.
 
-import { pathToFileURL } from 'node:url';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { ErrorCodes, SockservError } from './errors.js';
 import type { AnyHandlerClass } from './handler.js';
 
@@ -48,24 +53,142 @@ export function loadHandler(ref: HandlerRef): Promise<AnyHandlerClass> {
   return pending;
 }
 
+/** Handler modules tsx compiles on import: TypeScript. */
+const TYPESCRIPT = /\.[cm]?ts$/i;
+
+let tsxRegistered: Promise<void> | undefined;
+
+/**
+ * Registers tsx's ESM hook in this thread, once. Loaded lazily, so threads that only ever see
+ * .js handlers never load tsx or esbuild. tsx reads the tsconfig.json nearest the (first)
+ * TypeScript handler module — its project's, not the working directory's — or, when there is
+ * none above it, tsx's default (the working directory's).
+ */
+function registerTypeScript(url: string): Promise<void> {
+  tsxRegistered ??= (async () => {
+    const tsconfig = url.startsWith('file:') ? nearestFile(dirname(fileURLToPath(url)), 'tsconfig.json') : undefined;
+    const { register } = await import('tsx/esm/api');
+    register(tsconfig === undefined ? {} : { tsconfig });
+  })();
+  return tsxRegistered;
+}
+
+/**
+ * Why a TypeScript module cannot be a handler, or undefined if it can. Handlers are ES modules
+ * (they import sockserv, an ES module), and Node 20 treats a .cts file, or a .ts file outside a
+ * "type": "module" package, as CommonJS — which cannot import sockserv there.
+ */
+function commonJsTypeScript(url: string): string | undefined {
+  if (!url.startsWith('file:')) return undefined;
+  const path = fileURLToPath(url);
+  if (/\.mts$/i.test(path)) return undefined;
+  if (/\.cts$/i.test(path)) return 'a .cts file is CommonJS; sockserv loads TypeScript handlers as ES modules: rename it .mts or .ts (in a "type": "module" package)';
+  const pkg = nearestFile(dirname(path), 'package.json');
+  let type: unknown;
+  try {
+    type = pkg === undefined ? undefined : (JSON.parse(readFileSync(pkg, 'utf8')) as { type?: unknown }).type;
+  } catch {
+    return undefined; // let the import report it
+  }
+  if (type === 'module') return undefined;
+  return `a .ts file is CommonJS unless its package.json says "type": "module" (${pkg ?? 'no package.json above it'}); sockserv loads TypeScript handlers as ES modules: add "type": "module" or rename it .mts`;
+}
+
+/** Whether `url` names a TypeScript module (the query and hash aside). */
+function isTypeScriptModule(url: string): boolean {
+  return TYPESCRIPT.test(url.replace(/[?#].*$/, ''));
+}
+
 async function importHandler(ref: HandlerRef): Promise<AnyHandlerClass> {
   let mod: Record<string, unknown>;
   try {
+    if (isTypeScriptModule(ref.url)) {
+      const why = commonJsTypeScript(ref.url);
+      if (why !== undefined) throw new Error(why);
+      await registerTypeScript(ref.url);
+    }
     mod = (await import(ref.url)) as Record<string, unknown>;
   } catch (cause) {
-    throw new SockservError(
-      ErrorCodes.HANDLER_LOAD,
-      `cannot load handler module ${ref.url}: ${(cause as Error)?.message ?? cause}`,
-      { cause },
-    );
+    const where = (await syntaxErrorLocation(ref.url, cause)) ?? describeLoadError(cause);
+    throw new SockservError(ErrorCodes.HANDLER_LOAD, `cannot load handler module ${ref.url}: ${where}`, { cause });
   }
   const candidate = mod[ref.exportName];
-  if (typeof candidate !== 'function' || typeof candidate.prototype?.handle !== 'function') {
+  if (!isHandlerClass(candidate)) {
     const exported = Object.keys(mod).join(', ') || 'nothing';
     throw new SockservError(
       ErrorCodes.HANDLER_INVALID,
       `${ref.url} export "${ref.exportName}" is not a handler class with a handle() method (it exports: ${exported})`,
     );
   }
-  return candidate as AnyHandlerClass;
+  return candidate;
+}
+
+/** The nearest `name` in `dir` or a directory above it. */
+function nearestFile(dir: string, name: string): string | undefined {
+  for (;;) {
+    const candidate = join(dir, name);
+    if (existsSync(candidate)) return candidate;
+    const parent = dirname(dir);
+    if (parent === dir) return undefined;
+    dir = parent;
+  }
+}
+
+function isHandlerClass(candidate: unknown): candidate is AnyHandlerClass {
+  return typeof candidate === 'function' && typeof (candidate.prototype as { handle?: unknown } | undefined)?.handle === 'function';
+}
+
+/**
+ * `FILE:LINE:COLUMN: MESSAGE` for a module that failed to load, where the error says where:
+ * esbuild's (tsx's) "Transform failed" errors, V8's SyntaxError banner (`URL:LINE` above the
+ * source line), or the module's own frame in the stack of an error thrown while it ran.
+ * Otherwise the message alone (a missing file, say).
+ */
+function describeLoadError(cause: unknown): string {
+  if (!(cause instanceof Error)) return String(cause);
+  const message = cause.message;
+  const esbuild = /^(.+?):(\d+):(\d+): ERROR: (.*)$/m.exec(message);
+  // esbuild counts columns from 0; V8's frames (and editors) from 1.
+  if (esbuild) return `${esbuild[1]}:${esbuild[2]}:${Number(esbuild[3]) + 1}: ${esbuild[4]}`;
+  const stack = cause.stack ?? '';
+  const banner = /^((?:file:\/\/|\/)\S+?):(\d+)\n/.exec(stack);
+  if (banner) return `${asPath(banner[1]!)}:${banner[2]}: ${cause.name}: ${message}`;
+  // The first frame in the user's code: not Node's, not a dependency's, not sockserv's own.
+  for (const match of stack.matchAll(/(?:^|[\s(])((?:file:\/\/)?\/[^\s()]+?):(\d+):(\d+)\)?$/gm)) {
+    const file = asPath(match[1]!);
+    if (file.includes('/node_modules/') || file.startsWith(OWN_DIR)) continue;
+    return `${file}:${match[2]}:${match[3]}: ${cause.name}: ${message}`;
+  }
+  return message;
+}
+
+/**
+ * Node 20 reports an ES module's SyntaxError without its line. For a JavaScript handler that
+ * fails so, esbuild (tsx's, already installed) parses the file to say where: `FILE:LINE:COLUMN:
+ * SyntaxError: MESSAGE`. Undefined when that does not apply or esbuild finds nothing (the error
+ * is in a module the handler imports, say).
+ */
+async function syntaxErrorLocation(url: string, cause: unknown): Promise<string | undefined> {
+  if (!(cause instanceof SyntaxError) || !url.startsWith('file:') || isTypeScriptModule(url)) return undefined;
+  try {
+    const path = fileURLToPath(url);
+    const { transform } = await import('esbuild');
+    await transform(readFileSync(path, 'utf8'), { loader: 'js', format: /\.cjs$/i.test(path) ? 'cjs' : 'esm', sourcefile: path });
+    return undefined;
+  } catch (error) {
+    const location = (error as { errors?: Array<{ location?: { file: string; line: number; column: number } | null }> }).errors?.[0]?.location;
+    if (!location) return undefined;
+    return `${location.file}:${location.line}:${location.column + 1}: SyntaxError: ${cause.message}`;
+  }
+}
+
+/** The directory of sockserv's own modules (dist/src, or src under ts-jest): their frames are never the culprit. */
+const OWN_DIR = fileURLToPath(new URL('.', import.meta.url));
+
+function asPath(location: string): string {
+  try {
+    return location.startsWith('file:') ? fileURLToPath(location) : location;
+  } catch {
+    return location;
+  }
 }

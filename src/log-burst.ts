@@ -26,3 +26,30 @@ export class LogBurst {
     }, this.windowMs).unref();
   }
 }
+
+/**
+ * Failures that can come in floods (failed requests, a user hook that throws on every call): the
+ * first of each one-second window is logged at once and in full — its stack is what someone
+ * needs to fix it — the rest are only counted, and one line at the window's end says how many
+ * followed. A flood costs two log lines per second, never one per failure.
+ */
+export class ErrorBurst {
+  #count = 0;
+
+  constructor(
+    readonly logger: Logger,
+    readonly message: string,
+    readonly windowMs = 1000,
+  ) {}
+
+  /** Logs `record` (pino-style: put the error under `err` for its stack) if it is the first of its window; counts it otherwise. */
+  hit(record: object): void {
+    if (this.#count++ > 0) return;
+    this.logger.error(record, this.message);
+    setTimeout(() => {
+      const more = this.#count - 1;
+      this.#count = 0;
+      if (more > 0) this.logger.error({ more }, `${this.message} (${more} more in the last ${this.windowMs} ms, not logged one by one)`);
+    }, this.windowMs).unref();
+  }
+}

@@ -87,6 +87,26 @@ export interface ServerOptions {
   proxyHeaderTimeout?: number;
   /** Listen backlog (Python's request_queue_size). Default 511. */
   requestQueueSize?: number;
+  // ---- no-data-loss and memory budgets (issue #10) ----
+  /**
+   * Buffered request and reply bytes of all connections together (unframed input, requests in
+   * flight, unsent output), like Redis 7's maxmemory-clients. Past it the connections holding the
+   * most are closed (ERR_CLIENT_MEMORY) until the total is back under it. Default 256 MiB.
+   */
+  maxClientMemory?: number;
+  /** Request bytes one connection may have dispatched and not yet answered; past it the connection is not read. Default 16 MiB. */
+  maxInFlightBytesPerConnection?: number;
+  /** UDP datagrams being handled at once; more are dropped (ERR_DATAGRAMS_IN_FLIGHT, logged once per second). Default 4096. */
+  maxDatagramsInFlight?: number;
+  /**
+   * Lingering close (nginx's lingering_time): after its last reply the server half-closes and
+   * reads and discards input for at most this many milliseconds before closing, so unread input
+   * cannot turn the close into a reset that destroys the reply. 0 = close at once. Default 30 000.
+   */
+  lingeringTime?: number;
+  /** Lingering close (nginx's lingering_timeout): ms to wait for more input (or the client's FIN) before closing. Default 5000. */
+  lingeringTimeout?: number;
+  // ---- end of issue #10 options ----
   /** Structured-clonable data handlers see as `this.server.data`. Default null. */
   handlerData?: unknown;
   /** pino-compatible logger. Default: warnings and errors to stderr. */
@@ -150,6 +170,12 @@ export const DEFAULTS = Object.freeze({
   handlerData: null,
   proxyProtocol: false,
   proxyHeaderTimeout: 5000,
+  // issue #10: no data loss, memory budgets
+  maxClientMemory: 256 * 1024 * 1024,
+  maxInFlightBytesPerConnection: 16 * 1024 * 1024,
+  maxDatagramsInFlight: 4096,
+  lingeringTime: 30_000,
+  lingeringTimeout: 5000,
 } as const satisfies Omit<ResolvedOptions, 'pool' | 'logger' | 'tls' | 'metrics'>);
 
 const POSITIVE_INTEGERS = [
@@ -164,6 +190,9 @@ const POSITIVE_INTEGERS = [
   'maxQueuedRequests',
   'requestQueueSize',
   'maxPacketSize',
+  'maxClientMemory',
+  'maxInFlightBytesPerConnection',
+  'maxDatagramsInFlight',
 ] as const;
 
 export function resolveOptions(options: ServerOptions = {}): ResolvedOptions {
@@ -174,7 +203,7 @@ export function resolveOptions(options: ServerOptions = {}): ResolvedOptions {
       throw badOption(`${key} must be a positive integer (got ${String(value)})`);
     }
   }
-  for (const key of ['workerQueueMs', 'shutdownTimeout', 'idleTimeout', 'requestTimeout', 'workerNice', 'inlineBelowMicros'] as const) {
+  for (const key of ['workerQueueMs', 'shutdownTimeout', 'idleTimeout', 'requestTimeout', 'workerNice', 'inlineBelowMicros', 'lingeringTime', 'lingeringTimeout'] as const) {
     if (!(typeof merged[key] === 'number' && merged[key] >= 0)) {
       throw badOption(`${key} must be a non-negative number (got ${String(merged[key])})`);
     }

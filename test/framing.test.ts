@@ -105,6 +105,24 @@ describe('ByteQueue', () => {
     expect(q.length).toBe(0);
   });
 
+  test('with a capacity limit the buffer grows to what the frame needs, not to the next doubling past it', () => {
+    const MiB = 1024 * 1024;
+    const frame = MiB - 1024; // a line just under maxFrameBytes (1 MiB), in 64 KiB reads
+    const fill = (q: ByteQueue) => {
+      for (let sent = 0; sent < frame; sent += 64 * 1024) q.push(Buffer.alloc(Math.min(64 * 1024, frame - sent), 'a'));
+      expect(q.length).toBe(frame);
+      return q.capacity;
+    };
+    expect(fill(new ByteQueue(MiB + 2))).toBe(MiB + 2);
+    expect(fill(new ByteQueue())).toBeGreaterThan(MiB + 64 * 1024); // unbounded: the doubling overshoots the frame
+    // A push past the limit still fits, exactly.
+    const q = new ByteQueue(100);
+    q.push(Buffer.alloc(60, 'a'));
+    q.push(Buffer.alloc(90, 'b'));
+    expect(q.capacity).toBe(150);
+    expect(q.takeAll().toString()).toBe('a'.repeat(60) + 'b'.repeat(90));
+  });
+
   test('a read that starts on a boundary is used in place (zero copy)', () => {
     const q = new ByteQueue();
     const chunk = Buffer.from('abcdef');

@@ -14,6 +14,7 @@ import {
   respNullBulk,
   respSimple,
 } from '../src/index.js';
+import { INLINE_MAX_BYTES } from '../src/resp/framer.js';
 
 const LIMITS = { maxFrameBytes: 1024 * 1024 };
 
@@ -201,13 +202,14 @@ describe('RespFramer', () => {
     });
   });
 
-  const size = 1024 * 1024;
+  // Inline commands are capped at INLINE_MAX_BYTES (64 KiB, as Redis): the inline case is the longest allowed line.
+  const MiB = 1024 * 1024;
   test.each([
-    ['bulk string', Buffer.from(`*2\r\n$4\r\nECHO\r\n$${size}\r\n`)],
-    ['inline command', Buffer.from('ECHO ')],
-  ])('a 1 MiB %s arriving one byte per push costs linear time', (_name, head) => {
+    ['1 MiB bulk string', Buffer.from(`*2\r\n$4\r\nECHO\r\n$${MiB}\r\n`), MiB],
+    ['64 KiB inline command', Buffer.from('ECHO '), INLINE_MAX_BYTES - 5],
+  ])('a %s arriving one byte per push costs linear time', (_name, head, size) => {
     const request = Buffer.concat([head, Buffer.alloc(size, 0x61), Buffer.from('\r\n')]);
-    const framer = new RespFramer({ maxFrameBytes: 2 * size });
+    const framer = new RespFramer({ maxFrameBytes: 2 * MiB });
     const started = performance.now();
     const got: Buffer[] = [];
     for (let i = 0; i < request.length; i++) {
@@ -220,6 +222,32 @@ describe('RespFramer', () => {
     expect(parseCommand(got[0]!)[1]!.length).toBe(size);
     // Linear work is well under a second here; a quadratic re-scan would take hours.
     expect(elapsed).toBeLessThan(10_000);
+  });
+
+  describe('inline commands are capped at 64 KiB (PROTO_INLINE_MAX_SIZE) whatever maxFrameBytes is', () => {
+    const roomy = { maxFrameBytes: 4 * MiB };
+
+    test('a line of exactly 64 KiB is a command', () => {
+      const line = 'ECHO ' + 'b'.repeat(INLINE_MAX_BYTES - 5);
+      const [frame] = frames([line + '\r\n'], new RespFramer(roomy));
+      expect(parseCommand(frame!)[1]!.length).toBe(INLINE_MAX_BYTES - 5);
+    });
+
+    test('one byte more is ERR_FRAME_TOO_LONG, with or without its end of line', () => {
+      const line = 'ECHO ' + 'b'.repeat(INLINE_MAX_BYTES - 4);
+      expectCode(() => frames([line + '\r\n'], new RespFramer(roomy)), ErrorCodes.FRAME_TOO_LONG);
+      const framer = new RespFramer(roomy);
+      framer.push(Buffer.from(line + 'bb')); // no LF yet: refused once past 64 KiB + a CR
+      expectCode(() => framer.next(), ErrorCodes.FRAME_TOO_LONG);
+    });
+
+    test('a 1 MiB inline command of `a a a …` is refused before it is split, not turned into a 3.7 MiB frame', () => {
+      const framer = new RespFramer(roomy);
+      const started = performance.now();
+      framer.push(Buffer.from('a '.repeat(MiB / 2)));
+      expectCode(() => framer.next(), ErrorCodes.FRAME_TOO_LONG);
+      expect(performance.now() - started).toBeLessThan(1000); // no splitting happened (it took 400+ ms)
+    });
   });
 
   test('a command cut short by the end of input is dropped', () => {

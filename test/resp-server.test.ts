@@ -1,9 +1,7 @@
 // The RESP example handler (examples/resp/handler.ts, compiled: workers load dist/) served with
 // framing 'resp' by the inline TCPServer and by ThreadingTCPServer on 2 workers, spoken to with
-// raw RESP bytes and with the real redis-cli (Debian's redis-tools; .ci/run installs it). A
-// missing redis-cli fails these tests: it is a requirement, not an optional extra.
+// raw RESP bytes. The real redis-cli's side is test/system/redis-cli.test.ts (npm run test:system).
 
-import { spawn } from 'node:child_process';
 import { pbkdf2Sync } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { type BaseServer, TCPServer, ThreadingTCPServer, encodeCommand, silentLogger } from '../src/index.js';
@@ -17,33 +15,6 @@ function hash(password: string, salt: string, iterations: number): string {
 
 function bulk(text: string): string {
   return `$${Buffer.byteLength(text)}\r\n${text}\r\n`;
-}
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs redis-cli with `args`, writing `input` to its stdin; rejects if it cannot be started. */
-function redisCli(args: string[], input: string | Buffer = ''): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('redis-cli', args, { stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (text: string) => (stdout += text));
-    child.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text));
-    child.on('error', (error: NodeJS.ErrnoException) => {
-      reject(
-        error.code === 'ENOENT'
-          ? new Error('redis-cli is missing: install Debian\'s redis-tools (`apt-get install redis-tools`; .ci/run does)')
-          : error,
-      );
-    });
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-    child.stdin.on('error', () => {}); // redis-cli may exit before reading all of it
-    child.stdin.end(input);
-  });
 }
 
 /** Writes each request on one connection and waits for its reply before sending the next. */
@@ -98,13 +69,6 @@ const CASES: Array<[request: string | Buffer, reply: string | Buffer]> = [
 const ALL_REQUESTS = Buffer.concat(CASES.map(([request]) => Buffer.from(request as string, 'latin1')));
 const ALL_REPLIES = Buffer.concat(CASES.map(([, reply]) => Buffer.from(reply as string, 'latin1')));
 
-describe('redis-cli', () => {
-  test('is installed (Debian redis-tools)', async () => {
-    const run = await redisCli(['--version']);
-    expect(run.stdout).toMatch(/^redis-cli \d+\.\d+/);
-  });
-});
-
 describe.each([
   ['TCPServer (inline)', TCPServer],
   ['ThreadingTCPServer (2 workers)', ThreadingTCPServer],
@@ -155,41 +119,5 @@ describe.each([
     const reply = (await exchange(port, ['PING\r\n*2\r\n$4\r\nECHO\r\n$2000000\r\n'], { end: false })).toString();
     expect(reply.startsWith('+PONG\r\n')).toBe(true);
     expect(reply).toContain('ERR_FRAME_TOO_LONG');
-  });
-
-  test('redis-cli PING', async () => {
-    expect(await redisCli(['-p', String(port), 'PING'])).toMatchObject({ code: 0, stdout: 'PONG\n' });
-  });
-
-  test('redis-cli ECHO', async () => {
-    expect(await redisCli(['-p', String(port), 'ECHO', 'hello world'])).toMatchObject({ code: 0, stdout: 'hello world\n' });
-  });
-
-  test('redis-cli PBKDF2 secret sockserv 2000 matches node:crypto', async () => {
-    const run = await redisCli(['-p', String(port), 'PBKDF2', 'secret', 'sockserv', '2000']);
-    expect(run).toMatchObject({ code: 0, stdout: `${hash('secret', 'sockserv', 2000)}\n` });
-  });
-
-  test('redis-cli: an unknown command is an error reply, not a dropped connection', async () => {
-    const run = await redisCli(['-p', String(port), 'NOPE', 'x']);
-    expect(run.stdout).toBe("ERR unknown command 'NOPE'\n\n");
-  });
-
-  test('redis-cli: commands on stdin, one per line', async () => {
-    const run = await redisCli(['-p', String(port)], 'PING\nECHO "a b"\nnope\nPBKDF2 secret sockserv 2000\nping again\n');
-    expect(run.code).toBe(0);
-    expect(run.stdout).toBe(`PONG\na b\nERR unknown command 'nope'\n\n${PBKDF2_HEX}\nagain\n`);
-  });
-
-  test('redis-cli --pipe: 2000 pipelined commands, one of them unknown', async () => {
-    const commands: Buffer[] = [];
-    for (let i = 0; i < 1999; i++) {
-      commands.push(encodeCommand(i % 3 === 0 ? ['PBKDF2', `p${i}`, 'salt', '50'] : i % 3 === 1 ? ['ECHO', `m${i}`] : ['PING']));
-    }
-    commands.splice(1000, 0, encodeCommand(['NOPE']));
-    const run = await redisCli(['-p', String(port), '--pipe'], Buffer.concat(commands));
-    expect(run.stdout).toContain('errors: 1, replies: 2000');
-    expect(run.stderr).toContain("ERR unknown command 'NOPE'");
-    expect(run.code).toBe(1); // redis-cli --pipe exits 1 when any reply was an error
   });
 });

@@ -9,6 +9,9 @@
 //     announces the ones before it first: a reply never waits behind a slow handler.
 //   - One connection's requests run in sequence: while an async handler of a connection awaits,
 //     that connection's later requests wait here (still QUEUED), other connections' requests run.
+//   - Requests the main thread predicts cheap (URGENT) run before queued heavy ones of other
+//     connections, checked between every two runs: a cheap request waits for the run in progress,
+//     not for the queue.
 //   - Waiting for work uses Atomics.waitAsync, never Atomics.wait: async handlers, sessions and
 //     other channels on this thread keep running while the ring is empty.
 //   - A full reply ring blocks this thread (Atomics.wait) until the main thread reads: that is the
@@ -25,22 +28,30 @@ import {
   Kind,
   SlotState,
   UNORDERED,
+  URGENT,
 } from '../src/dispatch/channel-layout.js';
 import { RingReader, RingWriter } from '../src/dispatch/ring.js';
 import { PEER_CACHE } from '../src/dispatch/worker-channel.js';
 import { toErrorInfo } from '../src/errors.js';
-import type { ClientAddress, HandlerClass, ServerInfo } from '../src/handler.js';
+import type { AnyHandlerClass, ClientAddress, HandlerClass, ServerInfo } from '../src/handler.js';
 import type { Reply } from '../src/reply.js';
 import { isThenable, runHandler } from '../src/run-handler.js';
+import { type SessionPort, decodeSessionMessage, encodeSessionMessage } from '../src/dispatch/session-port.js';
+import type { SessionLimits } from '../src/session/protocol.js';
+import { runSession } from '../src/session/run-session.js';
 
 export interface ChannelTask {
   server: ServerInfo;
   buffers: ChannelBuffers;
   port: MessagePort;
+  /** Limits of the sessions this channel may carry. */
+  limits: SessionLimits;
 }
 
-interface Deferred {
+/** A request read from the ring, waiting to run; `conn` is -1 when its connection needs no order. */
+interface Queued {
   slot: number;
+  conn: number;
   request: Buffer;
   peer: ClientAddress;
 }
@@ -53,7 +64,8 @@ const WAKE_AFTER_MS = 0.05;
 const COST_SMOOTHING = 0.1;
 
 export class ChannelLoop {
-  readonly #Handler: HandlerClass;
+  /** A BaseRequestHandler class on a request server's channel, a StreamRequestHandler on a session server's. */
+  readonly #Handler: AnyHandlerClass;
   readonly #server: ServerInfo;
   readonly #port: MessagePort;
   readonly #ctl: Int32Array;
@@ -64,9 +76,19 @@ export class ChannelLoop {
   /** Client addresses by connection id; the oldest is dropped first, as the main thread mirrors. */
   readonly #peers = new Map<number, ClientAddress>();
   /** Connections with an async handler awaiting, and their requests held back meanwhile. */
-  readonly #busy = new Map<number, Deferred[]>();
+  readonly #busy = new Map<number, Queued[]>();
   /** Connection of each slot whose async handler awaits. */
   readonly #awaiting = new Map<number, number>();
+  /** Requests read from the ring and not started: cheap ones (URGENT) run first. */
+  #urgent: Queued[] = [];
+  #urgentHead = 0;
+  #normal: Queued[] = [];
+  #normalHead = 0;
+  /** Per ordered connection: its requests in #normal, which its later cheap ones must not overtake. */
+  readonly #normalPending = new Map<number, number>();
+  /** Sessions this channel runs, by number. */
+  readonly #sessions = new Map<number, WorkerSessionEnd>();
+  readonly #limits: SessionLimits;
   #syncDone = 0;
   #busyMs = 0;
   /** Smoothed milliseconds per handler run: decides whether to wake the main thread before a run. */
@@ -74,10 +96,11 @@ export class ChannelLoop {
   /** performance.now() of the oldest outcome published without waking the main thread, or -1. */
   #unannouncedSince = -1;
 
-  constructor(Handler: HandlerClass, task: ChannelTask) {
+  constructor(Handler: AnyHandlerClass, task: ChannelTask) {
     this.#Handler = Handler;
     this.#server = task.server;
     this.#port = task.port;
+    this.#limits = task.limits;
     const { buffers } = task;
     this.#ctl = new Int32Array(buffers.control);
     this.#states = new Uint8Array(buffers.states);
@@ -98,16 +121,48 @@ export class ChannelLoop {
     return null;
   }
 
+  /** Runs every request there is — cheap ones first, each connection's in order — until none is left. */
   #drain(): void {
+    this.#pull();
+    for (;;) {
+      let next: Queued | undefined;
+      if (this.#urgentHead < this.#urgent.length) next = this.#urgent[this.#urgentHead++];
+      else if (this.#normalHead < this.#normal.length) {
+        next = this.#normal[this.#normalHead++];
+        if (next!.conn >= 0) {
+          const left = this.#normalPending.get(next!.conn)! - 1;
+          if (left === 0) this.#normalPending.delete(next!.conn);
+          else this.#normalPending.set(next!.conn, left);
+        }
+      } else break;
+      const held = next!.conn >= 0 ? this.#busy.get(next!.conn) : undefined;
+      if (held) held.push(next!);
+      else this.#run(next!.slot, next!.conn, next!.request, next!.peer);
+      this.#pull(); // a cheap request written meanwhile goes before the queued heavy ones
+    }
+    this.#urgent = [];
+    this.#urgentHead = 0;
+    this.#normal = [];
+    this.#normalHead = 0;
+    this.#publish();
+  }
+
+  /** Moves the requests published in the ring to the local queues (and applies PEER and ABANDON). */
+  #pull(): void {
     const reader = this.#requests;
+    if (!reader.poll()) return;
     while (reader.next()) {
       const kind = reader.kind & KIND_MASK;
       if (kind === Kind.PEER) {
         this.#remember(reader.conn, JSON.parse(reader.bytes.toString('utf8', reader.start, reader.start + reader.length)) as ClientAddress);
       } else if (kind === Kind.ABANDON) {
         this.#settled(reader.slot);
+      } else if (kind === Kind.SESSION_OPEN) {
+        this.#openSession(reader.conn, JSON.parse(reader.bytes.toString('utf8', reader.start, reader.start + reader.length)) as ClientAddress);
+      } else if (kind === Kind.SESSION_DATA || kind === Kind.SESSION_CTRL) {
+        this.#sessionMessage(reader, kind === Kind.SESSION_DATA);
       } else {
-        const { slot, conn } = reader;
+        const { slot } = reader;
         let request: Buffer;
         if (reader.kind & BIG) {
           const message = receiveMessageOnPort(this.#port);
@@ -117,15 +172,18 @@ export class ChannelLoop {
           request = Buffer.allocUnsafe(reader.length);
           reader.bytes.copy(request, 0, reader.start, reader.start + reader.length);
         }
-        const peer = this.#peers.get(conn) ?? UNKNOWN_PEER;
-        const ordered = (reader.kind & UNORDERED) === 0;
-        const held = ordered ? this.#busy.get(conn) : undefined;
-        if (held) held.push({ slot, request, peer });
-        else this.#run(slot, ordered ? conn : -1, request, peer);
+        const conn = (reader.kind & UNORDERED) === 0 ? reader.conn : -1;
+        const entry: Queued = { slot, conn, request, peer: this.#peers.get(reader.conn) ?? UNKNOWN_PEER };
+        // A cheap request jumps the queue, unless its own connection has requests queued before it.
+        const behind = conn >= 0 ? this.#normalPending.get(conn) : undefined;
+        if (reader.kind & URGENT && behind === undefined) this.#urgent.push(entry);
+        else {
+          this.#normal.push(entry);
+          if (conn >= 0) this.#normalPending.set(conn, (behind ?? 0) + 1);
+        }
       }
-      reader.release();
     }
-    this.#publish();
+    reader.release();
   }
 
   /** Runs one request; `conn` is -1 when its connection's requests need no order. */
@@ -142,7 +200,7 @@ export class ChannelLoop {
     let failure: unknown;
     let failed = false;
     try {
-      outcome = runHandler(this.#Handler, request, peer, this.#server);
+      outcome = runHandler(this.#Handler as HandlerClass, request, peer, this.#server);
     } catch (error) {
       failed = true;
       failure = error;
@@ -154,15 +212,16 @@ export class ChannelLoop {
     Atomics.store(ctl, Ctl.RUNNING, -1);
     Atomics.store(ctl, Ctl.BUSY_MICROS, Math.round(this.#busyMs * 1000) | 0);
     Atomics.store(ctl, Ctl.SYNC_DONE, ++this.#syncDone);
-    if (failed) this.#fail(slot, failure);
+    const micros = Math.min(0xffffffff, Math.round(took * 1000));
+    if (failed) this.#fail(slot, failure, micros);
     else if (isThenable<Reply>(outcome)) {
       this.#awaiting.set(slot, conn);
       if (conn >= 0) this.#busy.set(conn, []);
       outcome.then(
-        (reply) => this.#lateOutcome(slot, () => this.#reply(slot, reply)),
-        (error: unknown) => this.#lateOutcome(slot, () => this.#fail(slot, error)),
+        (reply) => this.#lateOutcome(slot, () => this.#reply(slot, reply, micros)),
+        (error: unknown) => this.#lateOutcome(slot, () => this.#fail(slot, error, micros)),
       );
-    } else this.#reply(slot, outcome);
+    } else this.#reply(slot, outcome, micros);
     // A long run of cheap requests still streams: outcomes wait at most WAKE_AFTER_MS unannounced.
     if (this.#unannouncedSince < 0) this.#unannouncedSince = finished;
     else if (finished - this.#unannouncedSince > WAKE_AFTER_MS) this.#publish();
@@ -197,17 +256,18 @@ export class ChannelLoop {
     this.#publish();
   }
 
-  #reply(slot: number, reply: Reply): void {
-    if (reply === null) this.#write(Kind.NO_REPLY, slot, null);
-    else this.#write(Kind.REPLY, slot, reply);
+  /** `micros`: how long the handler ran synchronously — the main thread learns request costs from it. */
+  #reply(slot: number, reply: Reply, micros: number): void {
+    if (reply === null) this.#write(Kind.NO_REPLY, slot, null, micros);
+    else this.#write(Kind.REPLY, slot, reply, micros);
   }
 
-  #fail(slot: number, error: unknown): void {
-    this.#write(Kind.ERROR, slot, Buffer.from(JSON.stringify(toErrorInfo(error))));
+  #fail(slot: number, error: unknown, micros: number): void {
+    this.#write(Kind.ERROR, slot, Buffer.from(JSON.stringify(toErrorInfo(error))), micros);
   }
 
   /** Appends an outcome; big ones are transferred; a full ring waits for the main thread to read. */
-  #write(kind: number, slot: number, bytes: Buffer | null): void {
+  #write(kind: number, slot: number, bytes: Buffer | null, micros: number): void {
     if (bytes !== null && bytes.length > CHANNEL_SIZES.maxRecordBytes) {
       const copy = new ArrayBuffer(bytes.length);
       new Uint8Array(copy).set(bytes);
@@ -215,7 +275,7 @@ export class ChannelLoop {
       bytes = null;
       kind |= BIG;
     }
-    while (!this.#replies.write(kind, slot, 0, bytes)) {
+    while (!this.#replies.write(kind, slot, micros, bytes)) {
       this.#publish();
       Atomics.wait(this.#ctl, Ctl.REP_READ, Atomics.load(this.#ctl, Ctl.REP_READ), 1);
     }
@@ -232,6 +292,37 @@ export class ChannelLoop {
     if (Atomics.load(this.#ctl, Ctl.MAIN_SLEEPING) === 1) Atomics.notify(this.#ctl, Ctl.REP_WRITE);
   }
 
+  // ---- sessions ------------------------------------------------------------------------
+
+  #openSession(id: number, clientAddress: ClientAddress): void {
+    const end = new WorkerSessionEnd(this, id);
+    this.#sessions.set(id, end);
+    // The handler runs interleaved with this loop and the other sessions while it awaits;
+    // runSession reports its end (and any error) as the session's last message.
+    void runSession(this.#Handler, end, clientAddress, this.#server, this.#limits);
+  }
+
+  #sessionMessage(reader: RingReader, data: boolean): void {
+    let message: unknown;
+    if (reader.kind & BIG) {
+      const received = receiveMessageOnPort(this.#port);
+      const bytes = received ? Buffer.from(received.message as ArrayBuffer) : Buffer.alloc(0);
+      message = decodeSessionMessage(data, bytes, 0, bytes.length);
+    } else {
+      message = decodeSessionMessage(data, reader.bytes, reader.start, reader.length);
+    }
+    this.#sessions.get(reader.conn)?.receive(message);
+  }
+
+  /** A session's message for the main thread: written at once, the main thread woken. */
+  postSession(id: number, message: { t: string; b?: ArrayBuffer }): void {
+    if (message.t === 'end') this.#sessions.delete(id);
+    const { data, payload } = encodeSessionMessage(message);
+    const kind = data ? Kind.SESSION_DATA : Kind.SESSION_CTRL;
+    this.#write(kind, id, Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength), 0);
+    this.#publish();
+  }
+
   #remember(conn: number, peer: ClientAddress): void {
     this.#peers.set(conn, peer);
     if (this.#peers.size > PEER_CACHE) this.#peers.delete(this.#peers.keys().next().value!);
@@ -245,5 +336,39 @@ export class ChannelLoop {
       if (waited.async) await waited.value;
     }
     Atomics.store(ctl, Ctl.WORKER_SLEEPING, 0);
+  }
+}
+
+/** The worker's end of a session carried by the channel (what SessionChannel talks to). */
+class WorkerSessionEnd implements SessionPort {
+  readonly #loop: ChannelLoop;
+  readonly #id: number;
+  #listener: ((message: unknown) => void) | null = null;
+  #ended = false;
+
+  constructor(loop: ChannelLoop, id: number) {
+    this.#loop = loop;
+    this.#id = id;
+  }
+
+  postMessage(message: unknown): void {
+    if (this.#ended) return;
+    if ((message as { t: string }).t === 'end') this.#ended = true;
+    this.#loop.postSession(this.#id, message as { t: string; b?: ArrayBuffer });
+  }
+
+  on(_event: 'message', listener: (message: never) => void): this {
+    this.#listener = listener as (message: unknown) => void;
+    return this;
+  }
+
+  unref(): void {}
+
+  close(): void {
+    this.#ended = true;
+  }
+
+  receive(message: unknown): void {
+    this.#listener?.(message);
   }
 }

@@ -1,26 +1,22 @@
-// Owns the worker side of the pool: the piscina task entry. Every task is long-lived: `channel`
-// serves one dispatcher's request channel for the life of the server (channel-loop.ts), `session`
-// runs one StreamRequestHandler for the life of its connection; `load` checks a handler module
-// before the server listens. The handler module is loaded once per worker.
+// Owns the worker side of the pool: the piscina task entry. `channel` serves one dispatcher's
+// channel — its requests and sessions — for the life of the server (channel-loop.ts); `load`
+// checks a handler module before the server listens. The handler module is loaded once per worker.
 
 import { readlinkSync } from 'node:fs';
 import { setPriority } from 'node:os';
-import type { MessagePort } from 'node:worker_threads';
 import { workerData } from 'piscina';
 import { type ErrorInfo, toErrorInfo } from '../src/errors.js';
-import { type ClientAddress, type HandlerClass, type HandlerKind, type ServerInfo, handlerKindOf } from '../src/handler.js';
+import { type AnyHandlerClass, type HandlerKind, handlerKindOf } from '../src/handler.js';
 import { type HandlerRef, loadHandler } from '../src/handler-module.js';
-import type { SessionLimits } from '../src/session/protocol.js';
-import { runSession } from '../src/session/run-session.js';
 import { type ChannelTask, ChannelLoop } from './channel-loop.js';
 
 lowerThreadPriority((workerData as { nice?: number } | undefined)?.nice ?? 0);
 
-/** Serves one channel (requests in shared memory) until its dispatcher closes it. piscina calls this by name. */
+/** Serves one channel (requests and sessions in shared memory) until its dispatcher closes it. piscina calls this by name. */
 export async function channel(task: ChannelTask & { handler: HandlerRef }): Promise<null | { error: ErrorInfo }> {
-  let Handler: HandlerClass;
+  let Handler: AnyHandlerClass;
   try {
-    Handler = (await loadHandler(task.handler)) as HandlerClass;
+    Handler = await loadHandler(task.handler);
   } catch (error) {
     return { error: toErrorInfo(error) };
   }
@@ -34,28 +30,6 @@ export async function load(ref: HandlerRef): Promise<{ kind: HandlerKind } | { e
   } catch (error) {
     return { error: toErrorInfo(error) }; // returned, not thrown: a thrown error's `code` would not cross threads
   }
-}
-
-export interface SessionTask {
-  handler: HandlerRef;
-  server: ServerInfo;
-  clientAddress: ClientAddress;
-  port: MessagePort;
-  limits: SessionLimits;
-}
-
-/** Runs one StreamRequestHandler for the life of its connection. */
-export async function session(task: SessionTask): Promise<null> {
-  let Handler;
-  try {
-    Handler = await loadHandler(task.handler);
-  } catch (error) {
-    task.port.postMessage({ t: 'end', error: toErrorInfo(error) });
-    task.port.unref();
-    return null;
-  }
-  await runSession(Handler, task.port, task.clientAddress, task.server, task.limits);
-  return null;
 }
 
 /**

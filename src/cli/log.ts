@@ -20,13 +20,16 @@ export function parseLogLevel(value: string | undefined): LogLevel {
 
 /**
  * A pino logger on stderr: JSON lines, or readable lines when `pretty` (default: when stderr is a
- * terminal). Writes are synchronous: the CLI logs events, not traffic, and a line must not be lost
- * when the process exits.
+ * terminal). JSON lines go through pino's asynchronous destination (sonic-boom): a burst of
+ * failures with stacks must not block the event loop that serves every connection on
+ * synchronous stderr writes. pino flushes it synchronously when the process exits, so no line is
+ * lost at exit.
  */
 export function createCliLogger(level: LogLevel, pretty = process.stderr.isTTY === true): PinoLogger {
-  const destination: DestinationStream = pretty ? readableLines(process.stderr) : pino.destination({ dest: 2, sync: true });
+  const destination: DestinationStream = pretty ? readableLines(process.stderr) : pino.destination({ dest: 2, sync: false });
   return pino({ level, base: { pid: process.pid } }, destination);
 }
+
 
 const LABELS: Record<number, string> = { 10: 'TRACE', 20: 'DEBUG', 30: 'INFO', 40: 'WARN', 50: 'ERROR', 60: 'FATAL' };
 

@@ -6,8 +6,8 @@
 //   control  Int32Array: positions of both rings, who sleeps, progress counters, the thread id
 //   states   Uint8Array:  per slot, queued → started (the worker began it); done is its reply
 //   started  Float64Array: per slot, Date.now() when it started (the requestTimeout watchdog)
-//   request  ring main → worker: REQUEST / PEER / ABANDON records
-//   reply    ring worker → main: REPLY / NO_REPLY / ERROR records
+//   request  ring main → worker: REQUEST / PEER / ABANDON records, and sessions' SESSION_* records
+//   reply    ring worker → main: REPLY / NO_REPLY / ERROR records, and sessions' SESSION_* records
 // Frames too big for a ring record travel as transferred buffers on the channel's MessagePort,
 // announced by a record in order (the BIG flag); that slower path is never an error.
 
@@ -46,7 +46,13 @@ export const Kind = {
   PEER: 2,
   /** main → worker: the watchdog failed `slot` while its async handler awaited: let its connection go on. */
   ABANDON: 7,
-  /** worker → main: the reply bytes of `slot`. */
+  /** main → worker: start a session (StreamRequestHandler) numbered `conn`; the payload is its client address (JSON). */
+  SESSION_OPEN: 8,
+  /** Either way: bytes of session `conn` (main → worker) or `slot` (worker → main), raw. */
+  SESSION_DATA: 9,
+  /** Either way: any other session message, as JSON (session-port.ts). */
+  SESSION_CTRL: 10,
+  /** worker → main: the reply bytes of `slot`. (Every outcome's `conn` word carries the handler's run time in µs.) */
   REPLY: 4,
   /** worker → main: `slot` finished with nothing to send. */
   NO_REPLY: 5,
@@ -58,6 +64,8 @@ export const Kind = {
 export const BIG = 0x100;
 /** Or-ed into REQUEST: the connection's requests may run in parallel (no per-connection order in the worker). */
 export const UNORDERED = 0x200;
+/** Or-ed into REQUEST: predicted cheap — the worker runs it before queued requests of other connections. */
+export const URGENT = 0x400;
 export const KIND_MASK = 0xff;
 
 /** Slot states. */

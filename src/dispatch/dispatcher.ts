@@ -3,9 +3,9 @@
 // reports each outcome back to the connection that sent it, in any order; the connection orders.
 
 import type { SockservError } from '../errors.js';
-import type { MessagePort } from 'node:worker_threads';
 import type { ClientAddress, HandlerKind, ServerInfo } from '../handler.js';
 import type { Reply } from '../reply.js';
+import type { SessionPort } from '../session/protocol.js';
 
 /** A connection, as a dispatcher sees it. */
 export interface RequestSink {
@@ -37,8 +37,12 @@ export interface Dispatcher {
   start(server: ServerInfo): Promise<void>;
   /** The handler's kind ('request' or 'stream'); known once start() has resolved. */
   readonly handlerKind: HandlerKind;
-  /** Runs a StreamRequestHandler session over `port`; resolves when its handler has returned. */
-  startSession(port: MessagePort, clientAddress: ClientAddress): Promise<void>;
+  /**
+   * Starts a StreamRequestHandler session for one connection: returns the main thread's end of
+   * its port and `done`, which resolves when the handler has returned and rejects when it could
+   * not run to the end (its worker died).
+   */
+  startSession(clientAddress: ClientAddress): { port: SessionPort; done: Promise<void> };
   /** False while the dispatcher's queue is full: the caller must stop reading and wait. */
   hasCapacity(): boolean;
   /** Calls sink.pump() once capacity returns. */

@@ -1,9 +1,9 @@
 // Owns inline dispatch: the handler runs on the main thread, right where the request was framed
 // (Python's synchronous TCPServer). The right choice for trivial handlers: no hop at all. A
 // synchronous handler completes before submit() returns; an async one completes later. Sessions
-// (StreamRequestHandler) run here too, over an in-thread MessageChannel, interleaved while they await.
+// (StreamRequestHandler) run here too, over an in-thread port pair (no MessageChannel, no copies),
+// interleaved while they await.
 
-import type { MessagePort } from 'node:worker_threads';
 import { ErrorCodes, SockservError, fromErrorInfo, toErrorInfo } from '../errors.js';
 import { type AnyHandlerClass, type ClientAddress, type HandlerClass, type HandlerKind, type ServerInfo, handlerKindOf } from '../handler.js';
 import { type HandlerRef, loadHandler } from '../handler-module.js';
@@ -12,6 +12,7 @@ import type { Reply } from '../reply.js';
 import { isThenable, runHandler } from '../run-handler.js';
 import { runSession } from '../session/run-session.js';
 import type { Dispatcher, DispatcherStats, RequestSink } from './dispatcher.js';
+import { type SessionPort, localPorts } from './session-port.js';
 
 export class InlineDispatcher implements Dispatcher {
   readonly #source: HandlerRef | AnyHandlerClass;
@@ -86,16 +87,22 @@ export class InlineDispatcher implements Dispatcher {
     );
   }
 
-  async startSession(port: MessagePort, clientAddress: ClientAddress): Promise<void> {
+  startSession(clientAddress: ClientAddress): { port: SessionPort; done: Promise<void> } {
+    const [port, handlerSide] = localPorts();
     this.#running++;
-    try {
-      await runSession(this.#Handler!, port, clientAddress, this.#server!, {
-        readHighWaterMark: this.#options.readHighWaterMark,
-        maxFrameBytes: this.#options.maxFrameBytes,
-      });
-    } finally {
-      this.#running--;
-    }
+    const done = runSession(this.#Handler!, handlerSide, clientAddress, this.#server!, {
+      readHighWaterMark: this.#options.readHighWaterMark,
+      maxFrameBytes: this.#options.maxFrameBytes,
+    }).then(
+      () => {
+        this.#running--;
+      },
+      (error: unknown) => {
+        this.#running--;
+        throw error;
+      },
+    );
+    return { port, done };
   }
 
   stats(): DispatcherStats {

@@ -6,10 +6,12 @@
 //     Netty's channel-per-executor): while a connection has requests on a worker, its next ones go
 //     to that same worker's ring, which runs them in sequence. Parallelism comes from many
 //     connections. `pipelining: 'parallel'` lets a stateless handler's pipelined requests spread.
-//   - Every worker gets a small credit — about `workerQueueMs` of measured work queued, at least
-//     two requests — and requests go to the least loaded worker first, so a cheap request waits
-//     behind about one heavy one, never behind a long queue. The rest wait here, round-robin
-//     across connections (a quantum per visit), so one client cannot queue ahead of everyone.
+//   - Costs are learned per command (request-costs.ts). Requests predicted cheap go first: here,
+//     ahead of queued heavy ones, and in the worker, between two runs — so a cheap request waits
+//     for the heavy run in progress, not for a queue. Heavy requests are metered: each worker
+//     gets about `workerQueueMs` of predicted work (at least two requests, so it never idles for
+//     a round trip), least loaded first. The rest wait here, round-robin across connections (a
+//     quantum per visit), so one client cannot queue ahead of everyone.
 //   - Each request runs at most once. When a worker dies, or a handler overruns requestTimeout
 //     (the watchdog counts from the request's start), the outcomes already published are
 //     delivered, the request that had started fails (ERR_WORKER_DIED / ERR_REQUEST_TIMEOUT), and
@@ -17,7 +19,6 @@
 //   - Bounded: maxQueuedRequests here (then connections stop reading), a worker's credit, and its
 //     channel's slots — which also bound async handlers still awaiting, with or without a timeout.
 
-import type { MessagePort } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
 import { ErrorCodes, type ErrorInfo, SockservError, fromErrorInfo } from '../errors.js';
 import type { ClientAddress, HandlerKind, ServerInfo } from '../handler.js';
@@ -27,7 +28,9 @@ import type { ResolvedOptions } from '../options.js';
 import { Kind } from './channel-layout.js';
 import type { Dispatcher, DispatcherStats, RequestSink } from './dispatcher.js';
 import { InlineLane } from './inline-lane.js';
-import { type ReplyKind, type SlotEntry, WorkerChannel } from './worker-channel.js';
+import { RequestCosts } from './request-costs.js';
+import { ChannelSessionEnd, type ReplyKind, type SlotEntry, WorkerChannel } from './worker-channel.js';
+import type { SessionPort } from './session-port.js';
 import type { WorkerPool } from './worker-pool.js';
 
 /** A connection as the scheduler sees it. */
@@ -38,7 +41,7 @@ interface ConnQueue {
   /** Requests not yet written to a channel, oldest first from `head`. */
   pending: Array<SlotEntry<ConnQueue>>;
   head: number;
-  /** In the ready list (has pending requests and may send them). */
+  /** In a ready lane (has pending requests and may send them). */
   ready: boolean;
   /** Waiting for room on `channel` (its requests there must stay on it to keep their order). */
   parked: boolean;
@@ -55,10 +58,32 @@ type Limits = Pick<ResolvedOptions, 'maxQueuedRequests' | 'requestTimeout' | 'wo
 
 /** Weight of the newest measurement in the handler-cost average. */
 const COST_SMOOTHING = 0.2;
-/** A worker always holds this many requests when there are any, so it never idles for a round trip. */
-const MIN_QUEUED = 2;
+/** A worker always holds this many heavy requests when there are any, so it never idles for a round trip. */
+const MIN_HEAVY = 2;
 /** Worker time one connection may claim per visit of the round-robin. */
 const QUANTUM_MS = 0.25;
+/** Requests predicted to run shorter than this are urgent: they go ahead of heavy ones. */
+const URGENT_BELOW_MS = 0.1;
+/** Urgent requests a worker may have queued (they are cheap; this only bounds a flood). */
+const URGENT_QUEUE = 1024;
+
+/** A FIFO of connections, consumed from `head`. */
+class Lane {
+  items: ConnQueue[] = [];
+  head = 0;
+  get empty(): boolean {
+    return this.head === this.items.length;
+  }
+  compact(): void {
+    if (this.head === this.items.length) {
+      this.items = [];
+      this.head = 0;
+    } else if (this.head > 1024 && this.head * 2 > this.items.length) {
+      this.items = this.items.slice(this.head);
+      this.head = 0;
+    }
+  }
+}
 
 export class PoolDispatcher implements Dispatcher {
   readonly #pool: WorkerPool;
@@ -71,13 +96,15 @@ export class PoolDispatcher implements Dispatcher {
   #kind: HandlerKind = 'request';
   #sessions = 0;
   #channels: Array<WorkerChannel<ConnQueue>> = [];
-  /** Connections with requests waiting here, in round-robin order from #readyHead. */
-  #ready: ConnQueue[] = [];
-  #readyHead = 0;
+  /** Connections with requests waiting here, round-robin: those whose next request is urgent, and the rest. */
+  readonly #urgentLane = new Lane();
+  readonly #heavyLane = new Lane();
+  readonly #costs: RequestCosts;
   /** Per channel index: connections waiting for room on that channel. */
   #parked: ConnQueue[][] = [];
   readonly #conns = new WeakMap<RequestSink, ConnQueue>();
   #nextConnId = 0;
+  #nextSessionId = 0;
   /** Requests waiting here (not yet written to a channel). */
   #queued = 0;
   #waiters = new Set<RequestSink>();
@@ -103,6 +130,7 @@ export class PoolDispatcher implements Dispatcher {
     this.#logger = logger;
     this.#ordered = options.pipelining !== 'parallel';
     this.#costMs = options.workerQueueMs;
+    this.#costs = new RequestCosts(options.workerQueueMs);
     this.#lane = options.inlineBelowMicros > 0 ? new InlineLane(handler, options, logger) : null;
   }
 
@@ -113,8 +141,8 @@ export class PoolDispatcher implements Dispatcher {
   async start(server: ServerInfo): Promise<void> {
     this.#server = server;
     this.#kind = await this.#pool.preload(this.#handler);
-    if (this.#kind !== 'request') return; // sessions run as tasks of their own
     for (let i = 0; i < this.#pool.workers; i++) this.#openChannel(i);
+    if (this.#kind !== 'request') return; // a session server's channels carry sessions only
     const { requestTimeout } = this.#limits;
     if (requestTimeout > 0) {
       this.#watchdog = setInterval(() => this.#checkOverdue(), Math.min(1000, Math.max(5, requestTimeout / 4)));
@@ -123,18 +151,20 @@ export class PoolDispatcher implements Dispatcher {
     await this.#lane?.start(server, this.#kind);
   }
 
-  startSession(port: MessagePort, clientAddress: ClientAddress): Promise<void> {
-    const task = {
-      handler: this.#handler,
-      server: this.#server!,
-      clientAddress,
-      port,
-      limits: { readHighWaterMark: this.#limits.readHighWaterMark, maxFrameBytes: this.#limits.maxFrameBytes },
-    };
+  /** A session goes to the channel (worker) carrying the fewest; its bytes ride that channel's rings. */
+  startSession(clientAddress: ClientAddress): { port: SessionPort; done: Promise<void> } {
+    let channel = this.#channels[0]!;
+    for (const candidate of this.#channels) {
+      if (channel.dead || (!candidate.dead && candidate.sessionCount < channel.sessionCount)) channel = candidate;
+    }
+    const end = new ChannelSessionEnd(channel as WorkerChannel<unknown>, (this.#nextSessionId = (this.#nextSessionId + 1) >>> 0));
+    channel.openSession(end, clientAddress);
     this.#sessions++;
-    return this.#pool.runSession(task, port).finally(() => {
+    const ended = () => {
       this.#sessions--;
-    });
+    };
+    end.done.then(ended, ended);
+    return { port: end, done: end.done };
   }
 
   hasCapacity(): boolean {
@@ -152,12 +182,9 @@ export class PoolDispatcher implements Dispatcher {
       return;
     }
     conn ??= this.#newConn(sink);
-    conn.pending.push({ conn, seq, request, abandoned: false });
+    conn.pending.push({ conn, seq, request, abandoned: false, key: this.#costs.keyOf(request), est: 0, urgent: false });
     this.#queued++;
-    if (!conn.ready && !conn.parked) {
-      conn.ready = true;
-      this.#ready.push(conn);
-    }
+    if (!conn.ready && !conn.parked) this.#requeue(conn);
     if (!this.#flushScheduled) {
       this.#flushScheduled = true;
       // Once per loop turn: everything framed in this poll phase is written, then published once.
@@ -191,7 +218,13 @@ export class PoolDispatcher implements Dispatcher {
     const channel = new WorkerChannel<ConnQueue>(index);
     this.#channels[index] = channel;
     this.#parked[index] ??= [];
-    const task = { handler: this.#handler, server: this.#server!, buffers: channel.buffers, port: channel.workerPort };
+    const task = {
+      handler: this.#handler,
+      server: this.#server!,
+      buffers: channel.buffers,
+      port: channel.workerPort,
+      limits: { readHighWaterMark: this.#limits.readHighWaterMark, maxFrameBytes: this.#limits.maxFrameBytes },
+    };
     this.#pool.runChannel(task, [channel.workerPort]).then(
       (outcome) => {
         this.#pool.channelEnded(channel.threadId);
@@ -233,7 +266,8 @@ export class PoolDispatcher implements Dispatcher {
     }
   }
 
-  readonly #deliver = (entry: SlotEntry<ConnQueue>, kind: ReplyKind, bytes: Buffer | null): void => {
+  readonly #deliver = (entry: SlotEntry<ConnQueue>, kind: ReplyKind, bytes: Buffer | null, micros: number): void => {
+    this.#costs.learn(entry.key, micros / 1000);
     const conn = entry.conn;
     if (--conn.outstanding === 0) conn.channel = null;
     const sink = conn.sink;
@@ -262,21 +296,21 @@ export class PoolDispatcher implements Dispatcher {
     return conn;
   }
 
-  /** A channel may take one more request: under its credit of queued work, with a free slot. */
-  #hasRoom(channel: WorkerChannel<ConnQueue>): boolean {
+  /** A channel may take one more request of this class (urgent, or heavy predicted at `est` ms). */
+  #hasRoom(channel: WorkerChannel<ConnQueue>, urgent: boolean, est: number): boolean {
     if (channel.dead || !channel.hasFreeSlot) return false;
-    const credit = Math.max(MIN_QUEUED, Math.floor(this.#limits.workerQueueMs / this.#costMs));
-    return channel.queued < credit;
+    if (urgent) return channel.queued < URGENT_QUEUE;
+    return channel.heavy < MIN_HEAVY || channel.work + est <= this.#limits.workerQueueMs;
   }
 
-  #leastLoaded(): WorkerChannel<ConnQueue> | null {
+  #leastLoaded(urgent: boolean, est: number): WorkerChannel<ConnQueue> | null {
     let best: WorkerChannel<ConnQueue> | null = null;
     let least = Infinity;
     for (const channel of this.#channels) {
-      if (!this.#hasRoom(channel)) continue;
-      const queued = channel.queued;
-      if (queued < least) {
-        least = queued;
+      if (!this.#hasRoom(channel, urgent, est)) continue;
+      const load = channel.work + channel.queued * 1e-6; // queued heavy work first; then the count
+      if (load < least) {
+        least = load;
         best = channel;
       }
     }
@@ -287,54 +321,58 @@ export class PoolDispatcher implements Dispatcher {
     this.#flushScheduled = false;
     if (this.#closed) return;
     for (const channel of this.#channels) if (!channel.dead && channel.hasReplies) this.#drain(channel);
-    const ready = this.#ready;
-    while (this.#readyHead < ready.length) {
-      const conn = ready[this.#readyHead]!;
-      if (conn.sink.closed) {
-        this.#readyHead++;
-        this.#dropPending(conn);
-        continue;
-      }
-      const bound = this.#ordered && conn.outstanding > 0 ? conn.channel : null;
-      const channel = bound ?? this.#leastLoaded();
-      if (channel === null) break; // every worker has its credit: replies will flush again
-      this.#readyHead++;
-      conn.ready = false;
-      if (!this.#sendRun(conn, channel)) {
-        if (bound !== null || !channel.hasFreeSlot || channel.dead) this.#park(conn, channel);
-        else this.#requeue(conn);
-      } else if (conn.head < conn.pending.length) {
-        this.#requeue(conn); // its quantum is spent: to the back of the line
-      }
-    }
-    if (this.#readyHead === ready.length) {
-      this.#ready = [];
-      this.#readyHead = 0;
-    } else if (this.#readyHead > 1024 && this.#readyHead * 2 > ready.length) {
-      this.#ready = ready.slice(this.#readyHead);
-      this.#readyHead = 0;
-    }
+    this.#serve(this.#urgentLane, true);
+    this.#serve(this.#heavyLane, false);
+    if (!this.#urgentLane.empty) this.#serve(this.#urgentLane, true); // connections whose next request turned out cheap
     for (const channel of this.#channels) channel.publish();
     if (this.#waiters.size > 0 && this.hasCapacity()) this.#wakeWaiters();
   }
 
+  /** Sends what the workers have room for from one lane, round-robin. */
+  #serve(lane: Lane, urgent: boolean): void {
+    const items = lane.items;
+    while (lane.head < items.length) {
+      const conn = items[lane.head]!;
+      if (conn.sink.closed) {
+        lane.head++;
+        this.#dropPending(conn);
+        continue;
+      }
+      const est = urgent ? 0 : this.#costs.estimate(conn.pending[conn.head]!.key);
+      const bound = this.#ordered && conn.outstanding > 0 ? conn.channel : null;
+      const channel = bound ?? this.#leastLoaded(urgent, est);
+      if (channel === null) break; // every worker has its share: replies will flush again
+      lane.head++;
+      conn.ready = false;
+      if (!this.#sendRun(conn, channel, urgent)) {
+        if (bound !== null || !channel.hasFreeSlot || channel.dead) this.#park(conn, channel);
+        else this.#requeue(conn);
+      } else if (conn.head < conn.pending.length) {
+        this.#requeue(conn); // its quantum is spent, or its next request is of the other class
+      }
+    }
+    lane.compact();
+  }
+
   /**
-   * Writes the connection's next requests to `channel`, up to its quantum and the channel's room.
-   * True if every request it may send now was sent (pending may remain for the next visit); false
-   * if the channel ran out of room first.
+   * Writes the connection's next requests of this class to `channel`, up to its quantum and the
+   * channel's room. False if the channel ran out of room first.
    */
-  #sendRun(conn: ConnQueue, channel: WorkerChannel<ConnQueue>): boolean {
-    const quantum = Math.max(1, Math.floor(QUANTUM_MS / this.#costMs));
-    let sent = 0;
-    while (conn.head < conn.pending.length && sent < quantum) {
-      if (!this.#hasRoom(channel) || !this.#introduce(conn, channel)) return false;
+  #sendRun(conn: ConnQueue, channel: WorkerChannel<ConnQueue>, urgent: boolean): boolean {
+    let spent = 0;
+    while (conn.head < conn.pending.length && spent < QUANTUM_MS) {
       const entry = conn.pending[conn.head]!;
+      const est = this.#costs.estimate(entry.key);
+      if (est < URGENT_BELOW_MS !== urgent) break; // the next one belongs to the other lane
+      if (!this.#hasRoom(channel, urgent, est) || !this.#introduce(conn, channel)) return false;
+      entry.est = est;
+      entry.urgent = urgent;
       if (!channel.send(entry, conn.id, this.#ordered)) return false;
       conn.pending[conn.head++] = undefined as unknown as SlotEntry<ConnQueue>;
       this.#queued--;
       conn.outstanding++;
       conn.channel = channel;
-      sent++;
+      spent += Math.max(est, 0.001);
     }
     if (conn.head === conn.pending.length) {
       conn.pending = [];
@@ -354,9 +392,12 @@ export class PoolDispatcher implements Dispatcher {
     return true;
   }
 
+  /** Puts the connection at the back of the lane of its next request's class. */
   #requeue(conn: ConnQueue): void {
     conn.ready = true;
-    this.#ready.push(conn);
+    const next = conn.pending[conn.head]!;
+    const lane = this.#costs.estimate(next.key) < URGENT_BELOW_MS ? this.#urgentLane : this.#heavyLane;
+    lane.items.push(conn);
   }
 
   #park(conn: ConnQueue, channel: WorkerChannel<ConnQueue>): void {
@@ -403,7 +444,11 @@ export class PoolDispatcher implements Dispatcher {
     channel.dead = true;
     this.#drain(channel);
     const { started, queued } = channel.takeOutstanding();
+    const sessions = channel.takeSessions();
     if (this.#closed || wasClosing) return;
+    for (const end of sessions) {
+      end.fail(died ? new SockservError(ErrorCodes.WORKER_DIED, `the worker running this session died: ${(error as Error)?.message ?? String(error)}`, { cause: error }) : error);
+    }
     // Sent again first, in each connection's order, ahead of its later requests: failing a
     // started one below may make its connection submit more.
     const byConn = new Map<ConnQueue, Array<SlotEntry<ConnQueue>>>();

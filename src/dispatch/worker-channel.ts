@@ -2,7 +2,9 @@
 // reads, and the slots of the requests it has handed to that worker. A slot holds a request from
 // the moment it is written until its outcome comes back, so that when the worker dies every
 // outstanding request can be judged by its state in shared memory: started ones failed, the rest
-// sent again elsewhere — each request runs at most once.
+// sent again elsewhere — each request runs at most once. Sessions ride the same rings: each has a
+// ChannelSessionEnd here, its messages are SESSION_* records, and the records that find the ring
+// full wait in a backlog, in order, until the worker has read.
 
 import { MessageChannel, type MessagePort, receiveMessageOnPort } from 'node:worker_threads';
 import {
@@ -15,9 +17,11 @@ import {
   Kind,
   SlotState,
   UNORDERED,
+  URGENT,
   allocateChannel,
 } from './channel-layout.js';
 import { RingReader, RingWriter } from './ring.js';
+import { type SessionPort, decodeSessionMessage, encodeSessionMessage } from './session-port.js';
 
 /** Peers a worker remembers per channel; the oldest is forgotten first, mirrored here. */
 export const PEER_CACHE = 4096;
@@ -29,6 +33,11 @@ export interface SlotEntry<C> {
   request: Buffer;
   /** Failed by the watchdog while its async handler still awaited: its late outcome is dropped. */
   abandoned: boolean;
+  /** The request's cost class key (its command), for learning what requests cost. */
+  key: number;
+  /** Predicted handler milliseconds when it was sent, and whether that made it urgent (cheap). */
+  est: number;
+  urgent: boolean;
 }
 
 /** An outcome read from the reply ring. */
@@ -55,9 +64,19 @@ export class WorkerChannel<C> {
   #sent = 0;
   /** PEER records written; a connection introduced at n is remembered while #peers - n < PEER_CACHE. */
   #peers = 0;
+  /** Predicted milliseconds of the non-urgent requests sent and not answered: the worker's queued heavy work. */
+  work = 0;
+  /** Non-urgent requests sent and not answered. */
+  heavy = 0;
   #lastBusyMicros = 0;
   #lastSyncDone = 0;
   #waiting = false;
+  /** Sessions carried by this channel, by number. */
+  readonly #sessions = new Map<number, ChannelSessionEnd>();
+  /** Session records that did not fit in the ring yet, oldest first. */
+  #backlog: Array<{ kind: number; id: number; payload: Uint8Array }> = [];
+  #publishScheduled = false;
+  #retryTimer: NodeJS.Timeout | undefined;
   /** The worker is gone (died, stopped, or closing): nothing more is written. */
   dead = false;
   /** The slot the watchdog stopped the worker for, or -1. */
@@ -118,7 +137,7 @@ export class WorkerChannel<C> {
   send(entry: SlotEntry<C>, connId: number, ordered: boolean): boolean {
     if (this.#used === this.#sizes.slots) return false;
     const slot = this.#free.pop()!;
-    const flags = ordered ? 0 : UNORDERED;
+    const flags = (ordered ? 0 : UNORDERED) | (entry.urgent ? URGENT : 0);
     const request = entry.request;
     let written: boolean;
     if (request.length > this.#sizes.maxRecordBytes) {
@@ -139,6 +158,10 @@ export class WorkerChannel<C> {
     this.#entries[slot] = entry;
     this.#used++;
     this.#sent++;
+    if (!entry.urgent) {
+      this.work += entry.est;
+      this.heavy++;
+    }
     return true;
   }
 
@@ -152,6 +175,8 @@ export class WorkerChannel<C> {
 
   /** Makes written records visible and wakes the worker if it sleeps. */
   publish(): void {
+    this.#publishScheduled = false;
+    if (this.#backlog.length > 0) this.#writeBacklog();
     if (!this.#requests.publish()) return;
     if (Atomics.load(this.#ctl, Ctl.WORKER_SLEEPING) === 1) Atomics.notify(this.#ctl, Ctl.REQ_WRITE);
   }
@@ -169,12 +194,17 @@ export class WorkerChannel<C> {
    * Reads every published outcome, in the order the worker finished them: `deliver` gets the slot's
    * entry (freed already) and the outcome's bytes (a copy; an ERROR's bytes are its ErrorInfo JSON).
    */
-  drain(deliver: (entry: SlotEntry<C>, kind: ReplyKind, bytes: Buffer | null) => void): number {
+  drain(deliver: (entry: SlotEntry<C>, kind: ReplyKind, bytes: Buffer | null, micros: number) => void): number {
     const reader = this.#replies;
     let count = 0;
     while (reader.next()) {
       const slot = reader.slot;
       const kind = (reader.kind & KIND_MASK) as ReplyKind;
+      if (kind === (Kind.SESSION_DATA as number) || kind === (Kind.SESSION_CTRL as number)) {
+        this.#receiveSession(reader, kind === (Kind.SESSION_DATA as number));
+        count++;
+        continue;
+      }
       let bytes: Buffer | null = null;
       if (reader.kind & BIG) {
         const message = receiveMessageOnPort(this.#port);
@@ -185,7 +215,7 @@ export class WorkerChannel<C> {
       }
       const entry = this.#release(slot);
       count++;
-      if (entry) deliver(entry, kind, bytes);
+      if (entry) deliver(entry, kind, bytes, reader.conn);
     }
     if (count > 0) reader.release();
     return count;
@@ -221,6 +251,87 @@ export class WorkerChannel<C> {
       Atomics.store(ctl, Ctl.MAIN_SLEEPING, 0);
       if (!this.dead) wake();
     });
+  }
+
+  // ---- sessions ------------------------------------------------------------------------
+
+  /** Sessions on this channel now. */
+  get sessionCount(): number {
+    return this.#sessions.size;
+  }
+
+  /** Starts session `id` on the worker; its messages go to and come from `end`. */
+  openSession(end: ChannelSessionEnd, clientAddress: readonly [string, number]): void {
+    this.#sessions.set(end.id, end);
+    this.#queueSessionRecord(Kind.SESSION_OPEN, end.id, Buffer.from(JSON.stringify(clientAddress)));
+  }
+
+  sendSession(id: number, message: { t: string; b?: ArrayBuffer }): void {
+    if (this.dead) return;
+    const { data, payload } = encodeSessionMessage(message);
+    this.#queueSessionRecord(data ? Kind.SESSION_DATA : Kind.SESSION_CTRL, id, payload);
+  }
+
+  /** The main thread's end of session `id` closed: its later messages are dropped. */
+  forgetSession(id: number): void {
+    this.#sessions.delete(id);
+  }
+
+  /** After the worker died: every session it carried (their handlers are gone). */
+  takeSessions(): ChannelSessionEnd[] {
+    const ends = [...this.#sessions.values()];
+    this.#sessions.clear();
+    this.#backlog = [];
+    clearTimeout(this.#retryTimer);
+    return ends;
+  }
+
+  #queueSessionRecord(kind: number, id: number, payload: Uint8Array): void {
+    if (this.#backlog.length > 0 || !this.#writeSessionRecord(kind, id, payload)) this.#backlog.push({ kind, id, payload });
+    if (!this.#publishScheduled) {
+      // Once per loop turn, like requests: a session's reads of one turn wake its worker once.
+      this.#publishScheduled = true;
+      setImmediate(() => this.publish());
+    }
+  }
+
+  #writeSessionRecord(kind: number, id: number, payload: Uint8Array): boolean {
+    if (payload.byteLength <= this.#sizes.maxRecordBytes) return this.#requests.write(kind, 0, id, payload);
+    if (!this.#requests.write(kind | BIG, 0, id, null)) return false;
+    const bytes = transferable(payload);
+    this.#port.postMessage(bytes, [bytes]);
+    return true;
+  }
+
+  #writeBacklog(): void {
+    let written = 0;
+    for (const record of this.#backlog) {
+      if (!this.#writeSessionRecord(record.kind, record.id, record.payload)) break;
+      written++;
+    }
+    this.#backlog.splice(0, written);
+    // The worker frees room as it reads, without telling: look again shortly.
+    if (this.#backlog.length > 0 && this.#retryTimer === undefined && !this.dead) {
+      this.#retryTimer = setTimeout(() => {
+        this.#retryTimer = undefined;
+        this.publish();
+      }, 1);
+    }
+  }
+
+  #receiveSession(reader: RingReader, data: boolean): void {
+    let message: unknown;
+    if (reader.kind & BIG) {
+      const received = receiveMessageOnPort(this.#port);
+      const bytes = received ? Buffer.from(received.message as ArrayBuffer) : Buffer.alloc(0);
+      message = decodeSessionMessage(data, bytes, 0, bytes.length);
+    } else {
+      message = decodeSessionMessage(data, reader.bytes, reader.start, reader.length);
+    }
+    const end = this.#sessions.get(reader.slot);
+    if (!end) return;
+    if ((message as { t: string }).t === 'end') this.#sessions.delete(end.id);
+    end.receive(message);
   }
 
   /** Handler CPU milliseconds and synchronous completions since the last call (cost measurement). */
@@ -275,12 +386,67 @@ export class WorkerChannel<C> {
     this.#entries[slot] = undefined;
     this.#free.push(slot);
     this.#used--;
+    if (!entry.urgent) {
+      this.work = --this.heavy === 0 ? 0 : this.work - entry.est;
+    }
     return entry;
   }
 }
 
+/**
+ * The main thread's end of a session carried by a channel: what SessionConnection posts becomes a
+ * record for the worker; what the worker's session posts arrives here. `done` settles when the
+ * handler has returned ('end'), or fails when its worker died.
+ */
+export class ChannelSessionEnd implements SessionPort {
+  readonly id: number;
+  readonly done: Promise<void>;
+  #channel: WorkerChannel<unknown>;
+  #listener: ((message: unknown) => void) | null = null;
+  #resolve!: () => void;
+  #reject!: (error: unknown) => void;
+  #closed = false;
+
+  constructor(channel: WorkerChannel<unknown>, id: number) {
+    this.#channel = channel;
+    this.id = id;
+    this.done = new Promise<void>((resolve, reject) => {
+      this.#resolve = resolve;
+      this.#reject = reject;
+    });
+  }
+
+  postMessage(message: unknown): void {
+    if (!this.#closed) this.#channel.sendSession(this.id, message as { t: string; b?: ArrayBuffer });
+  }
+
+  on(_event: 'message', listener: (message: never) => void): this {
+    this.#listener = listener as (message: unknown) => void;
+    return this;
+  }
+
+  unref(): void {}
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#channel.forgetSession(this.id);
+  }
+
+  receive(message: unknown): void {
+    if (!this.#closed) this.#listener?.(message);
+    if ((message as { t: string }).t === 'end') this.#resolve();
+  }
+
+  /** The worker carrying this session died. */
+  fail(error: unknown): void {
+    this.#closed = true;
+    this.#reject(error);
+  }
+}
+
 /** The bytes as an ArrayBuffer of their own (a pooled Buffer shares its ArrayBuffer and cannot be transferred). */
-function transferable(bytes: Buffer): ArrayBuffer {
+function transferable(bytes: Uint8Array): ArrayBuffer {
   const copy = new ArrayBuffer(bytes.length);
   new Uint8Array(copy).set(bytes);
   return copy;

@@ -1,11 +1,11 @@
 // Owns the worker threads: a fixed-size piscina pool (minThreads = maxThreads, so no thread is
 // started or reaped under load). piscina manages the threads — start, replacement after a death,
-// resource limits, nice — and carries only long-lived tasks: one channel loop per worker and
-// dispatcher (worker-channel.ts), and one task per StreamRequestHandler session. Requests never
-// travel as piscina tasks; they stream through the channels' shared memory. One pool may serve
-// several servers; each server's dispatcher opens its own channel on every worker.
+// resource limits, nice — and carries one long-lived task per worker and dispatcher: a channel
+// loop (worker-channel.ts). Requests and sessions never travel as piscina tasks; they stream
+// through the channels' shared memory. One pool may serve several servers; each server's
+// dispatcher opens its own channel on every worker.
 
-import type { MessagePort, ResourceLimits, Transferable } from 'node:worker_threads';
+import type { ResourceLimits, Transferable } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import type { HandlerKind } from '../handler.js';
 import { type ErrorInfo, ErrorCodes, SockservError, fromErrorInfo } from '../errors.js';
@@ -16,8 +16,8 @@ import { workerEntryUrl } from './worker-entry.js';
 
 type LoadBalancer = NonNullable<NonNullable<ConstructorParameters<typeof Piscina>[0]>['loadBalancer']>;
 
-/** Long-lived tasks (channels and sessions) a worker may hold at once; maxConnections bounds sessions. */
-const TASKS_PER_WORKER = 1_000_000;
+/** Channel loops a worker may hold at once (one per server sharing the pool). */
+const TASKS_PER_WORKER = 1024;
 
 /** Options of a WorkerPool made by hand (to share one between servers with the `pool` option). */
 export interface WorkerPoolOptions {
@@ -84,12 +84,6 @@ export class WorkerPool {
     );
     for (const outcome of outcomes) if ('error' in outcome) throw fromErrorInfo(outcome.error, ErrorCodes.HANDLER_LOAD);
     return (outcomes[0] as { kind: HandlerKind }).kind;
-  }
-
-  /** Runs one session task; resolves when its handler returned. */
-  async runSession(task: object, port: MessagePort): Promise<void> {
-    if (this.#closing) throw new SockservError(ErrorCodes.SERVER_CLOSED, 'the worker pool is closed');
-    await this.#piscina.run(task, { name: 'session', transferList: [port] });
   }
 
   /**

@@ -3,6 +3,9 @@
 // that continues a partial frame is appended to a growable buffer whose capacity doubles. Each
 // byte is copied at most a constant number of times, so a 10 MiB line arriving one byte per read
 // costs linear time, and framers can search with Buffer#indexOf from where they last stopped.
+// Doubling stops at the framer's `capacityLimit` (the largest frame it can hold, maxFrameBytes
+// and a few bytes): a frame just under 1 MiB holds 1 MiB, not the 2 MiB of the next doubling —
+// the memory a client can make the server hold is what its frames need (issue #10).
 
 const MIN_CAPACITY = 4096;
 
@@ -14,10 +17,21 @@ export class ByteQueue {
   #end = 0;
   /** True when #buf is our own allocation, so bytes past #end may be written. */
   #owned = false;
+  readonly #capacityLimit: number;
+
+  /** `capacityLimit`: doubling never grows the buffer past this (a larger push still fits exactly). */
+  constructor(capacityLimit = Infinity) {
+    this.#capacityLimit = capacityLimit;
+  }
 
   /** Bytes queued. */
   get length(): number {
     return this.#end - this.#start;
+  }
+
+  /** Bytes of the buffer the queue holds (what it costs in memory; ≥ length). */
+  get capacity(): number {
+    return this.#buf.length;
   }
 
   /** Appends a read (kept as is when the queue is empty: no copy). */
@@ -33,7 +47,8 @@ export class ByteQueue {
     }
     if (!this.#owned || this.#end + n > this.#buf.length) {
       const queued = this.#end - this.#start;
-      const grown = Buffer.allocUnsafe(Math.max(MIN_CAPACITY, 2 * (queued + n)));
+      const needed = queued + n;
+      const grown = Buffer.allocUnsafe(Math.max(needed, Math.min(Math.max(MIN_CAPACITY, 2 * needed), this.#capacityLimit)));
       this.#buf.copy(grown, 0, this.#start, this.#end);
       this.#buf = grown;
       this.#start = 0;

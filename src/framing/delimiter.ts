@@ -8,7 +8,7 @@ import type { Framer, FramerLimits } from './framer.js';
 
 /** Requests end with a fixed byte sequence (`framing: 'delimiter:HEX'` or `{ delimiter }`); replies get it appended. */
 export class DelimiterFramer implements Framer {
-  readonly #queue = new ByteQueue();
+  readonly #queue: ByteQueue;
   readonly #delimiter: Buffer;
   readonly #single: number; // the delimiter byte when it is one byte long (fast path), else -1
   readonly #maxFrameBytes: number;
@@ -22,6 +22,8 @@ export class DelimiterFramer implements Framer {
     this.#single = delimiter.length === 1 ? delimiter[0]! : -1;
     this.#maxFrameBytes = limits.maxFrameBytes;
     this.#stripCR = options.stripCR ?? false;
+    // Room for the longest frame, its CR and delimiter: next() refuses anything longer.
+    this.#queue = new ByteQueue(limits.maxFrameBytes + 1 + delimiter.length);
   }
 
   get bufferedBytes(): number {

@@ -10,11 +10,12 @@ const HEADER_BYTES = 4;
 
 /** `framing: 'length'`: a 32-bit big-endian byte count, then the bytes, both ways. */
 export class LengthPrefixFramer implements Framer {
-  readonly #queue = new ByteQueue();
+  readonly #queue: ByteQueue;
   readonly #maxFrameBytes: number;
 
   constructor(limits: FramerLimits) {
     this.#maxFrameBytes = limits.maxFrameBytes;
+    this.#queue = new ByteQueue(HEADER_BYTES + limits.maxFrameBytes);
   }
 
   get bufferedBytes(): number {

@@ -1,13 +1,14 @@
 // Owns the HTTP side of metrics: a node:http server answering GET /metrics with the Prometheus
-// text format, and nothing else (404; 405 for other methods). It listens on loopback unless told
-// otherwise, and closes with the servers it reports on: when the last of them has closed.
+// text format, and the health checks /livez and /readyz (health.ts); nothing else (404; 405 for
+// other methods). It listens on loopback unless told otherwise, and closes with the servers it
+// reports on: when the last of them has closed.
 
-import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { type IncomingMessage, type ServerResponse, createServer } from 'node:http';
 import type { Registry } from 'prom-client';
 import type { MetricsOptions } from '../options.js';
+import { answerHealth, closeHttp, listenHttp } from './health.js';
+import type { MeteredServer } from './metered-server.js';
 import { createMetricsRegistry } from './registry.js';
-import type { MeteredServer } from './sampler.js';
 
 /** A running metrics endpoint. */
 export interface MetricsEndpoint {
@@ -25,20 +26,15 @@ export interface MetricsEndpoint {
 
 /**
  * Serves the sockserv metrics of `servers` (and prom-client's default process metrics) on
- * http://HOST:PORT/metrics. Logs `metrics on URL` at info level through the first server's
+ * http://HOST:PORT/metrics, and their health on /livez and /readyz (see serveHealth). Logs `metrics on URL` at info level through the first server's
  * logger. Resolves once listening; rejects if the port cannot be bound.
  */
 export async function serveMetrics(servers: readonly MeteredServer[], { host = '127.0.0.1', port }: MetricsOptions): Promise<MetricsEndpoint> {
   const registry = createMetricsRegistry(servers);
-  const http = createServer((request, response) => void answer(registry, request, response));
-  await new Promise<void>((resolve, reject) => {
-    http.once('error', reject);
-    http.listen({ host, port }, () => {
-      http.off('error', reject);
-      resolve();
-    });
+  const http = createServer((request, response) => {
+    if (!answerHealth(servers, request, response)) void answer(registry, request, response);
   });
-  const bound = http.address() as AddressInfo;
+  const bound = await listenHttp(http, host, port);
   const urlHost = bound.address.includes(':') ? `[${bound.address}]` : bound.address;
   let closing: Promise<void> | undefined;
   const endpoint: MetricsEndpoint = {
@@ -57,7 +53,7 @@ export async function serveMetrics(servers: readonly MeteredServer[], { host = '
 async function answer(registry: Registry, request: IncomingMessage, response: ServerResponse): Promise<void> {
   const path = (request.url ?? '/').split('?')[0];
   if (path !== '/metrics') {
-    response.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /metrics\n');
+    response.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /metrics, /livez or /readyz\n');
     return;
   }
   if (request.method !== 'GET' && request.method !== 'HEAD') {
@@ -70,11 +66,4 @@ async function answer(registry: Registry, request: IncomingMessage, response: Se
   } catch (error) {
     response.writeHead(500, { 'content-type': 'text/plain' }).end(`metrics failed: ${(error as Error).message}\n`);
   }
-}
-
-function closeHttp(http: Server): Promise<void> {
-  return new Promise((resolve) => {
-    http.close(() => resolve());
-    http.closeAllConnections(); // keep-alive scrapers would otherwise hold close() open
-  });
 }

@@ -2,7 +2,8 @@
 // on prom-client. Kept apart from the main entry so that servers without metrics never load
 // prom-client. The `metrics` server option uses it too (the server starts and stops it).
 //
-//   endpoint.ts   serveMetrics(): the HTTP endpoint on /metrics
+//   endpoint.ts   serveMetrics(): the HTTP endpoint on /metrics (and /livez, /readyz)
+//   health.ts     serveHealth(): /livez and /readyz alone (also exported by the main entry)
 //   registry.ts   createMetricsRegistry(): the registry, for your own HTTP server
 //   collectors.ts the metric families, read from server.stats() at scrape time
 //   duration-histogram.ts  sockserv_request_duration_seconds from the servers' buckets
@@ -16,5 +17,7 @@
 export { serveMetrics } from './endpoint.js';
 export type { MetricsEndpoint } from './endpoint.js';
 export type { MetricsOptions } from '../options.js';
-export type { MeteredServer } from './sampler.js';
+export type { MeteredServer } from './metered-server.js';
 export { createMetricsRegistry } from './registry.js';
+export { markNotReady, serveHealth } from './health.js';
+export type { HealthEndpoint, HealthOptions } from './health.js';

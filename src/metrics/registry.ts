@@ -5,7 +5,8 @@
 
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { registerServerMetrics } from './collectors.js';
-import { type MeteredServer, StatsSampler } from './sampler.js';
+import type { MeteredServer } from './metered-server.js';
+import { StatsSampler } from './sampler.js';
 
 let processMetrics: Registry | undefined;
 

@@ -2,26 +2,9 @@
 // synchronous pass, so server.stats() is called once per server per scrape, not once per metric.
 // Also names each server for the `server` label, from its address's scheme.
 
-import type { Logger } from '../logger.js';
-import { type ServerAddress, addressUrl } from '../server/address.js';
+import { addressUrl } from '../server/address.js';
 import type { ServerStats } from '../stats.js';
-
-/**
- * What metrics read of a server: every sockserv server (BaseServer) is one. Declared here rather
- * than importing BaseServer, so that metrics depend on the stats, not on the server classes.
- */
-export interface MeteredServer {
-  /** The bound addresses; the first names the server in the `server` label. */
-  readonly addresses: readonly ServerAddress[];
-  /** Where the endpoint logs its URL. */
-  readonly logger: Logger;
-  /** The counters and gauges of one scrape. */
-  stats(): ServerStats;
-  /** Switches on the timing behind the request-duration histogram. */
-  recordRequestDurations(): void;
-  /** Runs `callback` when the server has closed (the endpoint closes with its last server). */
-  onClose(callback: () => unknown): void;
-}
+import type { MeteredServer } from './metered-server.js';
 
 export interface ServerSample {
   /** The `server` label: scheme://host:port of the first listener (unix://PATH for Unix sockets). */

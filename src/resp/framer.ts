@@ -22,7 +22,10 @@
 //
 // Limits and errors (the connection replies to what came before, then closes):
 //   ERR_FRAME_TOO_LONG  the command's declared or received bytes pass maxFrameBytes — refused as
-//                       soon as a header announces it, before the body is buffered
+//                       soon as a header announces it, before the body is buffered; an inline
+//                       command longer than 64 KiB (Redis's PROTO_INLINE_MAX_SIZE): splitting
+//                       and rewriting one costs main-thread time, and `a a a …` becomes a
+//                       multibulk frame ~4.5× its size, so inline is for telnet, not bulk data
 //   ERR_FRAME_INVALID   a request starting with a RESP type byte other than '*' ($ + - :), an
 //                       array element that is not a bulk string, a non-numeric or over-long
 //                       count, a negative count other than the null array *-1, a null or
@@ -42,11 +45,15 @@ import { CR, DOLLAR, LF, MAX_DIGITS, MINUS, STAR, describeByte, invalid } from '
 const NOT_A_REQUEST = new Set([DOLLAR, 0x2b /* + */, MINUS, 0x3a /* : */]);
 /** The smallest element of a command, `$0\r\n\r\n`: bounds the bytes an announced count needs. */
 const MIN_ELEMENT_BYTES = 6;
+/** Longest inline command line, as Redis (PROTO_INLINE_MAX_SIZE): 64 KiB. */
+export const INLINE_MAX_BYTES = 64 * 1024;
 
 /** `framing: 'resp'`: Redis protocol commands (multibulk or inline), each handed over in multibulk form; read it with parseCommand(). */
 export class RespFramer implements Framer {
-  readonly #queue = new ByteQueue();
+  readonly #queue: ByteQueue;
   readonly #maxFrameBytes: number;
+  /** The longest inline line: INLINE_MAX_BYTES, or maxFrameBytes when that is smaller. */
+  readonly #inlineMax: number;
   /** Arguments of the current multibulk command still to come; -1 between commands. */
   #argsLeft = -1;
   /** Queue offset where parsing resumes: the next element's `$`, or the awaited bulk's body. */
@@ -60,6 +67,8 @@ export class RespFramer implements Framer {
 
   constructor(limits: FramerLimits) {
     this.#maxFrameBytes = limits.maxFrameBytes;
+    this.#inlineMax = Math.min(INLINE_MAX_BYTES, limits.maxFrameBytes);
+    this.#queue = new ByteQueue(limits.maxFrameBytes + 2);
   }
 
   get bufferedBytes(): number {
@@ -180,7 +189,8 @@ export class RespFramer implements Framer {
     const queue = this.#queue;
     const lf = queue.indexOf(LF, this.#scanned);
     if (lf === -1) {
-      if (queue.length > this.#maxFrameBytes + 1) throw this.#tooLong(`an inline command of ${queue.length} bytes has no end of line`);
+      // +1: the CR of a CRLF may be the last byte so far.
+      if (queue.length > this.#inlineMax + 1) throw this.#inlineTooLong(`an inline command of ${queue.length} bytes has no end of line`);
       this.#scanned = queue.length;
       return undefined;
     }
@@ -188,9 +198,13 @@ export class RespFramer implements Framer {
     let line = queue.take(lf);
     queue.skip(1);
     if (line.length > 0 && line[line.length - 1] === CR) line = line.subarray(0, line.length - 1);
-    if (line.length > this.#maxFrameBytes) throw this.#tooLong(`an inline command of ${line.length} bytes`);
+    if (line.length > this.#inlineMax) throw this.#inlineTooLong(`an inline command of ${line.length} bytes`);
     const args = splitInline(line);
     return args.length === 0 ? null : encodeCommand(args);
+  }
+
+  #inlineTooLong(detail: string): SockservError {
+    return new SockservError(ErrorCodes.FRAME_TOO_LONG, `${detail}: over the inline limit (${this.#inlineMax} bytes; send large commands as multibulk)`);
   }
 
   #tooLong(detail: string): SockservError {

@@ -9,8 +9,13 @@
 // Transports (TCP, Unix stream, UDP) supply only serverActivate/serverDeactivate; concurrency is
 // the one step (createDispatcher) that ThreadingMixIn overrides.
 //
+// The overridable steps are user code: each runs guarded (./hook-guard.ts), so one that throws
+// is logged and closes only the connection it ran for. Connections end with a lingering close
+// (./lingering-close.ts) so no reply is lost to a reset, and hold client memory within
+// maxClientMemory (./memory-budget.ts).
+//
 // Methods for the caller:
-//   listen() serveForever() shutdown() close() handleRequest(timeout) stats() address
+//   listen() serveForever() shutdown() close() handleRequest(timeout) stats() address serving
 //   recordRequestDurations() onClose(callback)
 // Methods that may be overridden:
 //   verifyRequest(request, clientAddress)   → false refuses the connection (allow-lists go here)
@@ -32,8 +37,11 @@ import { ErrorCodes, SockservError } from '../errors.js';
 import { type ResolvedFraming, resolveFraming } from '../framing/index.js';
 import type { AnyHandlerClass, ClientAddress, ServerInfo } from '../handler.js';
 import { type HandlerRef, toHandlerRef } from '../handler-module.js';
-import { LogBurst } from '../log-burst.js';
+import { ErrorBurst, LogBurst } from '../log-burst.js';
+import { HookGuard } from './hook-guard.js';
+import { lingeringClose } from './lingering-close.js';
 import { LiveConnections } from './live-connections.js';
+import { MemoryBudget } from './memory-budget.js';
 import { type Logger, stderrLogger } from '../logger.js';
 import { type ResolvedOptions, type ServerOptions, resolveOptions } from '../options.js';
 import { ProxyHeaderReader } from '../proxy/header-reader.js';
@@ -86,11 +94,17 @@ export abstract class BaseServer implements ConnectionHost, AsyncDisposable {
   #requestDurations: RequestDurations | null = null;
   /** What close() runs once the listener and the workers are released (onClose). */
   #closeCallbacks: Array<() => unknown> = [];
+  readonly #hooks: HookGuard;
+  readonly #memory: MemoryBudget;
+  /** handleError's default log: the first failure of each second with its stack, then a count. */
+  #failedRequests: ErrorBurst | undefined;
 
   constructor(handler: HandlerSource, options: ServerOptions = {}) {
     this.options = resolveOptions(options);
     this.logger = this.options.logger ?? stderrLogger;
     this.#connections = new LiveConnections(this.logger);
+    this.#hooks = new HookGuard(this.logger);
+    this.#memory = new MemoryBudget(this.options.maxClientMemory, this.logger);
     this.handlerSource = typeof handler === 'function' ? handler : toHandlerRef(handler, this.options.exportName);
     this.framing = resolveFraming(this.options.framing);
   }
@@ -110,6 +124,11 @@ export abstract class BaseServer implements ConnectionHost, AsyncDisposable {
     const first = this.#addresses[0];
     if (!first) throw new SockservError(ErrorCodes.BAD_OPTION, 'the server is not listening yet: await listen() first');
     return first;
+  }
+
+  /** True from the moment listen() has bound until shutdown() or close() starts draining (what /readyz reports). */
+  get serving(): boolean {
+    return this.#state === 'serving' && this.#addresses.length > 0;
   }
 
   /** Every address the server listens on (one server may watch several, like the classic select loop). */
@@ -140,7 +159,7 @@ export abstract class BaseServer implements ConnectionHost, AsyncDisposable {
    */
   async serveForever(pollInterval = 0.5): Promise<void> {
     await this.listen();
-    const timer = setInterval(() => this.serviceActions(), pollInterval * 1000);
+    const timer = setInterval(() => this.#hooks.run('serviceActions', null, () => this.serviceActions(), null, undefined), pollInterval * 1000);
     timer.unref();
     try {
       await this.#stopped.promise;
@@ -169,7 +188,7 @@ export abstract class BaseServer implements ConnectionHost, AsyncDisposable {
     clearTimeout(timer);
     if (!outcome) {
       this.#requestWaiters = this.#requestWaiters.filter((w) => w !== wake);
-      this.handleTimeout();
+      this.#hooks.run('handleTimeout', null, () => this.handleTimeout(), null, undefined);
     }
     return outcome;
   }
@@ -268,9 +287,14 @@ export abstract class BaseServer implements ConnectionHost, AsyncDisposable {
     this.trackConnection(new Connection(request, clientAddress, framer, this));
   }
 
-  /** Called for every failed request. Default: log it with its stack. */
+  /**
+   * Called for every failed request. Default: log it with its stack — the first failure of each
+   * second in full, then one line with how many followed (a flood of failures is not a flood of
+   * synchronous stack traces).
+   */
   handleError(_request: Socket | null, clientAddress: ClientAddress, error: SockservError): void {
-    this.logger.error({ err: error, code: error.code, client: clientAddress.join(':') }, 'request failed');
+    this.#failedRequests ??= new ErrorBurst(this.logger, 'request failed');
+    this.#failedRequests.hit({ err: error, code: error.code, client: clientAddress.join(':') });
   }
 
   /**
@@ -289,10 +313,17 @@ export abstract class BaseServer implements ConnectionHost, AsyncDisposable {
   /** Called every pollInterval seconds by serveForever(). Default: nothing. */
   serviceActions(): void {}
 
-  /** Ends a connection: our FIN once everything queued is written, then closeRequest(). Called once per connection. */
+  /**
+   * Ends a connection: our FIN once everything queued is written, then — lingering close — input
+   * is read and dropped until the client's FIN (at most lingeringTimeout ms apart, lingeringTime
+   * in all), so unread input cannot reset the connection and destroy the replies; then
+   * closeRequest(). Called once per connection.
+   */
   shutdownRequest(request: Socket): void {
     if (request.destroyed) return;
-    request.end(() => this.closeRequest(request));
+    lingeringClose(request, this.options, () =>
+      this.#hooks.run('closeRequest', null, () => this.closeRequest(request), () => request.destroy(), undefined),
+    );
   }
 
   /** Releases the connection's socket. */
@@ -305,6 +336,7 @@ export abstract class BaseServer implements ConnectionHost, AsyncDisposable {
   /** Transports call this for every accepted socket. */
   acceptConnection(socket: Socket, clientAddress: ClientAddress): void {
     if (this.#connections.size >= this.options.maxConnections) {
+      socket.on('error', () => {}); // a refused client's reset is no error of the server's
       this.counters.connectionsRefused++;
       this.#refusals ??= new LogBurst(this.logger, 'refused connections: maxConnections reached', {
         code: ErrorCodes.TOO_MANY_CONNECTIONS,
@@ -325,12 +357,15 @@ export abstract class BaseServer implements ConnectionHost, AsyncDisposable {
 
   /** verifyRequest, then processRequest, once the client's address is known. */
   #admit(socket: Socket, clientAddress: ClientAddress): void {
-    if (this.#state !== 'serving' || !this.verifyRequest(socket, clientAddress)) {
+    const cut = () => socket.destroy();
+    if (this.#state !== 'serving' || !this.#hooks.run('verifyRequest', clientAddress, () => this.verifyRequest(socket, clientAddress), cut, false)) {
+      if (socket.destroyed) return;
       this.counters.connectionsRefused++;
-      this.shutdownRequest(socket);
+      socket.on('error', () => {}); // a refused client's reset is no error of the server's
+      this.#hooks.run('shutdownRequest', clientAddress, () => this.shutdownRequest(socket), cut, undefined);
       return;
     }
-    this.processRequest(socket, clientAddress);
+    this.#hooks.run('processRequest', clientAddress, () => this.processRequest(socket, clientAddress), cut, undefined);
   }
 
   /** @internal A coarse clock (ms since start), advanced by the idle sweep. */
@@ -346,6 +381,16 @@ export abstract class BaseServer implements ConnectionHost, AsyncDisposable {
   /** @internal Registers a live connection so shutdown can drain it and stats can count it. */
   trackConnection(connection: ServerConnection): void {
     this.#connections.add(connection);
+  }
+
+  /** @internal Runs the overridable steps (user code) guarded. */
+  get hooks(): HookGuard {
+    return this.#hooks;
+  }
+
+  /** @internal The maxClientMemory budget connections report to. */
+  get memory(): MemoryBudget {
+    return this.#memory;
   }
 
   /** @internal A tracked connection has closed. */
@@ -394,7 +439,7 @@ export abstract class BaseServer implements ConnectionHost, AsyncDisposable {
       try {
         await callback();
       } catch (err) {
-        this.logger.error({ err }, 'an onClose callback failed');
+        this.#hooks.failed('onClose', null, err, null);
       }
     }
   }

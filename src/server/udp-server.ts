@@ -2,7 +2,10 @@
 // handler wrote one) goes back to the sender. There is no connection to pause, so when the
 // dispatcher is full a datagram is dropped and counted — UDP's own answer to overload.
 // Datagrams longer than maxPacketSize are dropped, logged once per second with their count
-// (ERR_FRAME_TOO_LONG).
+// (ERR_FRAME_TOO_LONG). So are datagrams arriving while maxDatagramsInFlight are being handled
+// (ERR_DATAGRAMS_IN_FLIGHT): a flood cannot queue without bound (each holds its bytes and a sink).
+// handleError and errorReply are user code and run guarded: one that throws is logged, and the
+// datagram gets no reply.
 
 import { type Socket as DgramSocket, createSocket } from 'node:dgram';
 import { isIPv6 } from 'node:net';
@@ -73,6 +76,7 @@ class DatagramEndpoint implements ServerConnection {
   #inFlight = 0;
   #draining = false;
   #oversized: LogBurst | undefined;
+  #overflowing: LogBurst | undefined;
   /** The UDP socket is never idle-closed. */
   readonly lastActive = 0;
   readonly idleCandidate = false;
@@ -111,6 +115,14 @@ class DatagramEndpoint implements ServerConnection {
       this.#oversized.hit({ client: clientAddress.join(':'), bytes: data.length });
       return;
     }
+    if (this.#inFlight >= options.maxDatagramsInFlight) {
+      server.counters.requestsFailed++;
+      this.#overflowing ??= new LogBurst(server.logger, `datagrams dropped: maxDatagramsInFlight (${options.maxDatagramsInFlight}) are being handled`, {
+        code: ErrorCodes.DATAGRAMS_IN_FLIGHT,
+      }, 'dropped');
+      this.#overflowing.hit({ client: clientAddress.join(':'), bytes: data.length });
+      return;
+    }
     if (!dispatcher.hasCapacity()) {
       server.counters.requestsFailed++;
       return; // overloaded: drop, as the kernel would with a full receive buffer
@@ -126,10 +138,12 @@ class DatagramEndpoint implements ServerConnection {
     server.requestFinished();
     if (error) {
       server.counters.requestsFailed++;
-      server.handleError(null, clientAddress, error);
+      const hooks = server.hooks;
+      hooks.run('handleError', clientAddress, () => server.handleError(null, clientAddress, error), null, undefined);
+      reply = null;
       if (server.options.onHandlerError === 'reply') {
-        const errorReply = server.errorReply(error);
-        reply = errorReply === null ? null : replyBytes(errorReply);
+        const errorReply = hooks.run('errorReply', clientAddress, () => server.errorReply(error), null, null);
+        reply = errorReply === null ? null : hooks.run('errorReply', clientAddress, () => replyBytes(errorReply), null, null);
       }
     } else {
       server.counters.requestsOk++;

@@ -5,9 +5,25 @@
 // Reads are credit-based: the main thread counts bytes it forwarded that the handler has not
 // consumed and stops reading the socket past readHighWaterMark by itself — a busy or stalled
 // handler thread cannot make it buffer more — while the handler acknowledges what it consumed.
-// Writes carry pause/resume: the handler's write() waits while the client is not reading.
+// Writes are credit-based too, the mirror image: the handler counts the bytes it wrote that the
+// main thread has not yet acknowledged, and its write() resolves only while that count is within
+// the write window (writeHighWaterMark, announced once by the main thread). The main thread
+// acknowledges bytes as the socket flushes them to the kernel — so a handler that only writes
+// runs at the client's pace (Python's sendall blocks until the kernel takes the bytes) instead of
+// depending on a pause message it would not read while busy writing.
 
 import type { ErrorInfo } from '../errors.js';
+
+/**
+ * The part of MessagePort a session end uses: a MessagePort itself, or the cheaper ends of
+ * src/dispatch/session-port.ts (in-thread pairs; records of a worker channel).
+ */
+export interface SessionPort {
+  postMessage(message: unknown, transfer?: readonly ArrayBuffer[]): void;
+  on(event: 'message', listener: (message: never) => void): unknown;
+  unref(): void;
+  close(): void;
+}
 
 /** Main thread → handler. */
 export type ToHandler =
@@ -15,11 +31,12 @@ export type ToHandler =
   | { t: 'data'; b: ArrayBuffer }
   /** The client half-closed: reads return what is buffered, then EOF. */
   | { t: 'eof' }
-  /** The connection is gone (reset, or cut by shutdown): reads return EOF, writes are dropped. */
+  /** The connection is gone (reset, or cut by shutdown): reads return EOF, writes throw ERR_CONNECTION_CLOSED. */
   | { t: 'closed' }
-  /** The client is not reading: wfile.write() waits until 'wresume'. */
-  | { t: 'wpause' }
-  | { t: 'wresume' };
+  /** The write window: how many written bytes may be unacknowledged before write() waits (sent first). */
+  | { t: 'wwin'; n: number }
+  /** `n` more written bytes have been flushed to the kernel. */
+  | { t: 'wack'; n: number };
 
 /** Handler → main thread. */
 export type ToServer =

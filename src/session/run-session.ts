@@ -2,15 +2,14 @@
 // then the 'end' message that tells the main thread to close the connection. Used by the pool
 // worker and, for inline servers, by the main thread itself — the same code either way.
 
-import type { MessagePort } from 'node:worker_threads';
 import { type ErrorInfo, toErrorInfo } from '../errors.js';
 import type { AnyHandlerClass, ClientAddress, ServerInfo } from '../handler.js';
 import { SessionChannel } from './channel.js';
-import type { SessionLimits } from './protocol.js';
+import type { SessionLimits, SessionPort } from './protocol.js';
 
 export async function runSession(
   Handler: AnyHandlerClass,
-  port: MessagePort,
+  port: SessionPort,
   clientAddress: ClientAddress,
   server: ServerInfo,
   limits: SessionLimits,

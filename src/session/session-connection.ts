@@ -1,16 +1,18 @@
-// Owns the main-thread side of one session: it bridges the socket and the MessagePort of the
-// thread running the connection's StreamRequestHandler. Reads go to the handler as transferred
-// buffers, within a credit window: past readHighWaterMark bytes forwarded and not acknowledged,
-// the socket is paused here, whatever the handler's thread is doing; the handler's writes go to the socket (the
-// handler is told to wait when the client stops reading, and a client past writeBufferHardLimit
-// is disconnected). When the handler ends — or its worker dies — the connection is closed cleanly.
+// Owns the main-thread side of one session: it bridges the socket and the session port of the
+// thread running the connection's StreamRequestHandler (a worker channel's records, or an
+// in-thread pair for inline servers). Reads go to the handler as buffers, within a credit window: past readHighWaterMark bytes forwarded and not acknowledged,
+// the socket is paused here, whatever the handler's thread is doing; the handler's writes go to
+// the socket and each is acknowledged back once the socket has flushed it to the kernel (the
+// handler's write() waits while its unacknowledged bytes pass the write window; a handler that
+// does not await its writes and passes writeBufferHardLimit is disconnected). When the handler
+// ends — or its worker dies — the connection is closed cleanly (a lingering close, through
+// shutdownRequest). The bytes it holds are reported to the server's memory budget.
 
 import type { Socket } from 'node:net';
-import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import type { ConnectionHost } from '../connection.js';
 import { ErrorCodes, SockservError, fromErrorInfo } from '../errors.js';
 import type { ClientAddress } from '../handler.js';
-import { type ToHandler, type ToServer, ownBuffer } from './protocol.js';
+import { type SessionPort, type ToHandler, type ToServer, ownBuffer } from './protocol.js';
 
 export class SessionConnection {
   readonly socket: Socket;
@@ -18,9 +20,10 @@ export class SessionConnection {
   /** Server clock of the last byte in either direction. */
   lastActive: number;
   readonly #host: ConnectionHost;
-  readonly #port: MessagePort;
-  #writePaused = false;
+  readonly #port: SessionPort;
   #eofSent = false;
+  /** Bytes of the handler's writes flushed to the kernel and not yet acknowledged to it. */
+  #flushedSinceAck = 0;
   /** Bytes forwarded to the handler and not yet acknowledged as consumed. */
   #unacked = 0;
   /** #unacked at which reading pauses: readHighWaterMark, or more while the handler asks for it. */
@@ -35,11 +38,13 @@ export class SessionConnection {
     this.#host = host;
     this.lastActive = host.clock;
     this.#window = host.options.readHighWaterMark;
-    const { port1, port2 } = new MessageChannel();
-    this.#port = port1;
-    port1.on('message', (message: ToServer) => this.#receive(message));
+    const { port, done } = host.dispatcher.startSession(clientAddress);
+    this.#port = port;
+    port.on('message', (message: ToServer) => this.#receive(message));
+    this.#send({ t: 'wwin', n: host.options.writeHighWaterMark });
     socket.on('data', (chunk: Buffer) => {
       host.counters.bytesIn += chunk.length;
+      if (this.#handlerDone) return; // lingering close: input is read and dropped
       this.lastActive = host.clock;
       const b = ownBuffer(chunk);
       this.#send({ t: 'data', b }, [b]);
@@ -48,18 +53,13 @@ export class SessionConnection {
         this.#readPaused = true;
         socket.pause();
       }
+      host.memory.note(this);
     });
     socket.on('end', () => this.#sendEof());
-    socket.on('drain', () => {
-      if (this.#writePaused) {
-        this.#writePaused = false;
-        this.#send({ t: 'wresume' });
-      }
-    });
     socket.on('error', (err) => host.logger.debug({ err, client: clientAddress.join(':') }, 'connection error'));
     socket.on('close', () => this.#onClose());
     host.counters.requestsReceived++;
-    host.dispatcher.startSession(port2, clientAddress).then(
+    done.then(
       () => {},
       (error: unknown) => this.#handlerFailed(error),
     );
@@ -99,6 +99,16 @@ export class SessionConnection {
     this.socket.destroy();
   }
 
+  /** Bytes held for this client: unsent output, and input forwarded to the handler and not yet consumed. */
+  get memoryBytes(): number {
+    return this.socket.writableLength + Math.max(0, this.#unacked);
+  }
+
+  /** The memory budget closes this connection (ERR_CLIENT_MEMORY; the budget logs it). */
+  evict(): void {
+    this.socket.destroy();
+  }
+
   #receive(message: ToServer): void {
     switch (message.t) {
       case 'data': {
@@ -106,18 +116,27 @@ export class SessionConnection {
         const bytes = Buffer.from(message.b);
         this.#host.counters.bytesOut += bytes.length;
         this.lastActive = this.#host.clock;
-        this.socket.write(bytes);
-        const unsent = this.socket.writableLength;
-        if (unsent > this.#host.options.writeBufferHardLimit) {
+        const n = bytes.length;
+        // Acknowledged once flushed to the kernel: the handler's write window moves with the
+        // client. Acks are gathered to a quarter of the window, so small writes cost no message.
+        this.socket.write(bytes, (err) => {
+          if (err) return;
+          this.#flushedSinceAck += n;
+          if (this.#flushedSinceAck >= this.#host.options.writeHighWaterMark / 4) {
+            this.#send({ t: 'wack', n: this.#flushedSinceAck });
+            this.#flushedSinceAck = 0;
+          }
+        });
+        if (this.socket.writableLength > this.#host.options.writeBufferHardLimit) {
+          // Only a handler that does not await its writes gets here (awaited ones wait for acks).
           this.#host.logger.warn(
             { code: ErrorCodes.WRITE_BUFFER_OVERFLOW, client: this.clientAddress.join(':') },
             'disconnecting a client that does not read',
           );
           this.socket.destroy();
-        } else if (!this.#writePaused && unsent >= this.#host.options.writeHighWaterMark) {
-          this.#writePaused = true;
-          this.#send({ t: 'wpause' });
+          return;
         }
+        this.#host.memory.note(this);
         return;
       }
       case 'ack': {
@@ -152,8 +171,9 @@ export class SessionConnection {
   }
 
   #report(error: SockservError): void {
-    this.#host.counters.requestsFailed++;
-    this.#host.handleError(this.socket, this.clientAddress, error);
+    const host = this.#host;
+    host.counters.requestsFailed++;
+    host.hooks.run('handleError', this.clientAddress, () => host.handleError(this.socket, this.clientAddress, error), null, undefined);
   }
 
   /** Python closes the connection when handle() returns: flush, FIN, then release the socket. */
@@ -161,12 +181,16 @@ export class SessionConnection {
     if (this.#handlerDone) return;
     this.#handlerDone = true;
     this.#port.close();
-    this.#host.requestFinished();
-    if (!this.#closed) this.#host.shutdownRequest(this.socket);
+    const host = this.#host;
+    host.requestFinished();
+    if (!this.#closed) {
+      host.hooks.run('shutdownRequest', this.clientAddress, () => host.shutdownRequest(this.socket), () => this.socket.destroy(), undefined);
+    }
   }
 
   #onClose(): void {
     this.#closed = true;
+    this.#host.memory.forget(this);
     if (!this.#handlerDone) this.#send({ t: 'closed' });
     this.#host.connectionClosed(this);
   }

@@ -1,7 +1,9 @@
 // Owns the file-like and socket-like views a StreamRequestHandler uses, with Python's names:
 // rfile.readline() / read(n) / `for await (const line of rfile)`, wfile.write(), and
 // request.recv(n) / sendall(data). All reads are async (the bytes arrive from the main thread);
-// writes resolve once the bytes are queued, and wait while the client is not reading.
+// writes resolve once the bytes are within the connection's write window (not yet flushed to the
+// kernel: at most writeHighWaterMark), so they wait while the client is not reading; after the
+// connection closed they throw ERR_CONNECTION_CLOSED, as Python's sendall raises.
 
 import type { SessionChannel } from './channel.js';
 
@@ -57,12 +59,28 @@ export class SessionReader implements AsyncIterable<Buffer> {
   }
 
   /** `for await (const line of this.rfile)`: each line with its "\n", until EOF. */
-  async *[Symbol.asyncIterator](): AsyncIterator<Buffer> {
-    for (let line = await this.readline(); line.length > 0; line = await this.readline()) yield line;
+  [Symbol.asyncIterator](): AsyncIterator<Buffer> {
+    // Hand-written rather than an async generator: a line already buffered costs one resolved
+    // promise, not a generator step and two awaits.
+    const toResult = (line: Buffer): IteratorResult<Buffer> => (line.length > 0 ? { value: line, done: false } : { value: undefined, done: true });
+    return {
+      next: () => {
+        const line = this.#bufferedLine();
+        return line !== null ? Promise.resolve(toResult(line)) : this.readline().then(toResult);
+      },
+      return: () => Promise.resolve({ value: undefined, done: true }),
+    };
+  }
+
+  /** The next complete line if it is already buffered (the common case when lines are pipelined), else null. */
+  #bufferedLine(): Buffer | null {
+    const channel = this.#channel;
+    const newline = channel.indexOf(NEWLINE, 0);
+    return newline !== -1 && newline < channel.limits.maxFrameBytes ? channel.take(newline + 1) : null;
   }
 }
 
-/** A StreamRequestHandler's `wfile`: the write side; await each write (it waits while the client is not reading). */
+/** A StreamRequestHandler's `wfile`: the write side; await each write (it waits while the client is not reading, and throws ERR_CONNECTION_CLOSED once the connection is gone). */
 export class SessionWriter {
   readonly #channel: SessionChannel;
 
@@ -70,7 +88,7 @@ export class SessionWriter {
     this.#channel = channel;
   }
 
-  /** Queues bytes for the client. Await it: it waits while the client is not reading. */
+  /** Queues bytes for the client. Await it: it waits while the client is not reading; it throws ERR_CONNECTION_CLOSED once the connection is gone. */
   write(data: string | Uint8Array): Promise<void> {
     return this.#channel.write(data);
   }
@@ -96,7 +114,7 @@ export class SessionSocket {
     return this.#reader.recv(bufsize);
   }
 
-  /** Sends all of `data` (waits while the client is not reading). */
+  /** Sends all of `data` (waits while the client is not reading; throws ERR_CONNECTION_CLOSED once the connection is gone). */
   sendall(data: string | Uint8Array): Promise<void> {
     return this.#writer.write(data);
   }

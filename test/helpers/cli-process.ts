@@ -6,7 +6,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { WAIT_MS } from './net.js';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const MAIN = 'dist/src/cli/main.js';
 const LISTENING = /^listening on (tcp|tls):\/\/127\.0\.0\.1:(\d+)$/m;
 

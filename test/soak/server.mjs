@@ -1,8 +1,8 @@
 // The server side of the soak runners: a ThreadingTCPServer (from dist/) on 127.0.0.1:0 serving
 // the handler module given as argv[2] with the options (JSON) in argv[3]. It tells its parent
 // { type: 'listening', port } over IPC, answers { type: 'ask', id } with its open descriptors,
-// open-files limit, memory (heap measured after a full GC: run it with --expose-gc) and
-// server.stats(), and closes gracefully on { type: 'stop' }.
+// open-files limit, memory (heap measured after a full GC: run it with --expose-gc),
+// server.stats() and the client-memory budget's total, and closes gracefully on { type: 'stop' }.
 
 import { readdirSync, readFileSync } from 'node:fs';
 import { ThreadingTCPServer, silentLogger } from '../../dist/src/index.js';
@@ -33,6 +33,7 @@ process.on('message', async (message) => {
   process.send({
     type: 'answer',
     id: message.id,
-    answer: { fds: readdirSync('/proc/self/fd').length, fileLimit: fileLimit(), rss, heapUsed, stats },
+    // clientMemory: the bytes the maxClientMemory budget counts now (its running total).
+    answer: { fds: readdirSync('/proc/self/fd').length, fileLimit: fileLimit(), rss, heapUsed, stats, clientMemory: server.memory.total },
   });
 });

@@ -1,17 +1,18 @@
 // The deployment docs/deployment.md describes, for real: nginx's `stream {}` module in front of
 // two sockserv instances on 127.0.0.1, with `proxy_protocol on;`. Requests go through nginx;
 // both instances serve some, and every handler sees the client's own address and source port
-// (not nginx's), carried by the PROXY header. nginx is required: .ci/run installs it, and this
-// test fails — it does not skip — where it is missing.
+// (not nginx's), carried by the PROXY header. Part of `npm run test:system`: nginx is required
+// (.ci/run installs it), and this test fails — it does not skip — naming the package where it is missing.
 
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ThreadingTCPServer, silentLogger } from '../src/index.js';
-import { fixture } from './helpers/client.js';
-import { Registry, WAIT_MS, waitUntil } from './helpers/net.js';
+import { ThreadingTCPServer, silentLogger } from '../../src/index.js';
+import { fixture } from '../helpers/client.js';
+import { Registry, WAIT_MS, waitUntil } from '../helpers/net.js';
+import { TOOLS } from './tools.js';
 
 const registry = new Registry();
 let nginx: Nginx | undefined;
@@ -37,7 +38,7 @@ function freePort(): Promise<number> {
 function nginxBuild(): string {
   const result = spawnSync('nginx', ['-V'], { encoding: 'utf8' });
   if ((result.error as NodeJS.ErrnoException | undefined)?.code === 'ENOENT') {
-    throw new Error('nginx is not installed: .ci/run installs it (apt-get install nginx libnginx-mod-stream)');
+    throw new Error(`nginx is not installed: .ci/run installs it (apt-get install ${TOOLS.nginx.packages})`);
   }
   if (result.error) throw result.error;
   return `${result.stdout}${result.stderr}`; // -V writes to stderr
@@ -108,7 +109,7 @@ class Nginx {
 }
 
 function streamConfig(listenPort: number, upstreams: number[]): string {
-  return `# Written by test/load-balancer.test.ts.
+  return `# Written by test/system/nginx.test.ts.
 ${streamModuleDirective()}
 daemon off;
 # Only takes effect when nginx starts as root (CI does): then its worker runs as root too, and

@@ -1,0 +1,70 @@
+// Owns how a session's messages travel without a MessageChannel per connection. A session (a
+// StreamRequestHandler) talks to its connection through a SessionPort — the few MessagePort
+// methods it uses — and this file gives two cheap ones:
+//   - LocalPorts: both ends on one thread (inline servers): a message is handed over in a
+//     microtask, in order, with no copy and no structured clone;
+//   - the channel codec: a message as a record of a worker channel's rings (pooled servers), so
+//     thousands of sessions share their worker's two rings instead of owning ports and tasks.
+// A message is { t, ...small fields } and, for bytes, `b` (an ArrayBuffer): bytes travel raw in a
+// SESSION_DATA record, anything else as JSON in a SESSION_CTRL record.
+
+import type { SessionPort } from '../session/protocol.js';
+
+export type { SessionPort };
+
+type Listener = (message: unknown) => void;
+
+/** One end of an in-thread pair. */
+class LocalPort implements SessionPort {
+  peer: LocalPort | null = null;
+  #listener: Listener | null = null;
+  #closed = false;
+
+  postMessage(message: unknown): void {
+    const peer = this.peer;
+    if (this.#closed || peer === null) return;
+    queueMicrotask(() => peer.#deliver(message));
+  }
+
+  on(_event: 'message', listener: (message: never) => void): this {
+    this.#listener = listener as Listener;
+    return this;
+  }
+
+  unref(): void {}
+
+  /** Like MessagePort.close(): both ends stop delivering. */
+  close(): void {
+    this.#closed = true;
+    if (this.peer) this.peer.#closed = true;
+  }
+
+  #deliver(message: unknown): void {
+    if (!this.#closed) this.#listener?.(message);
+  }
+}
+
+/** Two connected in-thread ports: what one posts, the other receives, in order. */
+export function localPorts(): [SessionPort, SessionPort] {
+  const a = new LocalPort();
+  const b = new LocalPort();
+  a.peer = b;
+  b.peer = a;
+  return [a, b];
+}
+
+/** A session message as a ring record: its kind (SESSION_DATA or SESSION_CTRL, see channel-layout) and payload. */
+export function encodeSessionMessage(message: { t: string; b?: ArrayBuffer }): { data: boolean; payload: Uint8Array } {
+  if (message.t === 'data' && message.b instanceof ArrayBuffer) return { data: true, payload: new Uint8Array(message.b) };
+  return { data: false, payload: Buffer.from(JSON.stringify(message)) };
+}
+
+/** The message a record carries; `bytes` is copied for SESSION_DATA (the ring's bytes are reused). */
+export function decodeSessionMessage(data: boolean, bytes: Buffer, start: number, length: number): unknown {
+  if (data) {
+    const b = new ArrayBuffer(length);
+    bytes.copy(new Uint8Array(b), 0, start, start + length);
+    return { t: 'data', b };
+  }
+  return JSON.parse(bytes.toString('utf8', start, start + length));
+}
