@@ -24,11 +24,15 @@ export {
   UnixStreamServer,
 } from './server/unix-server.js';
 export { ThreadingMixIn } from './server/threading.js';
+export type { ServerClass } from './server/threading.js';
+export type { HandlerRef } from './handler-module.js';
+export type { Reply } from './reply.js';
+export type { SessionPort } from './session/protocol.js';
 export { WorkerPool } from './dispatch/worker-pool.js';
 export type { WorkerPoolOptions } from './dispatch/worker-pool.js';
 export type { Dispatcher, DispatcherStats, RequestSink } from './dispatch/dispatcher.js';
 export { DEFAULTS } from './options.js';
-export type { MetricsOptions, ServerOptions, SharedWorkerPool } from './options.js';
+export type { MetricsOptions, ResolvedOptions, ServerOptions, SharedWorkerPool } from './options.js';
 export { ErrorCodes, SockservError } from './errors.js';
 export type { ErrorCode } from './errors.js';
 export {
@@ -47,7 +51,7 @@ export {
   RawFramer,
   resolveFraming,
 } from './framing/index.js';
-export type { Framer, FramerFactory, FramerLimits, FramingSpec } from './framing/index.js';
+export type { Framer, FramerFactory, FramerLimits, FramingSpec, ResolvedFraming } from './framing/index.js';
 export { RespFramer, encodeCommand, parseCommand, respArray, respBulk, respError, respInteger, respNullBulk, respSimple } from './resp/index.js';
 export { silentLogger, stderrLogger } from './logger.js';
 export type { LogFn, Logger } from './logger.js';

@@ -135,6 +135,7 @@ export interface MetricsOptions {
   host?: string;
 }
 
+/** ServerOptions with every default filled in: a server's `options`. */
 export type ResolvedOptions = Required<Omit<ServerOptions, 'pool' | 'logger' | 'tls' | 'metrics'>> & {
   pool: SharedWorkerPool | undefined;
   logger: Logger | undefined;

@@ -13,6 +13,7 @@ import type { FramingSpec } from '../framing/index.js';
 import { resolveFraming } from '../framing/index.js';
 import { type HealthOptions, markNotReady, serveHealth } from '../metrics/health.js';
 import type { BaseServer } from '../server/base-server.js';
+import { coreOf } from '../server/core.js';
 import { TCPServer, ThreadingTCPServer } from '../server/tcp-server.js';
 import { ThreadingUDPServer, UDPServer } from '../server/udp-server.js';
 import { ThreadingUnixStreamServer, UnixStreamServer } from '../server/unix-server.js';
@@ -52,7 +53,7 @@ export async function serve(argv: string[]): Promise<number> {
   const address = describeAddress(server, host, port, family);
   process.stdout.write(`listening on ${address}\n`);
   const { workers } = server.stats();
-  server.logger.info({ address, workers, framing: server.framing.name }, 'serving');
+  server.logger.info({ address, workers, framing: coreOf(server).framing.name }, 'serving');
   const shutDown = (signal: NodeJS.Signals) => {
     const { connections, requestsInFlight } = server.stats();
     server.logger.info({ signal, connections, requestsInFlight }, 'shutting down: finishing the requests in flight');

@@ -28,6 +28,7 @@ export type FramingSpec =
     }
   | FramerFactory;
 
+/** A `framing` option resolved by resolveFraming(): its name and the factory of one framer per connection. */
 export interface ResolvedFraming {
   /** A short name for logs, stats and the handler's `server.framing`. */
   name: string;

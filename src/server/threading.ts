@@ -9,7 +9,8 @@ import { badOption } from '../errors.js';
 import type { BaseServer } from './base-server.js';
 
 // TypeScript accepts a class as a mix-in base only if its constructor takes `...args: any[]`.
-type ServerClass = abstract new (...args: any[]) => BaseServer;
+/** Any server class ThreadingMixIn can extend. */
+export type ServerClass = abstract new (...args: any[]) => BaseServer;
 
 /**
  * Python's ThreadingMixIn: returns `Base` with handlers run on a worker pool instead of the main
