@@ -12,6 +12,7 @@ import { parseArgs } from 'node:util';
 import type { FramingSpec } from '../framing/index.js';
 import { resolveFraming } from '../framing/index.js';
 import { type HealthOptions, markNotReady, serveHealth } from '../metrics/health.js';
+import { addressUrl } from '../server/address.js';
 import type { BaseServer } from '../server/base-server.js';
 import { coreOf } from '../server/core.js';
 import { TCPServer, ThreadingTCPServer } from '../server/tcp-server.js';
@@ -45,12 +46,11 @@ export const SERVE_USAGE = `usage: sockserv serve <handler-module> [--export NAM
 export async function serve(argv: string[]): Promise<number> {
   const { server, processes, health, drainDelay } = parseServeArgs(argv);
   if (processes !== undefined) {
-    return serveProcesses(server, processes, (s) => describeAddress(s, s.address.host, s.address.port, s.address.family));
+    return serveProcesses(server, processes, (s) => addressUrl(s.address));
   }
   // Before listen(): /readyz answers 503 while the handler loads, then 200 once listening.
   if (health !== undefined) await serveHealth([server], health);
-  const { host, port, family } = await server.listen();
-  const address = describeAddress(server, host, port, family);
+  const address = addressUrl(await server.listen());
   process.stdout.write(`listening on ${address}\n`);
   const { workers } = server.stats();
   server.logger.info({ address, workers, framing: coreOf(server).framing.name }, 'serving');
@@ -192,10 +192,4 @@ function readFileOrUsage(flag: string, path: string): Buffer {
   } catch (error) {
     throw new UsageError(`${flag}: cannot read ${path}: ${(error as Error).message}`);
   }
-}
-
-function describeAddress(server: BaseServer, host: string, port: number, family: string): string {
-  if (family === 'unix') return `unix://${host}`;
-  const scheme = server instanceof UDPServer ? 'udp' : server.options.tls ? 'tls' : 'tcp';
-  return `${scheme}://${host.includes(':') ? `[${host}]` : host}:${port}`;
 }
