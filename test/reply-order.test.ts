@@ -1,6 +1,7 @@
 // ReplyOrder (src/reply-order.ts), fed directly: outcomes finished in any order are released in
 // request order, each exactly once; the ring grows past its first four slots without losing one;
-// `full` holds at the limit; errors travel with their place in line.
+// `full` holds at the limit; errors travel with their place in line; each request's size and
+// framing time come back with its outcome.
 
 import fc from 'fast-check';
 import { ReplyOrder } from '../src/reply-order.js';
@@ -14,7 +15,7 @@ function releases() {
 test('an outcome waits for every earlier one, then everything now in line is released at once', () => {
   const order = new ReplyOrder(8);
   const { out, release } = releases();
-  const seqs = [order.begin(), order.begin(), order.begin()];
+  const seqs = [order.begin(0, -1), order.begin(0, -1), order.begin(0, -1)];
   expect(seqs).toEqual([0, 1, 2]);
   expect(order.inFlight).toBe(3);
   order.complete(2, Buffer.from('c'), undefined, release);
@@ -28,7 +29,7 @@ test('an outcome waits for every earlier one, then everything now in line is rel
 test('no reply (null) and errors keep their place in line', () => {
   const order = new ReplyOrder(4);
   const { out, release } = releases();
-  for (let i = 0; i < 3; i++) order.begin();
+  for (let i = 0; i < 3; i++) order.begin(0, -1);
   order.complete(1, null, new SockservError(ErrorCodes.HANDLER_FAILED, 'boom'), release);
   order.complete(2, Buffer.from('c'), undefined, release);
   order.complete(0, null, undefined, release);
@@ -38,13 +39,13 @@ test('no reply (null) and errors keep their place in line', () => {
 test('full at the limit; a release makes room again', () => {
   const order = new ReplyOrder(2);
   const { release } = releases();
-  order.begin();
+  order.begin(0, -1);
   expect(order.full).toBe(false);
-  order.begin();
+  order.begin(0, -1);
   expect(order.full).toBe(true);
   order.complete(0, null, undefined, release);
   expect(order.full).toBe(false);
-  expect(order.begin()).toBe(2);
+  expect(order.begin(0, -1)).toBe(2);
 });
 
 test('any completion order, across growth of the ring and reuse of its slots: released in request order, once each', () => {
@@ -52,13 +53,17 @@ test('any completion order, across growth of the ring and reuse of its slots: re
     fc.property(fc.integer({ min: 1, max: 64 }), fc.array(fc.nat(), { minLength: 1, maxLength: 200 }), (limit, choices) => {
       const order = new ReplyOrder(limit);
       const released: number[] = [];
-      const release = (reply: Buffer | null) => released.push(reply!.readUInt32BE(0));
+      const release = (reply: Buffer | null, _error: unknown, bytes: number, framedAt: number) => {
+        const seq = reply!.readUInt32BE(0);
+        expect([bytes, framedAt]).toEqual([seq * 3, seq + 0.5]); // what begin() was given for it
+        released.push(seq);
+      };
       const open: number[] = [];
       let next = 0;
       // Each choice either starts a request (when not full) or completes one of those open.
       for (const choice of choices) {
         if (!order.full && (open.length === 0 || choice % 2 === 0)) {
-          open.push(order.begin());
+          open.push(order.begin(next * 3, next + 0.5));
           next++;
         } else {
           const [seq] = open.splice(choice % open.length, 1);
