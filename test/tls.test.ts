@@ -12,7 +12,7 @@ import { silentLogger, TCPServer, ThreadingTCPServer } from '../src/index.js';
 import { startBystanders } from './helpers/bystanders.js';
 import { Cli, killAll } from './helpers/cli-process.js';
 import { fixture } from './helpers/client.js';
-import { Peer, Registry, sleep } from './helpers/net.js';
+import { Peer, Registry } from './helpers/net.js';
 
 const registry = new Registry();
 const certFile = fileURLToPath(new URL('./fixtures/tls/cert.pem', import.meta.url));
