@@ -4,14 +4,13 @@
 // here name their own baseline row, which need not be the group's (PBKDF2 against CPython).
 
 import { FLOOR_SUFFIX } from './scenarios/cheap-under-heavy.js';
-import { type BenchResults, type Group, type ManyConnections, type Row, errorCount } from './results.js';
-import type { TargetResult } from './targets.js';
+import { type BenchResults, type Group, type ManyConnections, type Row, type TargetResult, errorCount } from './results.js';
 
 /** Cheap request on a saturated server (issue 9). */
-export const MAX_CHEAP_P50_MS = 0.5;
-export const MAX_CHEAP_P99_MS = 2;
+const MAX_CHEAP_P50_MS = 0.5;
+const MAX_CHEAP_P99_MS = 2;
 /** Memory per idle connection (issue 9, 10,000 open) and per idle session (issue 13, 4,000 open). */
-export const MAX_BYTES_PER_CONNECTION_ISSUE_9 = 4 * 1024;
+const MAX_BYTES_PER_CONNECTION_ISSUE_9 = 4 * 1024;
 export const MAX_BYTES_PER_SESSION = 8 * 1024;
 
 interface Ratio {

@@ -3,7 +3,7 @@
 // same bookkeeping for every server, which is what makes the ratios fair. A mixed load also
 // yields one Measurement per kind (kindMeasurement), to put a kind in a table of its own.
 
-import { type MixEntry, runStress } from '../src/stress/index.js';
+import { type MixEntry, runStress } from '../stress/index.js';
 import type { RunningServer } from './children.js';
 import { type Measurement, round } from './results.js';
 

@@ -8,7 +8,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 const TICKS_PER_SECOND = 100;
 
 /** Resident set size of one process in bytes, or NaN if it is gone. */
-export function rssBytes(pid: number): number {
+function rssBytes(pid: number): number {
   try {
     const status = readFileSync(`/proc/${pid}/status`, 'utf8');
     const match = /^VmRSS:\s+(\d+)\s+kB$/m.exec(status);
@@ -19,7 +19,7 @@ export function rssBytes(pid: number): number {
 }
 
 /** Pids whose process group is `pgid` (the leader and everything it forked). */
-export function groupMembers(pgid: number): number[] {
+function groupMembers(pgid: number): number[] {
   const members: number[] = [];
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;

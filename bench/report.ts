@@ -14,7 +14,7 @@ import {
   errorCount,
   ratioToBaseline,
 } from './results.js';
-import type { TargetResult } from './targets.js';
+import type { TargetResult } from './results.js';
 
 export function renderReport(results: BenchResults, targets: TargetResult[], chartPath: string, notes = ''): string {
   const m = results.machine;
@@ -45,7 +45,7 @@ export function renderReport(results: BenchResults, targets: TargetResult[], cha
     `| Runtimes | Node ${m.node}, ${m.python} |`,
     `| Load average at start | ${m.loadAverage1m} (1 min) |`,
     '',
-    'Client and servers share this machine: the load generator (`runStress`, src/stress/, in the harness process)',
+    'Client and servers share this machine: the load generator (`runStress`, stress/, in the harness process)',
     'runs on the same cores as the server it measures, so every server pays the same client tax. Each server is',
     'its own child process on 127.0.0.1, started, measured and stopped one after another. "server cores" is the',
     'CPU the server process group used during the load, from /proc (warm-up included).',

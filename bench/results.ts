@@ -3,7 +3,7 @@
 
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import type { KindResult } from '../src/stress/index.js';
+import type { KindResult } from '../stress/index.js';
 import type { Machine } from './machine.js';
 
 /** One runStress run, trimmed to what the report needs plus server/client CPU use. */
@@ -134,4 +134,13 @@ export function ratioToBaseline(group: Group, row: Row): number | undefined {
   const baseValue = base ? rowValue(group, base) : undefined;
   if (value === undefined || baseValue === undefined || baseValue === 0) return undefined;
   return value / baseValue;
+}
+
+/** One target checked against a run (targets.ts, issue-targets.ts): the verdict BENCHMARKS.md lists. */
+export interface TargetResult {
+  name: string;
+  goal: string;
+  measured: string;
+  /** null: not measured in this run. */
+  met: boolean | null;
 }

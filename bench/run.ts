@@ -22,7 +22,8 @@ import type { BenchContext, Scenario } from './scenarios/scenario.js';
 import { sessions } from './scenarios/sessions.js';
 import { trivial } from './scenarios/trivial.js';
 import { REPO_ROOT } from './servers.js';
-import { type TargetResult, evaluateTargets } from './targets.js';
+import { evaluateTargets } from './targets.js';
+import type { TargetResult } from './results.js';
 
 const SCENARIOS: Record<ScenarioId, Scenario> = {
   trivial,

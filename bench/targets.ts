@@ -4,15 +4,7 @@
 // of issues 9 and 13 are listed in issue-targets.ts and judged from here too.
 
 import { evaluateIssueTargets } from './issue-targets.js';
-import { type BenchResults, type Group, type Row, errorCount, ratioToBaseline } from './results.js';
-
-export interface TargetResult {
-  name: string;
-  goal: string;
-  measured: string;
-  /** null: not measured in this run. */
-  met: boolean | null;
-}
+import { type BenchResults, type Group, type Row, type TargetResult, errorCount, ratioToBaseline } from './results.js';
 
 /** 6 KB read as 6 KiB. */
 export const MAX_BYTES_PER_CONNECTION = 6 * 1024;

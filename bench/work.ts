@@ -9,9 +9,9 @@ export const PING = 'PING';
 export const PONG = 'PONG';
 
 /** CPU-heavy work: hex PBKDF2-SHA256(text, SALT, ITERATIONS, KEY_BYTES) — about 0.5 ms of CPU. */
-export const SALT = 'sockserv';
+const SALT = 'sockserv';
 export const ITERATIONS = 2000;
-export const KEY_BYTES = 32;
+const KEY_BYTES = 32;
 
 export function hashLine(line: Uint8Array | string): string {
   return pbkdf2Sync(line, SALT, ITERATIONS, KEY_BYTES, 'sha256').toString('hex');

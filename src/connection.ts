@@ -19,7 +19,7 @@ import type { ClientAddress } from './handler.js';
 import type { Logger } from './logger.js';
 import type { ResolvedOptions } from './options.js';
 import { ReplyOrder } from './reply-order.js';
-import { type Reply, replyBytes } from './run-handler.js';
+import { type Reply, replyBytes } from './reply.js';
 import type { HookGuard } from './server/hook-guard.js';
 import type { MemoryBudget } from './server/memory-budget.js';
 import type { RequestDurations, ServerCounters } from './stats.js';
@@ -73,9 +73,7 @@ export class Connection implements RequestSink, Flushable, ServerConnection {
   readonly #host: ConnectionHost;
   readonly #framer: Framer;
   readonly #order: ReplyOrder;
-  /** Bytes of each request dispatched and not yet released, oldest first (a FIFO: releases come in order). */
-  #inFlightSizes: number[] = [];
-  #inFlightHead = 0;
+  /** Bytes of the requests dispatched and not yet released (each one's size comes back with its outcome). */
   #inFlightBytes = 0;
   /** An empty write is pending whose callback resumes reading (see #waitForSocketFlush). */
   #awaitingFlush = false;
@@ -98,12 +96,6 @@ export class Connection implements RequestSink, Flushable, ServerConnection {
   #failing = false;
   #ended = false;
   #closed = false;
-  /** performance.now() when request seq was framed, at seq % length; only while durations are recorded. */
-  #framedAt: Float64Array | null = null;
-  /** The first seq stamped in #framedAt (recording may start mid-connection). */
-  #stampedFrom = 0;
-  /** Seq of the next outcome ReplyOrder releases (they come in seq order). */
-  #releaseSeq = 0;
   /** One clock reading shared by the releases of one complete() call; -1 = not read yet. */
   #releasedAt = -1;
 
@@ -256,29 +248,20 @@ export class Connection implements RequestSink, Flushable, ServerConnection {
       if (frame === undefined) break;
       this.lastActive = this.#host.clock;
       this.#host.counters.requestsReceived++;
-      this.#inFlightSizes.push(frame.length);
       this.#inFlightBytes += frame.length;
-      const seq = order.begin();
-      if (durations !== null) this.#stamp(seq, framedAt < 0 ? (framedAt = performance.now()) : framedAt);
+      if (durations !== null && framedAt < 0) framedAt = performance.now();
+      const seq = order.begin(frame.length, framedAt);
       dispatcher.submit(this, seq, frame);
     }
     this.#framesExhausted = true;
     if (!this.#readEnded && !this.#draining && !this.#failing && this.#protocolError === null) this.#resumeReading();
   }
 
-  readonly #release = (reply: Reply, error: SockservError | undefined): void => {
-    const seq = this.#releaseSeq++;
-    this.#inFlightBytes -= this.#inFlightSizes[this.#inFlightHead++]!;
-    if (this.#inFlightHead === this.#inFlightSizes.length) {
-      this.#inFlightSizes = [];
-      this.#inFlightHead = 0;
-    } else if (this.#inFlightHead >= 1024 && this.#inFlightHead * 2 >= this.#inFlightSizes.length) {
-      this.#inFlightSizes = this.#inFlightSizes.slice(this.#inFlightHead);
-      this.#inFlightHead = 0;
-    }
+  readonly #release = (reply: Reply, error: SockservError | undefined, bytes: number, framedAt: number): void => {
+    this.#inFlightBytes -= bytes;
     if (this.#failing) return;
     const host = this.#host;
-    if (host.requestDurations !== null) this.#recordDuration(host.requestDurations, seq);
+    if (host.requestDurations !== null && framedAt >= 0) this.#recordDuration(host.requestDurations, framedAt);
     this.lastActive = host.clock;
     host.requestFinished();
     if (error) {
@@ -297,25 +280,10 @@ export class Connection implements RequestSink, Flushable, ServerConnection {
     if (reply !== null) this.#queueReply(reply);
   };
 
-  /** Notes when request `seq` was framed, growing the ring (doubling) when it is full. */
-  #stamp(seq: number, now: number): void {
-    let ring = this.#framedAt;
-    if (ring === null) {
-      ring = this.#framedAt = new Float64Array(4);
-      this.#stampedFrom = seq;
-    } else if (seq - Math.max(this.#releaseSeq, this.#stampedFrom) >= ring.length) {
-      const old = ring;
-      ring = this.#framedAt = new Float64Array(old.length * 2);
-      for (let s = Math.max(this.#releaseSeq, this.#stampedFrom); s < seq; s++) ring[s % ring.length] = old[s % old.length];
-    }
-    ring[seq % ring.length] = now;
-  }
-
-  #recordDuration(durations: RequestDurations, seq: number): void {
-    const ring = this.#framedAt;
-    if (ring === null || seq < this.#stampedFrom) return; // framed before recording started
+  /** Records one request's latency, framing to release (framedAt < 0: framed before recording started). */
+  #recordDuration(durations: RequestDurations, framedAt: number): void {
     if (this.#releasedAt < 0) this.#releasedAt = performance.now();
-    durations.record(this.#releasedAt - ring[seq % ring.length]);
+    durations.record(this.#releasedAt - framedAt);
   }
 
   #queueReply(reply: Buffer): void {

@@ -105,7 +105,7 @@ export function fromErrorInfo(info: ErrorInfo, fallback: ErrorCode): SockservErr
 
 const CODES = new Set<string>(Object.values(ErrorCodes));
 
-export function isErrorCode(value: unknown): value is ErrorCode {
+function isErrorCode(value: unknown): value is ErrorCode {
   return typeof value === 'string' && CODES.has(value);
 }
 

@@ -31,11 +31,6 @@ function keyOf(ref: HandlerRef): string {
   return `${ref.url}#${ref.exportName}`;
 }
 
-/** The class if this thread already loaded it; lets the hot path stay synchronous. */
-export function loadedHandler(ref: HandlerRef): AnyHandlerClass | undefined {
-  return loaded.get(keyOf(ref));
-}
-
 export function loadHandler(ref: HandlerRef): Promise<AnyHandlerClass> {
   const key = keyOf(ref);
   const ready = loaded.get(key);
@@ -100,7 +95,7 @@ function commonJsTypeScript(url: string): string | undefined {
 }
 
 /** Whether `url` names a TypeScript module (the query and hash aside). */
-export function isTypeScriptModule(url: string): boolean {
+function isTypeScriptModule(url: string): boolean {
   return TYPESCRIPT.test(url.replace(/[?#].*$/, ''));
 }
 
@@ -149,7 +144,7 @@ function isHandlerClass(candidate: unknown): candidate is AnyHandlerClass {
  * source line), or the module's own frame in the stack of an error thrown while it ran.
  * Otherwise the message alone (a missing file, say).
  */
-export function describeLoadError(cause: unknown): string {
+function describeLoadError(cause: unknown): string {
   if (!(cause instanceof Error)) return String(cause);
   const message = cause.message;
   const esbuild = /^(.+?):(\d+):(\d+): ERROR: (.*)$/m.exec(message);

@@ -141,7 +141,7 @@ export type HandlerClass = new (
 ) => BaseRequestHandler;
 
 /** Any handler class, with its kind. */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
+// `any` request: stream handlers take a SessionSocket, the others a Buffer; one type covers both.
 export type AnyHandlerClass = (new (request: any, clientAddress: ClientAddress, server: ServerInfo) => HandlerBase<any>) & {
   /** 'stream' for StreamRequestHandler subclasses; 'request' (or absent) otherwise. */
   kind?: HandlerKind;

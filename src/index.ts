@@ -12,7 +12,8 @@ export type { AnyHandlerClass, ClientAddress, HandlerClass, HandlerKind, Handler
 export { StreamRequestHandler } from './session/stream-handler.js';
 export { SessionReader, SessionSocket, SessionWriter } from './session/stream-io.js';
 export { BaseServer } from './server/base-server.js';
-export type { HandlerSource, ServerAddress } from './server/base-server.js';
+export type { HandlerSource } from './server/base-server.js';
+export type { AddressScheme, ServerAddress } from './server/address.js';
 export { TCPServer, ThreadingTCPServer } from './server/tcp-server.js';
 export type { TCPAddress } from './server/tcp-server.js';
 export { ThreadingUDPServer, UDPServer } from './server/udp-server.js';
@@ -23,11 +24,15 @@ export {
   UnixStreamServer,
 } from './server/unix-server.js';
 export { ThreadingMixIn } from './server/threading.js';
+export type { ServerClass } from './server/threading.js';
+export type { HandlerRef } from './handler-module.js';
+export type { Reply } from './reply.js';
+export type { SessionPort } from './session/protocol.js';
 export { WorkerPool } from './dispatch/worker-pool.js';
 export type { WorkerPoolOptions } from './dispatch/worker-pool.js';
 export type { Dispatcher, DispatcherStats, RequestSink } from './dispatch/dispatcher.js';
 export { DEFAULTS } from './options.js';
-export type { ServerOptions } from './options.js';
+export type { MetricsOptions, ResolvedOptions, ServerOptions, SharedWorkerPool } from './options.js';
 export { ErrorCodes, SockservError } from './errors.js';
 export type { ErrorCode } from './errors.js';
 export {
@@ -36,8 +41,8 @@ export {
   PROXY_V2_TLV_MAX_BYTES,
   ProxyHeaderParser,
   parseProxyHeader,
-} from './proxy-protocol.js';
-export type { ProxyHeader, ProxyParseResult, ProxyTlv, ProxyTransport } from './proxy-protocol.js';
+} from './proxy/protocol.js';
+export type { ProxyHeader, ProxyParseResult, ProxyTlv, ProxyTransport } from './proxy/protocol.js';
 export {
   ByteQueue,
   DelimiterFramer,
@@ -46,12 +51,12 @@ export {
   RawFramer,
   resolveFraming,
 } from './framing/index.js';
-export type { Framer, FramerFactory, FramerLimits, FramingSpec } from './framing/index.js';
+export type { Framer, FramerFactory, FramerLimits, FramingSpec, ResolvedFraming } from './framing/index.js';
 export { RespFramer, encodeCommand, parseCommand, respArray, respBulk, respError, respInteger, respNullBulk, respSimple } from './resp/index.js';
 export { silentLogger, stderrLogger } from './logger.js';
 export type { LogFn, Logger } from './logger.js';
 export { REQUEST_DURATION_BOUNDS_MS } from './stats.js';
 export type { RequestDurationsSnapshot, ServerStats } from './stats.js';
-export type { MetricsEndpoint, MetricsOptions } from './metrics/index.js';
+export type { MetricsEndpoint, MeteredServer } from './metrics/index.js';
 export { markNotReady, serveHealth } from './metrics/health.js'; // no prom-client: health alone stays light
 export type { HealthEndpoint, HealthOptions } from './metrics/health.js';

@@ -1,13 +1,13 @@
 // Owns every server option and its default, in one place. Limits are on by default: every buffer
 // and queue sockserv keeps is bounded by one of these. docs/operations.md mirrors this file.
+// A leaf of the import graph (everything reads it): what an option needs from elsewhere is
+// declared here as an interface, not imported.
 
 import { availableParallelism } from 'node:os';
 import type { TlsOptions } from 'node:tls';
 import { badOption } from './errors.js';
 import type { FramingSpec } from './framing/index.js';
 import type { Logger } from './logger.js';
-import type { MetricsOptions } from './metrics/endpoint.js';
-import type { WorkerPool } from './dispatch/worker-pool.js';
 
 /**
  * Every server option, each with its default. All are optional: `new ThreadingTCPServer(address,
@@ -20,8 +20,8 @@ export interface ServerOptions {
   exportName?: string;
   /** Worker threads in the pool (Threading servers). Default: the machine's available parallelism. */
   workers?: number;
-  /** Share one pool between servers (several listeners, one multiplexer). Overrides `workers`. */
-  pool?: WorkerPool;
+  /** Share one pool between servers (several listeners, one multiplexer): a WorkerPool. Overrides `workers`. */
+  pool?: SharedWorkerPool;
   /** Open connections at most; one more is refused at once (ERR_TOO_MANY_CONNECTIONS). Default 10 000. */
   maxConnections?: number;
   /** Milliseconds a connection may go without completing a request while none is in flight (slowloris, idle clients); then it is closed (ERR_IDLE_TIMEOUT). 0 = off. Default 300 000. */
@@ -77,7 +77,7 @@ export interface ServerOptions {
   tls?: TlsOptions;
   /**
    * Stream servers behind a load balancer: every connection must start with a PROXY protocol
-   * header (v1 text or v2 binary, src/proxy-protocol.ts), and the client address handlers and
+   * header (v1 text or v2 binary, src/proxy/), and the client address handlers and
    * verifyRequest see is the one it names. A connection without a valid header is closed
    * (ERR_PROXY_HEADER_INVALID). Only for listeners that nothing but the proxy can reach; not with
    * `tls` (the header precedes the handshake). Default false.
@@ -115,8 +115,29 @@ export interface ServerOptions {
   metrics?: MetricsOptions;
 }
 
+/**
+ * The `pool` option: a WorkerPool (`new WorkerPool({ workers })`). Declared by the little options
+ * need to know, so that options.ts imports nothing from dispatch; a Threading server checks that
+ * it is a real WorkerPool.
+ */
+export interface SharedWorkerPool {
+  /** Worker threads in the pool. */
+  readonly workers: number;
+  /** Stops every worker; call it after the servers sharing the pool have closed. */
+  close(): Promise<void>;
+}
+
+/** Where the metrics endpoint listens (the `metrics` option, and `serveMetrics` of `sockserv/metrics`). */
+export interface MetricsOptions {
+  /** TCP port of the HTTP endpoint; 0 picks a free one (read it from `endpoint.port`). */
+  port: number;
+  /** Interface to listen on. Default '127.0.0.1': metrics are not for the internet. */
+  host?: string;
+}
+
+/** ServerOptions with every default filled in: a server's `options`. */
 export type ResolvedOptions = Required<Omit<ServerOptions, 'pool' | 'logger' | 'tls' | 'metrics'>> & {
-  pool: WorkerPool | undefined;
+  pool: SharedWorkerPool | undefined;
   logger: Logger | undefined;
   tls: TlsOptions | undefined;
   metrics: MetricsOptions | undefined;

@@ -4,9 +4,7 @@
 // is created per request unless a handler method returns one.
 
 import { type ClientAddress, type HandlerClass, type HandlerResult, type ServerInfo, kReplyChunks } from './handler.js';
-
-/** The reply bytes, or null when the handler wrote nothing (then nothing is sent). */
-export type Reply = Buffer | null;
+import { type Reply, replyBytes } from './reply.js';
 
 export function runHandler(
   Handler: HandlerClass,
@@ -61,23 +59,6 @@ function collectReply(handler: InstanceType<HandlerClass>, result: HandlerResult
   if (returned) chunks.push(result);
   if (chunks.length === 1) return replyBytes(chunks[0]!);
   return Buffer.concat(chunks.map(replyBytes));
-}
-
-// The last string reply and its bytes: handlers often answer with the same constant ("OK",
-// "+PONG\r\n"), and replies are never mutated after this point, so one encoding can be shared.
-let lastText = '';
-let lastBytes = Buffer.alloc(0);
-
-/** A reply chunk as bytes: a Buffer as is, other bytes as a view, text encoded (cached when repeated). */
-export function replyBytes(chunk: string | Uint8Array): Buffer {
-  if (typeof chunk === 'string') {
-    if (chunk !== lastText) {
-      lastText = chunk;
-      lastBytes = Buffer.from(chunk);
-    }
-    return lastBytes;
-  }
-  return Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
 }
 
 export function isThenable<T>(value: unknown): value is Promise<T> {

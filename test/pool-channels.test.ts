@@ -1,6 +1,6 @@
 // The pool's streaming channels (src/dispatch/pool.ts, worker-channel.ts, workers/channel-loop.ts)
-// on real sockets and real workers: each request runs at most once when a worker dies or a handler
-// overruns requestTimeout, finished replies are delivered, one connection's requests run in order
+// on real sockets and real workers: each request runs at most once when a worker dies, a handler
+// overruns requestTimeout or an async handler rejects at once, finished replies are delivered, one connection's requests run in order
 // (async ones included), frames bigger than a ring record take the transfer path, and a pool shared
 // with sessions keeps serving requests. Runs are counted in shared memory by test/fixtures/ledger.js.
 
@@ -102,6 +102,23 @@ describe('at most once', () => {
     expect(await replies(peer, 3)).toEqual(['ERROR ERR_REQUEST_TIMEOUT', '2 ok', '3 ok']);
     for (const id of [1, 2, 3]) expect(runs(id)).toBe(1);
     expect(log()).toEqual([1, 2, -2, 3, -3]);
+  });
+
+  test('an async handler that rejects at once fails only its request, and no request runs twice', async () => {
+    const counter = new SharedArrayBuffer(4);
+    const server = registry.server(
+      new ThreadingTCPServer({ port: 0 }, fixture('counted'), {
+        workers: 2,
+        onHandlerError: 'reply',
+        handlerData: { counter },
+        logger: silentLogger,
+      }),
+    );
+    const { port } = await server.listen();
+    const peer = await registry.peer(port);
+    peer.write('a\nb\nbad\nc\n');
+    expect(await peer.untilLines(4)).toEqual(['ok a', 'ok b', 'ERROR ERR_HANDLER_FAILED', 'ok c']);
+    expect(Atomics.load(new Int32Array(counter), 0)).toBe(4);
   });
 });
 

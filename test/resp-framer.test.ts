@@ -14,7 +14,7 @@ import {
   respNullBulk,
   respSimple,
 } from '../src/index.js';
-import { INLINE_MAX_BYTES } from '../src/framing/resp.js';
+import { INLINE_MAX_BYTES } from '../src/resp/framer.js';
 
 const LIMITS = { maxFrameBytes: 1024 * 1024 };
 

@@ -1,6 +1,6 @@
 // What goes wrong stays with the connection it came from: failing handlers (thrown, rejected,
-// a worker that exits), oversized frames, refused connections. Handler modules that cannot load
-// fail listen() with a stable code instead of hanging.
+// a worker that exits, an inline async handler that never settles), oversized frames, refused
+// connections. Handler modules that cannot load fail listen() with a stable code instead of hanging.
 
 import type { Socket } from 'node:net';
 import {
@@ -294,5 +294,30 @@ describe('ThreadingTCPServer worker death', () => {
     const server = registry.server(new ThreadingTCPServer({ host: '127.0.0.1', port: 0 }, Inline as never, { workers: 1, logger: silentLogger }));
     await expect(server.listen()).rejects.toMatchObject({ code: 'ERR_BAD_OPTION' });
     await server.close();
+  });
+
+  test('a pool option that is not a WorkerPool is refused: ERR_BAD_OPTION from listen(), close() settles', async () => {
+    const pool = { workers: 1, close: async () => {} };
+    const server = registry.server(new ThreadingTCPServer({ host: '127.0.0.1', port: 0 }, fixture('echo'), { pool, logger: silentLogger }));
+    await expect(server.listen()).rejects.toMatchObject({ code: 'ERR_BAD_OPTION', message: expect.stringContaining('WorkerPool') });
+    await server.close();
+  });
+});
+
+describe('TCPServer (inline) request timeout', () => {
+  test('an async handler that never settles fails with ERR_REQUEST_TIMEOUT and the connection goes on', async () => {
+    const server = registry.server(
+      new TCPServer({ port: 0 }, fixture('counted'), {
+        requestTimeout: 200,
+        onHandlerError: 'reply',
+        handlerData: { counter: new SharedArrayBuffer(4) },
+        logger: silentLogger,
+      }),
+    );
+    const { port } = await server.listen();
+    const peer = await registry.peer(port);
+    peer.write('hang\nafter\n');
+    expect(await peer.untilLines(2)).toEqual(['ERROR ERR_REQUEST_TIMEOUT', 'ok after']);
+    expect(server.stats().requestsInFlight).toBe(0);
   });
 });

@@ -199,7 +199,7 @@ describe.each(KINDS)('%s lifecycle', (_name, Server) => {
     const bound = await server.listen();
     expect(bound.port).toBeGreaterThan(0);
     expect(server.address).toEqual(bound);
-    expect(server.address).toMatchObject({ host: '127.0.0.1', family: 'IPv4' });
+    expect(server.address).toMatchObject({ host: '127.0.0.1', family: 'IPv4', scheme: 'tcp' });
     expect((await exchange(server.address.port, ['p\n'])).toString()).toBe('P\n');
   });
 
@@ -272,5 +272,16 @@ describe('backpressure', () => {
       }
     }
     expect(server.stats().requestsOk).toBe(requests.length);
+  });
+
+  test('inline: with a writeHighWaterMark under the socket buffer, pipelined replies all arrive', async () => {
+    // A synchronous handler: every request of the read is dispatched in one pass, so reading
+    // pauses on the replies it queued itself, and only the flush can resume it (no socket 'drain').
+    const server = registry.server(new TCPServer({ port: 0 }, fixture('upper'), { writeHighWaterMark: 1024, logger: silentLogger }));
+    const { port } = await server.listen();
+    const peer = await registry.peer(port);
+    const line = 'x'.repeat(600);
+    peer.write(`${line}\n`.repeat(10));
+    expect(await peer.untilLines(10)).toEqual(Array.from({ length: 10 }, () => line.toUpperCase()));
   });
 });

@@ -4,7 +4,7 @@
 
 import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
 import { silentLogger, ThreadingTCPServer } from '../src/index.js';
-import { runStress, type StressOptions, type StressResult } from '../src/stress/index.js';
+import { runStress, type StressOptions, type StressResult } from '../stress/index.js';
 import { fixture } from './helpers/client.js';
 
 const servers: Array<{ close(): unknown }> = [];

@@ -8,8 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { UsageError } from '../src/cli/usage-error.js';
-import { parseStressArgs } from '../src/stress/cli.js';
-import type { StressResult } from '../src/stress/index.js';
+import { parseStressArgs } from '../stress/cli.js';
+import type { StressResult } from '../stress/index.js';
 
 const CLI = fileURLToPath(new URL('../dist/src/cli/main.js', import.meta.url));
 

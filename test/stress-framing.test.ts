@@ -3,12 +3,12 @@
 // every position — incomplete is not an error.
 
 import type { Socket } from 'node:net';
-import { parseMixFile, parseMixSpec } from '../src/stress/mix-spec.js';
-import { createReplyFramer } from '../src/stress/reply-framer.js';
-import { RequestSchedule, weightedOrder } from '../src/stress/request-schedule.js';
-import { encodeRequest } from '../src/stress/request-wire.js';
-import { SendTimes } from '../src/stress/send-times.js';
-import { parseTarget, isLoopbackAddress } from '../src/stress/target.js';
+import { parseMixFile, parseMixSpec } from '../stress/mix-spec.js';
+import { createReplyFramer } from '../stress/reply-framer.js';
+import { RequestSchedule, weightedOrder } from '../stress/request-schedule.js';
+import { encodeRequest } from '../stress/request-wire.js';
+import { SendTimes } from '../stress/send-times.js';
+import { parseTarget, isLoopbackAddress } from '../stress/target.js';
 
 function frame(framing: 'line' | 'length' | 'raw' | 'resp', size: number | (() => number), keep: boolean, chunks: Buffer[]): string[] {
   const replies: string[] = [];

@@ -6,7 +6,7 @@ import { pbkdf2Sync } from 'node:crypto';
 import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { silentLogger, TCPServer, ThreadingTCPServer } from '../src/index.js';
-import { runStress, type StressOptions, type StressResult } from '../src/stress/index.js';
+import { runStress, type StressOptions, type StressResult } from '../stress/index.js';
 import { fixture } from './helpers/client.js';
 
 const RESP_HANDLER = fileURLToPath(new URL('../dist/examples/resp/handler.js', import.meta.url));

@@ -12,7 +12,7 @@ import { silentLogger, TCPServer, ThreadingTCPServer } from '../src/index.js';
 import { startBystanders } from './helpers/bystanders.js';
 import { Cli, killAll } from './helpers/cli-process.js';
 import { fixture } from './helpers/client.js';
-import { Peer, Registry, sleep } from './helpers/net.js';
+import { Peer, Registry } from './helpers/net.js';
 
 const registry = new Registry();
 const certFile = fileURLToPath(new URL('./fixtures/tls/cert.pem', import.meta.url));
@@ -90,9 +90,6 @@ test('idleTimeout 400 also closes a client that never completes its TLS handshak
     }),
   );
   const { port } = await server.listen();
-  // Connect after the first idle sweep (every 100 ms here): connections accepted before it are
-  // exposed to the idle-clock bug test/faults.test.ts specifies, and this test is about the handshake.
-  await sleep(150);
   const silent = await registry.peer(port);
   const clients = await startBystanders(port, registry, { count: 5, waves: 10, gapMs: 50, connect: () => tlsPeer(port) });
   expect(await clients.done).toBe(5 * 50);

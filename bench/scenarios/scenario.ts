@@ -15,7 +15,7 @@ export interface BenchContext {
   log(line: string): void;
 }
 
-export interface ScenarioOutput {
+interface ScenarioOutput {
   /** Replaces the scenario's title when it depends on the config (the connection count). */
   title?: string;
   description: string;

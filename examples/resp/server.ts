@@ -2,21 +2,14 @@
 //   npm run build && node dist/examples/resp/server.js [port]      (default 6380)
 //   redis-cli -p 6380 PING  ·  redis-cli -p 6380 PBKDF2 secret sockserv 2000
 //
-// RespServer overrides errorReply() so that bad input (and a failing handler, with
-// onHandlerError 'reply') is answered with a RESP error a Redis client can read, as Redis says
-// "-ERR Protocol error: ..." before closing, instead of the default plain-text `ERROR <code>`.
+// No errorReply() override is needed: with `framing: 'resp'` a failed request is already answered
+// with a RESP error a Redis client can read, `-ERR <code>` (e.g. -ERR ERR_FRAME_INVALID). It names
+// the stable code only, never the error's message, so no internals reach clients.
 
-import { ErrorCodes, type SockservError, ThreadingTCPServer, respError } from 'sockserv';
-
-class RespServer extends ThreadingTCPServer {
-  override errorReply(error: SockservError): Uint8Array {
-    const protocol = error.code === ErrorCodes.FRAME_INVALID || error.code === ErrorCodes.FRAME_TOO_LONG;
-    return respError(protocol ? `ERR Protocol error: ${error.message}` : `ERR ${error.code}`);
-  }
-}
+import { ThreadingTCPServer } from 'sockserv';
 
 const port = Number(process.argv[2] ?? 6380);
-const server = new RespServer({ host: '127.0.0.1', port }, new URL('./handler.js', import.meta.url), {
+const server = new ThreadingTCPServer({ host: '127.0.0.1', port }, new URL('./handler.js', import.meta.url), {
   framing: 'resp',
 });
 const { host, port: bound } = await server.listen();

@@ -7,7 +7,7 @@ import { pino, type DestinationStream, type Logger as PinoLogger } from 'pino';
 import { UsageError } from './usage-error.js';
 
 /** The levels --log-level accepts, quietest last. */
-export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
 export function parseLogLevel(value: string | undefined): LogLevel {

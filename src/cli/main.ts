@@ -4,7 +4,7 @@
 
 import { SockservError } from '../errors.js';
 import { SERVE_USAGE, serve } from './serve.js';
-import { STRESS_USAGE, stress } from '../stress/cli.js';
+import { STRESS_USAGE, stress } from '../../stress/cli.js';
 import { UsageError } from './usage-error.js';
 
 type Command = (argv: string[]) => Promise<number>;

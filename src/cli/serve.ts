@@ -12,7 +12,9 @@ import { parseArgs } from 'node:util';
 import type { FramingSpec } from '../framing/index.js';
 import { resolveFraming } from '../framing/index.js';
 import { type HealthOptions, markNotReady, serveHealth } from '../metrics/health.js';
+import { addressUrl } from '../server/address.js';
 import type { BaseServer } from '../server/base-server.js';
+import { coreOf } from '../server/core.js';
 import { TCPServer, ThreadingTCPServer } from '../server/tcp-server.js';
 import { ThreadingUDPServer, UDPServer } from '../server/udp-server.js';
 import { ThreadingUnixStreamServer, UnixStreamServer } from '../server/unix-server.js';
@@ -44,15 +46,14 @@ export const SERVE_USAGE = `usage: sockserv serve <handler-module> [--export NAM
 export async function serve(argv: string[]): Promise<number> {
   const { server, processes, health, drainDelay } = parseServeArgs(argv);
   if (processes !== undefined) {
-    return serveProcesses(server, processes, (s) => describeAddress(s, s.address.host, s.address.port, s.address.family));
+    return serveProcesses(server, processes, (s) => addressUrl(s.address));
   }
   // Before listen(): /readyz answers 503 while the handler loads, then 200 once listening.
   if (health !== undefined) await serveHealth([server], health);
-  const { host, port, family } = await server.listen();
-  const address = describeAddress(server, host, port, family);
+  const address = addressUrl(await server.listen());
   process.stdout.write(`listening on ${address}\n`);
   const { workers } = server.stats();
-  server.logger.info({ address, workers, framing: server.framing.name }, 'serving');
+  server.logger.info({ address, workers, framing: coreOf(server).framing.name }, 'serving');
   const shutDown = (signal: NodeJS.Signals) => {
     const { connections, requestsInFlight } = server.stats();
     server.logger.info({ signal, connections, requestsInFlight }, 'shutting down: finishing the requests in flight');
@@ -72,13 +73,13 @@ export async function serve(argv: string[]): Promise<number> {
   return 0;
 }
 
-/** The server the `serve` arguments describe (not listening yet). */
+/** The server the `serve` arguments describe (not listening yet): what test/cli-options.test.ts checks flags against. */
 export function createServerFromArgs(argv: string[]): BaseServer {
   return parseServeArgs(argv).server;
 }
 
 /** Parses `serve` arguments: the server they describe, and how many processes should run it (--processes). */
-export function parseServeArgs(argv: string[]): {
+function parseServeArgs(argv: string[]): {
   server: BaseServer;
   processes: number | undefined;
   health: HealthOptions | undefined;
@@ -127,9 +128,9 @@ export function parseServeArgs(argv: string[]): {
   }
   const port = parseCount('--port', values.port) ?? 8001;
   if (port > 65535) throw new UsageError(`--port must be at most 65535 (got ${port})`);
-  const framing = (values.framing ?? 'line') as FramingSpec;
+  const framing = values.framing as FramingSpec | undefined; // undefined: the framing option's default
   try {
-    resolveFraming(framing);
+    if (framing !== undefined) resolveFraming(framing);
   } catch (error) {
     throw new UsageError((error as Error).message);
   }
@@ -191,10 +192,4 @@ function readFileOrUsage(flag: string, path: string): Buffer {
   } catch (error) {
     throw new UsageError(`${flag}: cannot read ${path}: ${(error as Error).message}`);
   }
-}
-
-function describeAddress(server: BaseServer, host: string, port: number, family: string): string {
-  if (family === 'unix') return `unix://${host}`;
-  const scheme = server instanceof UDPServer ? 'udp' : server.options.tls ? 'tls' : 'tcp';
-  return `${scheme}://${host.includes(':') ? `[${host}]` : host}:${port}`;
 }

@@ -36,7 +36,7 @@ export const Ctl = {
   /** 1 once the worker has loaded the handler and entered its loop. */
   READY: 11,
 } as const;
-export const CONTROL_WORDS = 16;
+const CONTROL_WORDS = 16;
 
 /** Record kinds. */
 export const Kind = {

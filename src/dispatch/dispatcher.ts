@@ -4,7 +4,7 @@
 
 import type { SockservError } from '../errors.js';
 import type { ClientAddress, HandlerKind, ServerInfo } from '../handler.js';
-import type { Reply } from '../run-handler.js';
+import type { Reply } from '../reply.js';
 import type { SessionPort } from '../session/protocol.js';
 
 /** A connection, as a dispatcher sees it. */

@@ -8,7 +8,8 @@ import { ErrorCodes, SockservError, fromErrorInfo, toErrorInfo } from '../errors
 import { type AnyHandlerClass, type ClientAddress, type HandlerClass, type HandlerKind, type ServerInfo, handlerKindOf } from '../handler.js';
 import { type HandlerRef, loadHandler } from '../handler-module.js';
 import type { ResolvedOptions } from '../options.js';
-import { isThenable, type Reply, runHandler } from '../run-handler.js';
+import type { Reply } from '../reply.js';
+import { isThenable, runHandler } from '../run-handler.js';
 import { runSession } from '../session/run-session.js';
 import type { Dispatcher, DispatcherStats, RequestSink } from './dispatcher.js';
 import { type SessionPort, localPorts } from './session-port.js';

@@ -15,7 +15,7 @@ const WRAP = 0xffffffff;
 /** Bytes the writer leaves free so that write === read always means empty. */
 const GAP = 4;
 
-export function recordBytes(payloadBytes: number): number {
+function recordBytes(payloadBytes: number): number {
   return HEADER_BYTES + ((payloadBytes + 3) & ~3);
 }
 

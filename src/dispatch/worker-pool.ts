@@ -11,9 +11,8 @@ import type { HandlerKind } from '../handler.js';
 import { type ErrorInfo, ErrorCodes, SockservError, fromErrorInfo } from '../errors.js';
 import type { HandlerRef } from '../handler-module.js';
 import { type Logger, stderrLogger } from '../logger.js';
+import { DEFAULTS } from '../options.js';
 import { workerEntryUrl } from './worker-entry.js';
-
-const DEFAULT_WORKER_NICE = 10;
 
 type LoadBalancer = NonNullable<NonNullable<ConstructorParameters<typeof Piscina>[0]>['loadBalancer']>;
 
@@ -29,9 +28,10 @@ export interface WorkerPoolOptions {
   /** Shorthand for resourceLimits.maxOldGenerationSizeMb. */
   workerHeapMb?: number;
   /**
-   * Nice value of the worker threads (Linux; ignored elsewhere). Default 10: under CPU
-   * contention the main thread — the multiplexer every connection waits on — runs first, so a
-   * saturated pool cannot stall accepts, reads and writes. 0 keeps workers at normal priority.
+   * Nice value of the worker threads (Linux; ignored elsewhere). Default: DEFAULTS.workerNice (10),
+   * the server option's: under CPU contention the main thread — the multiplexer every connection
+   * waits on — runs first, so a saturated pool cannot stall accepts, reads and writes. 0 keeps
+   * workers at normal priority.
    */
   workerNice?: number;
   /** Where worker deaths are logged. Default: stderrLogger. */
@@ -66,7 +66,7 @@ export class WorkerPool {
       atomics: 'async',
       loadBalancer: this.#balance,
       resourceLimits: { maxOldGenerationSizeMb: options.workerHeapMb, ...options.resourceLimits },
-      workerData: { nice: options.workerNice ?? DEFAULT_WORKER_NICE },
+      workerData: { nice: options.workerNice ?? DEFAULTS.workerNice },
     });
     // Without a listener, an error raised in a worker outside any task would crash the process.
     this.#piscina.on('error', (err: unknown) => {

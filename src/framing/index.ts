@@ -3,18 +3,17 @@
 
 import { type SockservError, badOption } from '../errors.js';
 import { respError } from '../resp/encode.js';
+import { RespFramer } from '../resp/framer.js';
 import { DelimiterFramer, LineFramer } from './delimiter.js';
 import type { FramerFactory } from './framer.js';
 import { LengthPrefixFramer } from './length-prefix.js';
 import { RawFramer } from './raw.js';
-import { RespFramer } from './resp.js';
 
 export type { Framer, FramerFactory, FramerLimits } from './framer.js';
 export { ByteQueue } from './byte-queue.js';
 export { DelimiterFramer, LineFramer } from './delimiter.js';
 export { LengthPrefixFramer } from './length-prefix.js';
 export { RawFramer } from './raw.js';
-export { RespFramer, parseCommand } from './resp.js';
 
 /** 'raw' | 'line' | 'length' | 'resp' | 'delimiter:HEX' | { delimiter } | a FramerFactory. */
 export type FramingSpec =
@@ -29,6 +28,7 @@ export type FramingSpec =
     }
   | FramerFactory;
 
+/** A `framing` option resolved by resolveFraming(): its name and the factory of one framer per connection. */
 export interface ResolvedFraming {
   /** A short name for logs, stats and the handler's `server.framing`. */
   name: string;

@@ -5,17 +5,10 @@
 
 import { type IncomingMessage, type ServerResponse, createServer } from 'node:http';
 import type { Registry } from 'prom-client';
-import type { BaseServer } from '../server/base-server.js';
+import type { MetricsOptions } from '../options.js';
 import { answerHealth, closeHttp, listenHttp } from './health.js';
+import type { MeteredServer } from './metered-server.js';
 import { createMetricsRegistry } from './registry.js';
-
-/** Where the metrics endpoint listens. */
-export interface MetricsOptions {
-  /** TCP port of the HTTP endpoint; 0 picks a free one (read it from `endpoint.port`). */
-  port: number;
-  /** Interface to listen on. Default '127.0.0.1': metrics are not for the internet. */
-  host?: string;
-}
 
 /** A running metrics endpoint. */
 export interface MetricsEndpoint {
@@ -36,7 +29,7 @@ export interface MetricsEndpoint {
  * http://HOST:PORT/metrics, and their health on /livez and /readyz (see serveHealth). Logs `metrics on URL` at info level through the first server's
  * logger. Resolves once listening; rejects if the port cannot be bound.
  */
-export async function serveMetrics(servers: readonly BaseServer[], { host = '127.0.0.1', port }: MetricsOptions): Promise<MetricsEndpoint> {
+export async function serveMetrics(servers: readonly MeteredServer[], { host = '127.0.0.1', port }: MetricsOptions): Promise<MetricsEndpoint> {
   const registry = createMetricsRegistry(servers);
   const http = createServer((request, response) => {
     if (!answerHealth(servers, request, response)) void answer(registry, request, response);

@@ -8,7 +8,7 @@
 
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { BaseServer } from '../server/base-server.js';
+import type { MeteredServer } from './metered-server.js';
 
 /** Where a health endpoint listens. */
 export interface HealthOptions {
@@ -30,7 +30,7 @@ export interface HealthEndpoint {
   close(): Promise<void>;
 }
 
-const notReady = new WeakSet<BaseServer>();
+const notReady = new WeakSet<MeteredServer>();
 
 /**
  * Makes /readyz answer 503 for `server` from now on, while it keeps accepting and serving: the
@@ -38,24 +38,24 @@ const notReady = new WeakSet<BaseServer>();
  * Kubernetes Service). Call shutdown() or close() once the balancer has had time to notice.
  * `sockserv serve --drain-delay MS` does this on SIGTERM.
  */
-export function markNotReady(server: BaseServer): void {
+export function markNotReady(server: MeteredServer): void {
   notReady.add(server);
 }
 
 /** What /readyz reports for one server: listening, not draining, not marked not-ready. */
-export function isReady(server: BaseServer): boolean {
+function isReady(server: MeteredServer): boolean {
   return server.serving && !notReady.has(server);
 }
 
 /** The health paths, answered by every sockserv HTTP endpoint. */
-export const HEALTH_PATHS: readonly string[] = ['/livez', '/readyz'];
+const HEALTH_PATHS: readonly string[] = ['/livez', '/readyz'];
 
 /**
  * Answers /livez and /readyz for `servers`; returns false (answering nothing) for other paths.
  * Ready means every server listens and none has started to shut down (`server.serving`) or
  * been marked not ready (markNotReady).
  */
-export function answerHealth(servers: readonly BaseServer[], request: IncomingMessage, response: ServerResponse): boolean {
+export function answerHealth(servers: readonly MeteredServer[], request: IncomingMessage, response: ServerResponse): boolean {
   const path = (request.url ?? '/').split('?')[0]!;
   if (!HEALTH_PATHS.includes(path)) return false;
   const head = request.method === 'HEAD';
@@ -80,7 +80,7 @@ export function answerHealth(servers: readonly BaseServer[], request: IncomingMe
  * listen. Logs `health on URL` at info level through the first server's logger. Resolves once
  * listening; rejects if the port cannot be bound. Closes when the last of its servers closes.
  */
-export async function serveHealth(servers: readonly BaseServer[], { host = '127.0.0.1', port }: HealthOptions): Promise<HealthEndpoint> {
+export async function serveHealth(servers: readonly MeteredServer[], { host = '127.0.0.1', port }: HealthOptions): Promise<HealthEndpoint> {
   const http = createServer((request, response) => {
     if (!answerHealth(servers, request, response)) {
       response.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /livez or /readyz\n');

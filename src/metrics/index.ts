@@ -15,7 +15,9 @@
  */
 
 export { serveMetrics } from './endpoint.js';
-export type { MetricsEndpoint, MetricsOptions } from './endpoint.js';
+export type { MetricsEndpoint } from './endpoint.js';
+export type { MetricsOptions } from '../options.js';
+export type { MeteredServer } from './metered-server.js';
 export { createMetricsRegistry } from './registry.js';
 export { markNotReady, serveHealth } from './health.js';
 export type { HealthEndpoint, HealthOptions } from './health.js';

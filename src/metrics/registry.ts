@@ -4,8 +4,8 @@
 // stops) and merged into each registry.
 
 import { Registry, collectDefaultMetrics } from 'prom-client';
-import type { BaseServer } from '../server/base-server.js';
 import { registerServerMetrics } from './collectors.js';
+import type { MeteredServer } from './metered-server.js';
 import { StatsSampler } from './sampler.js';
 
 let processMetrics: Registry | undefined;
@@ -15,7 +15,7 @@ let processMetrics: Registry | undefined;
  * default process metrics, for serving from your own HTTP server: `await registry.metrics()`.
  * Switches on request-duration recording in each server (see BaseServer.recordRequestDurations).
  */
-export function createMetricsRegistry(servers: readonly BaseServer[]): Registry {
+export function createMetricsRegistry(servers: readonly MeteredServer[]): Registry {
   for (const server of servers) server.recordRequestDurations();
   const own = new Registry();
   registerServerMetrics(own, new StatsSampler(servers));

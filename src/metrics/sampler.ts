@@ -1,10 +1,10 @@
 // Owns reading the servers for one scrape: every collector of a scrape runs in the same
 // synchronous pass, so server.stats() is called once per server per scrape, not once per metric.
-// Also names each server for the `server` label.
+// Also names each server for the `server` label, from its address's scheme.
 
-import type { BaseServer } from '../server/base-server.js';
-import { UDPServer } from '../server/udp-server.js';
+import { addressUrl } from '../server/address.js';
 import type { ServerStats } from '../stats.js';
+import type { MeteredServer } from './metered-server.js';
 
 export interface ServerSample {
   /** The `server` label: scheme://host:port of the first listener (unix://PATH for Unix sockets). */
@@ -13,10 +13,10 @@ export interface ServerSample {
 }
 
 export class StatsSampler {
-  readonly servers: readonly BaseServer[];
+  readonly servers: readonly MeteredServer[];
   #samples: ServerSample[] | undefined;
 
-  constructor(servers: readonly BaseServer[]) {
+  constructor(servers: readonly MeteredServer[]) {
     this.servers = servers;
   }
 
@@ -31,11 +31,7 @@ export class StatsSampler {
 }
 
 /** scheme://host:port of the server's first listener; `server-N` before it listens. */
-export function serverLabel(server: BaseServer, index: number): string {
+function serverLabel(server: MeteredServer, index: number): string {
   const address = server.addresses[0];
-  if (address === undefined) return `server-${index}`;
-  if (address.family === 'unix') return `unix://${address.host}`;
-  const scheme = server instanceof UDPServer ? 'udp' : server.options.tls ? 'tls' : 'tcp';
-  const host = address.host.includes(':') ? `[${address.host}]` : address.host;
-  return `${scheme}://${host}:${address.port}`;
+  return address === undefined ? `server-${index}` : addressUrl(address);
 }

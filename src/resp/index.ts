@@ -1,6 +1,14 @@
-// Owns the public face of sockserv's Redis-protocol (RESP2) support, for `framing: 'resp'`: the
-// framer and the decoder of its command frames (src/framing/resp.ts), and the reply encoders
-// (./encode.ts). src/index.ts re-exports all of it.
+// Owns the public face of sockserv's Redis-protocol (RESP2) support, for `framing: 'resp'`. The
+// folder holds all of it:
+//
+//   framer.ts   RespFramer: bytes → one command per frame, in canonical multibulk form
+//   command.ts  parseCommand: a frame → its arguments (zero-copy)
+//   inline.ts   splitInline: Redis's sdssplitargs, for inline commands (telnet, nc)
+//   encode.ts   the reply encoders (respSimple, respBulk…) and encodeCommand
+//   syntax.ts   the type bytes and the ERR_FRAME_INVALID errors the readers share
+//
+// src/index.ts re-exports all of this file.
 
-export { RespFramer, parseCommand } from '../framing/resp.js';
+export { RespFramer } from './framer.js';
+export { parseCommand } from './command.js';
 export { encodeCommand, respArray, respBulk, respError, respInteger, respNullBulk, respSimple } from './encode.js';

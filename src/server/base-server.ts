@@ -14,9 +14,14 @@
 // (./lingering-close.ts) so no reply is lost to a reset, and hold client memory within
 // maxClientMemory (./memory-budget.ts).
 //
+// The plumbing connections and transports need (counters, write set, dispatcher, clock, live
+// connections, hook guard, memory budget) lives in a ServerCore (./core.ts) made in the
+// constructor and handed to them, not in members of this class: a subclass sees only Python's
+// methods, the documented options and stats().
+//
 // Methods for the caller:
-//   listen() serveForever() shutdown() close() handleRequest(timeout) stats() address serving
-//   recordRequestDurations() onClose(callback)
+//   listen() serveForever() shutdown() close() handleRequest(timeout) stats() address addresses
+//   serving connectionCount recordRequestDurations() onClose(callback)
 // Methods that may be overridden:
 //   verifyRequest(request, clientAddress)   → false refuses the connection (allow-lists go here)
 //   processRequest / finishRequest          → how an accepted connection starts being served
@@ -29,34 +34,25 @@
 // Class variables that may be overridden: timeout
 
 import type { Socket } from 'node:net';
-import { Connection, type ConnectionHost, type ServerConnection } from '../connection.js';
+import type { ServerAddress } from './address.js';
+import { Connection } from '../connection.js';
 import type { Dispatcher } from '../dispatch/dispatcher.js';
 import { InlineDispatcher } from '../dispatch/inline.js';
 import { ErrorCodes, SockservError } from '../errors.js';
-import { type ResolvedFraming, resolveFraming } from '../framing/index.js';
+import { resolveFraming } from '../framing/index.js';
 import type { AnyHandlerClass, ClientAddress, ServerInfo } from '../handler.js';
 import { type HandlerRef, toHandlerRef } from '../handler-module.js';
 import { ErrorBurst, LogBurst } from '../log-burst.js';
+import { ServerCore, attachCore } from './core.js';
 import { HookGuard } from './hook-guard.js';
 import { lingeringClose } from './lingering-close.js';
 import { LiveConnections } from './live-connections.js';
 import { MemoryBudget } from './memory-budget.js';
 import { type Logger, stderrLogger } from '../logger.js';
 import { type ResolvedOptions, type ServerOptions, resolveOptions } from '../options.js';
-import { ProxyHeaderReader } from '../proxy-header-reader.js';
+import { ProxyHeaderReader } from '../proxy/header-reader.js';
 import { SessionConnection } from '../session/session-connection.js';
-import { LoopDelayMonitor, RequestDurations, type ServerCounters, type ServerStats, newCounters } from '../stats.js';
-import { WriteSet } from '../write-set.js';
-
-/** An address a server listens on. */
-export interface ServerAddress {
-  /** IP address, or the socket path for Unix servers. */
-  host: string;
-  /** The bound port (0 for Unix servers). */
-  port: number;
-  /** 'IPv4', 'IPv6', or 'unix'. */
-  family: string;
-}
+import { LoopDelayMonitor, RequestDurations, type ServerStats } from '../stats.js';
 
 /** A handler module (path or URL; workers import it) or, for inline servers only, the class itself. */
 export type HandlerSource = string | URL | AnyHandlerClass;
@@ -69,53 +65,51 @@ type State = 'new' | 'starting' | 'serving' | 'shutting-down' | 'stopped' | 'clo
  * top of this file). Use a concrete class: TCPServer, ThreadingTCPServer, UDPServer,
  * UnixStreamServer and their Threading forms.
  */
-export abstract class BaseServer implements ConnectionHost, AsyncDisposable {
+export abstract class BaseServer implements AsyncDisposable {
   /** Seconds handleRequest() waits when called without a timeout; null waits for ever (Python's `timeout`). */
   timeout: number | null = null;
   /** The options as given, with every default filled in (see ServerOptions and DEFAULTS). */
   readonly options: ResolvedOptions;
   /** `options.logger`, or by default stderrLogger (warnings and errors to stderr). */
   readonly logger: Logger;
-  /** @internal The plain counters behind stats(), bumped on the hot path. */
-  readonly counters: ServerCounters = newCounters();
-  /** @internal Connections with replies to flush at the end of this tick. */
-  readonly writeSet = new WriteSet();
-  /** The handler as given: a module reference, or a class for inline servers. */
+  /** The handler as given (Python's RequestHandlerClass): a module reference, or a class for inline servers. */
   readonly handlerSource: HandlerRef | AnyHandlerClass;
-  /** @internal The framing option, resolved to a framer factory. */
-  readonly framing: ResolvedFraming;
-  readonly #connections: LiveConnections;
+  /** What connections and transports share (./core.ts); never reachable from a subclass by name. */
+  readonly #core: ServerCore;
   readonly #loopDelay = new LoopDelayMonitor();
   #dispatcher: Dispatcher | undefined;
   #state: State = 'new';
   #addresses: ServerAddress[] = [];
-  #info: { address: ServerAddress; framing: string; data: unknown } | undefined;
+  #info: { address: ServerInfo['address']; framing: string; data: unknown } | undefined;
   #listening: Promise<ServerAddress> | undefined;
   #shuttingDown: Promise<void> | undefined;
   #closing: Promise<void> | undefined;
   /** Resolves when shutdown() has finished; serveForever() waits on it. */
   #stopped = deferred();
-  /** handleRequest() callers waiting for the next finished request. */
-  #requestWaiters: Array<() => void> = [];
   /** Connections refused for maxConnections: one log line per second at most. */
   #refusals: LogBurst | undefined;
-  /** Request timing: null until recordRequestDurations() (it costs two clock reads per request). */
-  #requestDurations: RequestDurations | null = null;
   /** What close() runs once the listener and the workers are released (onClose). */
   #closeCallbacks: Array<() => unknown> = [];
   readonly #hooks: HookGuard;
-  readonly #memory: MemoryBudget;
   /** handleError's default log: the first failure of each second with its stack, then a count. */
   #failedRequests: ErrorBurst | undefined;
 
   constructor(handler: HandlerSource, options: ServerOptions = {}) {
     this.options = resolveOptions(options);
     this.logger = this.options.logger ?? stderrLogger;
-    this.#connections = new LiveConnections(this.logger);
     this.#hooks = new HookGuard(this.logger);
-    this.#memory = new MemoryBudget(this.options.maxClientMemory, this.logger);
     this.handlerSource = typeof handler === 'function' ? handler : toHandlerRef(handler, this.options.exportName);
-    this.framing = resolveFraming(this.options.framing);
+    this.#core = new ServerCore(
+      this.options,
+      this.logger,
+      resolveFraming(this.options.framing),
+      new LiveConnections(this.logger),
+      this.#hooks,
+      new MemoryBudget(this.options.maxClientMemory, this.logger),
+      this,
+    );
+    this.#core.accept = (socket, clientAddress) => this.#accept(socket, clientAddress);
+    attachCore(this, this.#core);
   }
 
   // ---- transport hooks -------------------------------------------------------------------
@@ -143,12 +137,6 @@ export abstract class BaseServer implements ConnectionHost, AsyncDisposable {
   /** Every address the server listens on (one server may watch several, like the classic select loop). */
   get addresses(): readonly ServerAddress[] {
     return this.#addresses;
-  }
-
-  /** @internal Runs the handlers: inline, or on the worker pool (set by listen()). */
-  get dispatcher(): Dispatcher {
-    if (!this.#dispatcher) throw new SockservError(ErrorCodes.BAD_OPTION, 'the server has not started');
-    return this.#dispatcher;
   }
 
   /**
@@ -183,11 +171,8 @@ export abstract class BaseServer implements ConnectionHost, AsyncDisposable {
    */
   async handleRequest(timeout: number | null = this.timeout): Promise<boolean> {
     await this.listen();
-    let wake!: () => void;
-    const handled = new Promise<boolean>((resolve) => {
-      wake = () => resolve(true);
-      this.#requestWaiters.push(wake);
-    });
+    const next = this.#core.nextRequest();
+    const handled = next.finished.then(() => true);
     if (timeout === null) return handled;
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<boolean>((resolve) => {
@@ -196,7 +181,7 @@ export abstract class BaseServer implements ConnectionHost, AsyncDisposable {
     const outcome = await Promise.race([handled, timedOut]);
     clearTimeout(timer);
     if (!outcome) {
-      this.#requestWaiters = this.#requestWaiters.filter((w) => w !== wake);
+      next.cancel();
       this.#hooks.run('handleTimeout', null, () => this.handleTimeout(), null, undefined);
     }
     return outcome;
@@ -237,21 +222,17 @@ export abstract class BaseServer implements ConnectionHost, AsyncDisposable {
   /** A snapshot of the server's counters and gauges (what the metrics endpoint reports). Cheap: no I/O. */
   stats(): ServerStats {
     const dispatch = this.#dispatcher?.stats() ?? { queued: 0, running: 0, workers: 0, utilization: 0 };
+    const { counters, connections, requestDurations } = this.#core;
     return {
-      ...this.counters,
-      connections: this.#connections.size,
-      requestsInFlight: this.#connections.inFlight,
+      ...counters,
+      connections: connections.size,
+      requestsInFlight: connections.inFlight,
       queuedRequests: dispatch.queued,
       workers: dispatch.workers,
       poolUtilization: dispatch.utilization,
       eventLoopDelay: this.#loopDelay.snapshot(),
-      requestDurations: this.#requestDurations?.snapshot() ?? null,
+      requestDurations: requestDurations?.snapshot() ?? null,
     };
-  }
-
-  /** @internal The request-duration histogram connections record into; null while recording is off. */
-  get requestDurations(): RequestDurations | null {
-    return this.#requestDurations;
   }
 
   /**
@@ -260,7 +241,7 @@ export abstract class BaseServer implements ConnectionHost, AsyncDisposable {
    * endpoint switches it on. Idempotent.
    */
   recordRequestDurations(): void {
-    this.#requestDurations ??= new RequestDurations();
+    this.#core.requestDurations ??= new RequestDurations();
   }
 
   /** Runs `callback` (awaited) when close() has released the listener and the workers: resources tied to this server's life, like a metrics endpoint. */
@@ -287,13 +268,14 @@ export abstract class BaseServer implements ConnectionHost, AsyncDisposable {
 
   /** Attaches the connection to the request path: framed requests, or a session for StreamRequestHandler. */
   finishRequest(request: Socket, clientAddress: ClientAddress): void {
-    this.counters.connectionsTotal++;
-    if (this.dispatcher.handlerKind === 'stream') {
-      this.trackConnection(new SessionConnection(request, clientAddress, this));
+    const core = this.#core;
+    core.counters.connectionsTotal++;
+    if (core.dispatcher.handlerKind === 'stream') {
+      core.track(new SessionConnection(request, clientAddress, core));
       return;
     }
-    const framer = this.framing.create({ maxFrameBytes: this.options.maxFrameBytes });
-    this.trackConnection(new Connection(request, clientAddress, framer, this));
+    const framer = core.framing.create({ maxFrameBytes: this.options.maxFrameBytes });
+    core.track(new Connection(request, clientAddress, framer, core));
   }
 
   /**
@@ -313,7 +295,7 @@ export abstract class BaseServer implements ConnectionHost, AsyncDisposable {
    * internals leak to clients.
    */
   errorReply(error: SockservError): string | Uint8Array | null {
-    return this.framing.errorReply?.(error) ?? `ERROR ${error.code}`;
+    return this.#core.framing.errorReply?.(error) ?? `ERROR ${error.code}`;
   }
 
   /** handleRequest() timed out. Default: nothing. */
@@ -342,11 +324,11 @@ export abstract class BaseServer implements ConnectionHost, AsyncDisposable {
 
   // ---- the request path ------------------------------------------------------------------
 
-  /** Transports call this for every accepted socket. */
-  acceptConnection(socket: Socket, clientAddress: ClientAddress): void {
-    if (this.#connections.size >= this.options.maxConnections) {
+  /** Every accepted socket (transports call core.accept): maxConnections, the PROXY header, then #admit. */
+  #accept(socket: Socket, clientAddress: ClientAddress): void {
+    if (this.#core.connections.size >= this.options.maxConnections) {
       socket.on('error', () => {}); // a refused client's reset is no error of the server's
-      this.counters.connectionsRefused++;
+      this.#core.counters.connectionsRefused++;
       this.#refusals ??= new LogBurst(this.logger, 'refused connections: maxConnections reached', {
         code: ErrorCodes.TOO_MANY_CONNECTIONS,
         maxConnections: this.options.maxConnections,
@@ -358,7 +340,7 @@ export abstract class BaseServer implements ConnectionHost, AsyncDisposable {
     if (this.options.proxyProtocol && this.#state === 'serving') {
       // The peer is a load balancer: the client's address comes in a PROXY header, before any
       // request byte. Read it, then carry on as below with that address.
-      this.trackConnection(new ProxyHeaderReader(socket, clientAddress, this, (client) => this.#admit(socket, client)));
+      this.#core.track(new ProxyHeaderReader(socket, clientAddress, this.#core, (client) => this.#admit(socket, client)));
       return;
     }
     this.#admit(socket, clientAddress);
@@ -369,7 +351,7 @@ export abstract class BaseServer implements ConnectionHost, AsyncDisposable {
     const cut = () => socket.destroy();
     if (this.#state !== 'serving' || !this.#hooks.run('verifyRequest', clientAddress, () => this.verifyRequest(socket, clientAddress), cut, false)) {
       if (socket.destroyed) return;
-      this.counters.connectionsRefused++;
+      this.#core.counters.connectionsRefused++;
       socket.on('error', () => {}); // a refused client's reset is no error of the server's
       this.#hooks.run('shutdownRequest', clientAddress, () => this.shutdownRequest(socket), cut, undefined);
       return;
@@ -377,56 +359,19 @@ export abstract class BaseServer implements ConnectionHost, AsyncDisposable {
     this.#hooks.run('processRequest', clientAddress, () => this.processRequest(socket, clientAddress), cut, undefined);
   }
 
-  /** @internal A coarse clock (ms since start), advanced by the idle sweep. */
-  get clock(): number {
-    return this.#connections.clock;
-  }
-
   /** Connections open now (what stats().connections reports), without building a snapshot. */
   get connectionCount(): number {
-    return this.#connections.size;
-  }
-
-  /** @internal Registers a live connection so shutdown can drain it and stats can count it. */
-  trackConnection(connection: ServerConnection): void {
-    this.#connections.add(connection);
-  }
-
-  /** @internal Runs the overridable steps (user code) guarded. */
-  get hooks(): HookGuard {
-    return this.#hooks;
-  }
-
-  /** @internal The maxClientMemory budget connections report to. */
-  get memory(): MemoryBudget {
-    return this.#memory;
-  }
-
-  /** @internal A tracked connection has closed. */
-  connectionClosed(connection: ServerConnection): void {
-    this.#connections.delete(connection);
-  }
-
-  /** @internal Connections and sessions report each finished request here (wakes handleRequest()). */
-  requestFinished(): void {
-    if (this.#requestWaiters.length === 0) return;
-    const waiters = this.#requestWaiters;
-    this.#requestWaiters = [];
-    for (const wake of waiters) wake();
-  }
-
-  /** @internal Handler info for a transport that dispatches without a Connection (UDP). */
-  get serverInfo(): ServerInfo {
-    return this.#info!;
+    return this.#core.connections.size;
   }
 
   // ---- internals -------------------------------------------------------------------------
 
   async #start(): Promise<ServerAddress> {
     this.#state = 'starting';
-    this.#info = { address: { host: '', port: 0, family: '' }, framing: this.framing.name, data: this.options.handlerData };
+    this.#info = { address: { host: '', port: 0, family: '' }, framing: this.#core.framing.name, data: this.options.handlerData };
     const dispatcher = this.createDispatcher();
     this.#dispatcher = dispatcher;
+    this.#core.dispatcher = dispatcher;
     try {
       await dispatcher.start(this.#info);
       if (this.options.metrics) {
@@ -444,7 +389,7 @@ export abstract class BaseServer implements ConnectionHost, AsyncDisposable {
     }
     this.#info.address = this.#addresses[0]!;
     this.#loopDelay.start();
-    this.#connections.startSweep(this.options.idleTimeout);
+    this.#core.connections.startSweep(this.options.idleTimeout);
     return this.#addresses[0]!;
   }
 
@@ -472,7 +417,7 @@ export abstract class BaseServer implements ConnectionHost, AsyncDisposable {
     if (this.#state === 'starting') await this.#listening?.catch(() => {});
     this.#state = 'shutting-down';
     await this.serverDeactivate();
-    await this.#connections.drain(timeoutMs);
+    await this.#core.connections.drain(timeoutMs);
     this.#state = 'stopped';
     this.#stopped.resolve();
   }

@@ -9,7 +9,7 @@ import type { ServerConnection } from '../connection.js';
 import { ErrorCodes } from '../errors.js';
 import type { Logger } from '../logger.js';
 
-export class LiveConnections implements Iterable<ServerConnection> {
+export class LiveConnections {
   readonly #logger: Logger;
   readonly #set = new Set<ServerConnection>();
   /** Resolves when the last connection closes during a drain. */
@@ -36,10 +36,6 @@ export class LiveConnections implements Iterable<ServerConnection> {
   /** Cheap to read per request: a number, not a clock call. */
   get clock(): number {
     return this.#clock;
-  }
-
-  [Symbol.iterator](): Iterator<ServerConnection> {
-    return this.#set[Symbol.iterator]();
   }
 
   add(connection: ServerConnection): void {

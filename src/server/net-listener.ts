@@ -8,7 +8,7 @@ import { type ListenOptions, type Server, type Socket, createServer } from 'node
 import { type TlsOptions, createServer as createTlsServer } from 'node:tls';
 import type { ClientAddress } from '../handler.js';
 import type { Logger } from '../logger.js';
-import type { ServerAddress } from './base-server.js';
+import type { ServerAddress } from './address.js';
 
 export type AcceptFn = (socket: Socket, clientAddress: ClientAddress) => void;
 
@@ -24,7 +24,7 @@ export async function listenAll(
     for (const target of targets) {
       const listener = createListener(accept, target.path, tls, logger);
       listeners.push(listener);
-      addresses.push(await listenOne(listener, target));
+      addresses.push(await listenOne(listener, target, tls ? 'tls' : 'tcp'));
       listener.on('error', (err) => logger.error({ err }, 'listener error'));
     }
   } catch (error) {
@@ -85,14 +85,14 @@ function createListener(accept: AcceptFn, path: string | undefined, tls: TlsList
   return listener;
 }
 
-function listenOne(listener: Server, target: ListenOptions): Promise<ServerAddress> {
+function listenOne(listener: Server, target: ListenOptions, ipScheme: 'tcp' | 'tls'): Promise<ServerAddress> {
   return new Promise((resolve, reject) => {
     listener.once('error', reject);
     listener.listen(target, () => {
       listener.off('error', reject);
       const bound = listener.address();
-      if (typeof bound === 'string') resolve({ host: bound, port: 0, family: 'unix' });
-      else if (bound) resolve({ host: bound.address, port: bound.port, family: bound.family });
+      if (typeof bound === 'string') resolve({ host: bound, port: 0, family: 'unix', scheme: 'unix' });
+      else if (bound) resolve({ host: bound.address, port: bound.port, family: bound.family, scheme: ipScheme });
       else reject(new Error('listener has no address'));
     });
   });

@@ -5,7 +5,9 @@
 
 import type { Server } from 'node:net';
 import type { ServerOptions } from '../options.js';
-import { BaseServer, type HandlerSource, type ServerAddress } from './base-server.js';
+import type { ServerAddress } from './address.js';
+import { BaseServer, type HandlerSource } from './base-server.js';
+import { coreOf } from './core.js';
 import { listenAll, stopAccepting } from './net-listener.js';
 import { ThreadingMixIn } from './threading.js';
 
@@ -42,7 +44,7 @@ export class TCPServer extends BaseServer {
     const targets = this.requestedAddresses.map(({ host, port }) => ({ host, port, backlog: this.options.requestQueueSize }));
     const { listeners, addresses } = await listenAll(
       targets,
-      (socket, client) => this.acceptConnection(socket, client),
+      coreOf(this).accept,
       this.logger,
       this.options.tls && {
         options: this.options.tls,

@@ -8,8 +8,9 @@ import { WorkerPool } from '../dispatch/worker-pool.js';
 import { badOption } from '../errors.js';
 import type { BaseServer } from './base-server.js';
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-type ServerClass = abstract new (...args: any[]) => BaseServer;
+// TypeScript accepts a class as a mix-in base only if its constructor takes `...args: any[]`.
+/** Any server class ThreadingMixIn can extend. */
+export type ServerClass = abstract new (...args: any[]) => BaseServer;
 
 /**
  * Python's ThreadingMixIn: returns `Base` with handlers run on a worker pool instead of the main
@@ -24,6 +25,9 @@ export function ThreadingMixIn<TBase extends ServerClass>(Base: TBase) {
         throw badOption('a Threading server needs the handler as a module path or URL: each worker imports it');
       }
       const { options } = this;
+      if (options.pool !== undefined && !(options.pool instanceof WorkerPool)) {
+        throw badOption('pool must be a WorkerPool (new WorkerPool({ workers }))');
+      }
       const pool =
         options.pool ??
         new WorkerPool({

@@ -9,14 +9,16 @@
 
 import { type Socket as DgramSocket, createSocket } from 'node:dgram';
 import { isIPv6 } from 'node:net';
-import type { ServerConnection } from '../connection.js';
+import type { ConnectionHost, ServerConnection } from '../connection.js';
 import type { RequestSink } from '../dispatch/dispatcher.js';
 import { ErrorCodes, SockservError } from '../errors.js';
 import type { ClientAddress } from '../handler.js';
 import { LogBurst } from '../log-burst.js';
 import type { ServerOptions } from '../options.js';
-import { type Reply, replyBytes } from '../run-handler.js';
-import { BaseServer, type HandlerSource, type ServerAddress } from './base-server.js';
+import { type Reply, replyBytes } from '../reply.js';
+import type { ServerAddress } from './address.js';
+import { BaseServer, type HandlerSource } from './base-server.js';
+import { coreOf } from './core.js';
 import type { TCPAddress } from './tcp-server.js';
 import { ThreadingMixIn } from './threading.js';
 
@@ -40,7 +42,8 @@ export class UDPServer extends BaseServer {
   }
 
   async serverActivate(): Promise<ServerAddress[]> {
-    if (this.dispatcher.handlerKind === 'stream') {
+    const core = coreOf(this);
+    if (core.dispatcher.handlerKind === 'stream') {
       throw new SockservError(ErrorCodes.BAD_OPTION, 'a UDP server serves datagrams: use BaseRequestHandler or DatagramRequestHandler, not StreamRequestHandler');
     }
     const { host, port } = this.requestedAddress;
@@ -55,10 +58,10 @@ export class UDPServer extends BaseServer {
       socket.close();
       throw error;
     });
-    this.#endpoint = new DatagramEndpoint(socket, this);
-    this.trackConnection(this.#endpoint);
+    this.#endpoint = new DatagramEndpoint(socket, core);
+    core.track(this.#endpoint);
     const bound = socket.address();
-    return [{ host: bound.address, port: bound.port, family: bound.family }];
+    return [{ host: bound.address, port: bound.port, family: bound.family, scheme: 'udp' }];
   }
 
   /** Datagrams stop being handled when the endpoint drains (shutdown); nothing to do here. */
@@ -71,7 +74,7 @@ export class ThreadingUDPServer extends ThreadingMixIn(UDPServer) {}
 /** The UDP socket as one long-lived "connection" of the server, so shutdown drains it like the others. */
 class DatagramEndpoint implements ServerConnection {
   readonly #socket: DgramSocket;
-  readonly #server: UDPServer;
+  readonly #server: ConnectionHost;
   #inFlight = 0;
   #draining = false;
   #oversized: LogBurst | undefined;
@@ -81,7 +84,7 @@ class DatagramEndpoint implements ServerConnection {
   readonly idleCandidate = false;
   #closed = false;
 
-  constructor(socket: DgramSocket, server: UDPServer) {
+  constructor(socket: DgramSocket, server: ConnectionHost) {
     this.#socket = socket;
     this.#server = server;
     socket.on('message', (data, rinfo) => this.#receive(data, [rinfo.address, rinfo.port]));

@@ -6,7 +6,9 @@ import { lstatSync, unlinkSync } from 'node:fs';
 import { type Server, connect } from 'node:net';
 import { ErrorCodes, SockservError } from '../errors.js';
 import type { ServerOptions } from '../options.js';
-import { BaseServer, type HandlerSource, type ServerAddress } from './base-server.js';
+import type { ServerAddress } from './address.js';
+import { BaseServer, type HandlerSource } from './base-server.js';
+import { coreOf } from './core.js';
 import { listenAll, stopAccepting } from './net-listener.js';
 import { ThreadingMixIn } from './threading.js';
 
@@ -24,7 +26,7 @@ export class UnixStreamServer extends BaseServer {
   async serverActivate(): Promise<ServerAddress[]> {
     await removeStaleSocket(this.path);
     const target = { path: this.path, backlog: this.options.requestQueueSize };
-    const { listeners, addresses } = await listenAll([target], (socket, client) => this.acceptConnection(socket, client), this.logger);
+    const { listeners, addresses } = await listenAll([target], coreOf(this).accept, this.logger);
     this.#listeners = listeners;
     return addresses;
   }

@@ -21,6 +21,7 @@ export class StreamRequestHandler extends HandlerBase<SessionSocket> {
   /** Python's self.connection: the same socket-like object as `request`. */
   readonly connection: SessionSocket;
 
+  /** @internal sockserv constructs handlers; the channel is the session's end in this thread. */
   constructor(channel: SessionChannel, clientAddress: ClientAddress, server: ServerInfo) {
     const rfile = new SessionReader(channel);
     const wfile = new SessionWriter(channel);

@@ -13,6 +13,7 @@ const NEWLINE = 0x0a;
 export class SessionReader implements AsyncIterable<Buffer> {
   readonly #channel: SessionChannel;
 
+  /** @internal A session's handler gets these from sockserv; the channel is the session's end in this thread. */
   constructor(channel: SessionChannel) {
     this.#channel = channel;
   }
@@ -84,6 +85,7 @@ export class SessionReader implements AsyncIterable<Buffer> {
 export class SessionWriter {
   readonly #channel: SessionChannel;
 
+  /** @internal A session's handler gets these from sockserv; the channel is the session's end in this thread. */
   constructor(channel: SessionChannel) {
     this.#channel = channel;
   }

@@ -1,6 +1,7 @@
-// Test helpers for server tests: a raw TCP peer that records everything it receives, waits
-// that fail loudly (with what was received so far) instead of hanging, a registry that closes
-// every server and socket after each test, a capturing logger, and length-prefix codecs.
+// Test helpers for server tests, part two (./client.ts says where the line is): a raw TCP peer
+// for connections a test keeps open, that records everything it receives; waits that fail
+// loudly (with what was received so far) instead of hanging; a registry that closes every
+// server and socket after each test; a capturing logger; length-prefix codecs.
 
 import { connect, type Socket } from 'node:net';
 import type { Logger } from '../../src/index.js';

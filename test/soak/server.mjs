@@ -6,6 +6,7 @@
 
 import { readdirSync, readFileSync } from 'node:fs';
 import { ThreadingTCPServer, silentLogger } from '../../dist/src/index.js';
+import { coreOf } from '../../dist/src/server/core.js';
 
 const [handler, optionsJson] = process.argv.slice(2);
 const server = new ThreadingTCPServer({ host: '127.0.0.1', port: 0 }, handler, { logger: silentLogger, ...JSON.parse(optionsJson) });
@@ -34,6 +35,6 @@ process.on('message', async (message) => {
     type: 'answer',
     id: message.id,
     // clientMemory: the bytes the maxClientMemory budget counts now (its running total).
-    answer: { fds: readdirSync('/proc/self/fd').length, fileLimit: fileLimit(), rss, heapUsed, stats, clientMemory: server.memory.total },
+    answer: { fds: readdirSync('/proc/self/fd').length, fileLimit: fileLimit(), rss, heapUsed, stats, clientMemory: coreOf(server).memory.total },
   });
 });

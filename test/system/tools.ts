@@ -19,7 +19,7 @@ export const TOOLS = {
 } as const satisfies Record<string, Tool>;
 
 /** Why `tool` cannot run here (not on PATH, or it fails), or undefined when it runs. */
-export function toolProblem(tool: Tool): string | undefined {
+function toolProblem(tool: Tool): string | undefined {
   const result = spawnSync(tool.command, tool.versionArgs, { encoding: 'utf8', timeout: 10_000 });
   const code = (result.error as NodeJS.ErrnoException | undefined)?.code;
   if (code === 'ENOENT') return `${tool.command} is not installed (not on PATH): apt-get install ${tool.packages}`;

@@ -5,19 +5,10 @@
 
 import type { StressFraming } from './options.js';
 import { MAX_KEPT_REPLY_BYTES, PendingBytes } from './pending-bytes.js';
+import type { ReplyFramer, ReplySink } from './reply-sink.js';
 import { RespReplyFramer } from './resp-reply-framer.js';
 
-export interface ReplyFramer {
-  /** Consumes a chunk of received bytes, calling onReply for each reply it completes. */
-  push(chunk: Buffer): void;
-  /** Forgets any partial reply (the connection was replaced). */
-  reset(): void;
-}
-
-/** Receives one reply (framing removed); an empty buffer when replies are only being counted. */
-export type ReplySink = (reply: Buffer) => void;
-
-export { MAX_KEPT_REPLY_BYTES };
+export type { ReplyFramer, ReplySink };
 
 /**
  * @param requestBytes a raw reply's size: the payload length, or (a mix of payloads of different

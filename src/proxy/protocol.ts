@@ -1,6 +1,6 @@
 // Owns the PROXY protocol (HAProxy's spec, versions 1 and 2): a load balancer in TCP mode opens
 // its own connection to us and, before any byte of the client's, sends one header naming the
-// client it relays. This file only parses; src/proxy-header-reader.ts reads a socket with it.
+// client it relays. This file only parses; ./header-reader.ts reads a socket with it.
 //
 //   v1: text   "PROXY TCP4 <src> <dst> <sport> <dport>\r\n" (TCP6, or "PROXY UNKNOWN …\r\n")
 //   v2: binary 12-byte signature, ver/cmd, family/transport, 16-bit length, addresses, TLVs
@@ -12,13 +12,13 @@
 // returned untouched: they are the first request bytes.
 
 import { isIPv4, isIPv6 } from 'node:net';
-import { ErrorCodes, SockservError } from './errors.js';
-import type { ClientAddress } from './handler.js';
+import { ErrorCodes, SockservError } from '../errors.js';
+import type { ClientAddress } from '../handler.js';
 
 /** Longest v1 header the spec allows, CRLF included ("PROXY TCP6" with two full IPv6 addresses). */
 export const PROXY_V1_MAX_BYTES = 107;
 /** Largest v2 address block (two AF_UNIX paths of 108 bytes); TCP/UDP over IPv4/IPv6 use 12 or 36. */
-export const PROXY_V2_ADDRESS_MAX_BYTES = 216;
+const PROXY_V2_ADDRESS_MAX_BYTES = 216;
 /** TLV bytes accepted after the v2 address block (ALPN, authority, unique id, cloud endpoint ids). */
 export const PROXY_V2_TLV_MAX_BYTES = 512;
 /** Longest v2 header accepted: 16 fixed bytes, the largest address block, the TLV allowance. */
@@ -234,7 +234,7 @@ function formatIPv4(bytes: Buffer): string {
 }
 
 /** RFC 5952 text, as Node reports socket addresses: lower case, the longest zero run as "::". */
-export function formatIPv6(bytes: Buffer): string {
+function formatIPv6(bytes: Buffer): string {
   if (bytes.subarray(0, 10).every((b) => b === 0) && bytes[10] === 0xff && bytes[11] === 0xff) {
     return `::ffff:${formatIPv4(bytes.subarray(12, 16))}`;
   }

@@ -10,9 +10,10 @@
 // `parseCommand(frame)` then returns the arguments as zero-copy views: it reads only the headers
 // and jumps over each bulk body, so decoding costs O(arguments), not O(bytes). One form for both
 // request kinds keeps handlers simple, the frame stays valid RESP (it can be logged, forwarded or
-// replayed), and the pool's batch copies nothing extra.
+// replayed), and the pool's channel copies nothing extra. parseCommand lives in ./command.ts, the
+// inline splitter in ./inline.ts.
 //
-// Replies are RESP already (see src/resp/encode.ts); encode() writes them unchanged.
+// Replies are RESP already (see ./encode.ts); encode() writes them unchanged.
 //
 // Parsing is incremental: the framer remembers where the command being received stopped (next
 // element offset, arguments left, the length of the bulk body it waits for), so a 1 MiB bulk
@@ -34,19 +35,14 @@
 // Redis does. A command cut short by the end of input is dropped (end() returns undefined).
 
 import { ErrorCodes, SockservError } from '../errors.js';
-import { encodeCommand } from '../resp/encode.js';
-import { ByteQueue } from './byte-queue.js';
-import type { Framer, FramerLimits } from './framer.js';
+import { ByteQueue } from '../framing/byte-queue.js';
+import type { Framer, FramerLimits } from '../framing/framer.js';
+import { encodeCommand } from './encode.js';
+import { splitInline } from './inline.js';
+import { CR, DOLLAR, LF, MAX_DIGITS, MINUS, STAR, describeByte, invalid } from './syntax.js';
 
-const CR = 0x0d;
-const LF = 0x0a;
-const STAR = 0x2a; // '*'
-const DOLLAR = 0x24; // '$'
-const MINUS = 0x2d; // '-'
 /** Type bytes of RESP values that are not a request: a request starting with one is invalid. */
 const NOT_A_REQUEST = new Set([DOLLAR, 0x2b /* + */, MINUS, 0x3a /* : */]);
-/** Digits a count or length may have: 15 keeps every value a safe integer. */
-const MAX_DIGITS = 15;
 /** The smallest element of a command, `$0\r\n\r\n`: bounds the bytes an announced count needs. */
 const MIN_ELEMENT_BYTES = 6;
 /** Longest inline command line, as Redis (PROTO_INLINE_MAX_SIZE): 64 KiB. */
@@ -214,125 +210,4 @@ export class RespFramer implements Framer {
   #tooLong(detail: string): SockservError {
     return new SockservError(ErrorCodes.FRAME_TOO_LONG, `${detail}: over maxFrameBytes (${this.#maxFrameBytes})`);
   }
-}
-
-/**
- * The arguments of one RESP command frame, as zero-copy views into it. Accepts the canonical
- * multibulk form every RespFramer frame has; throws ERR_FRAME_INVALID for anything else (a frame
- * from another framing, say). Costs O(arguments): bulk bodies are skipped, never scanned.
- */
-export function parseCommand(frame: Buffer): Buffer[] {
-  let pos = 0;
-  const header = (type: number): number => {
-    if (frame[pos] !== type) throw invalid(`parseCommand: expected ${describeByte(type)} at byte ${pos}`);
-    let value = 0;
-    let i = pos + 1;
-    for (; i < frame.length && frame[i] !== CR; i++) {
-      const c = frame[i]!;
-      if (c < 0x30 || c > 0x39 || i - pos > MAX_DIGITS) throw invalid(`parseCommand: bad count or length at byte ${pos}`);
-      value = value * 10 + (c - 0x30);
-    }
-    if (i === pos + 1 || frame[i + 1] !== LF) throw invalid(`parseCommand: bad header at byte ${pos}`);
-    pos = i + 2;
-    return value;
-  };
-  const count = header(STAR);
-  const args = new Array<Buffer>(count);
-  for (let n = 0; n < count; n++) {
-    const length = header(DOLLAR);
-    const end = pos + length;
-    if (end + 2 > frame.length || frame[end] !== CR || frame[end + 1] !== LF) {
-      throw invalid(`parseCommand: argument ${n} overruns the frame`);
-    }
-    args[n] = frame.subarray(pos, end);
-    pos = end + 2;
-  }
-  if (pos !== frame.length) throw invalid(`parseCommand: ${frame.length - pos} bytes after the last argument`);
-  return args;
-}
-
-/**
- * Splits an inline command line as Redis does (sdssplitargs): arguments are separated by
- * whitespace; "double quotes" allow \n \r \t \b \a \xHH and \<any> escapes, 'single quotes' allow
- * \' only; a closing quote must be followed by whitespace or the end of the line.
- */
-function splitInline(line: Buffer): Buffer[] {
-  const args: Buffer[] = [];
-  const n = line.length;
-  let p = 0;
-  for (;;) {
-    while (p < n && isSpace(line[p]!)) p++;
-    if (p === n) return args;
-    const quote = line[p]!;
-    if (quote !== 0x22 && quote !== 0x27) {
-      // Unquoted: a zero-copy slice up to the next whitespace. A quote inside ends nothing (a"b).
-      const start = p;
-      while (p < n && !isSpace(line[p]!) && line[p] !== 0x22 && line[p] !== 0x27) p++;
-      if (p === n || isSpace(line[p]!)) {
-        args.push(line.subarray(start, p));
-        continue;
-      }
-      // A quote right after unquoted text starts a quoted part of the same argument, as in Redis.
-      args.push(Buffer.concat([line.subarray(start, p), readQuoted()]));
-      continue;
-    }
-    args.push(readQuoted());
-  }
-
-  /** Reads a quoted part starting at line[p] (and any text glued after it); advances p. */
-  function readQuoted(): Buffer {
-    const bytes: number[] = [];
-    const quote = line[p++]!;
-    for (;;) {
-      if (p >= n) throw invalid('unbalanced quotes in an inline command');
-      const c = line[p]!;
-      if (quote === 0x22 && c === 0x5c /* \ */ && p + 1 < n) {
-        const e = line[p + 1]!;
-        if (e === 0x78 /* x */ && p + 3 < n && isHex(line[p + 2]!) && isHex(line[p + 3]!)) {
-          bytes.push(parseInt(String.fromCharCode(line[p + 2]!, line[p + 3]!), 16));
-          p += 4;
-          continue;
-        }
-        bytes.push(ESCAPES.get(e) ?? e);
-        p += 2;
-        continue;
-      }
-      if (quote === 0x27 && c === 0x5c && line[p + 1] === 0x27) {
-        bytes.push(0x27);
-        p += 2;
-        continue;
-      }
-      if (c === quote) {
-        p++;
-        if (p < n && !isSpace(line[p]!)) throw invalid('a closing quote must be followed by a space in an inline command');
-        return Buffer.from(bytes);
-      }
-      bytes.push(c);
-      p++;
-    }
-  }
-}
-
-const ESCAPES = new Map<number, number>([
-  [0x6e /* n */, 0x0a],
-  [0x72 /* r */, 0x0d],
-  [0x74 /* t */, 0x09],
-  [0x62 /* b */, 0x08],
-  [0x61 /* a */, 0x07],
-]);
-
-function isSpace(c: number): boolean {
-  return c === 0x20 || (c >= 0x09 && c <= 0x0d); // space \t \n \v \f \r
-}
-
-function isHex(c: number): boolean {
-  return (c >= 0x30 && c <= 0x39) || ((c | 0x20) >= 0x61 && (c | 0x20) <= 0x66);
-}
-
-function describeByte(c: number): string {
-  return c >= 0x21 && c <= 0x7e ? `'${String.fromCharCode(c)}'` : `0x${c.toString(16).padStart(2, '0')}`;
-}
-
-function invalid(message: string): SockservError {
-  return new SockservError(ErrorCodes.FRAME_INVALID, message);
 }

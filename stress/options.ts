@@ -3,9 +3,9 @@
 // run configuration. The benchmark harness depends on these shapes: extend them, never change them.
 
 import { weightedOrder } from './request-schedule.js';
+import type { StressFraming } from './request-wire.js';
 
-/** How requests are framed on the wire, and so how replies are told apart. */
-export type StressFraming = 'line' | 'length' | 'raw' | 'resp';
+export type { StressFraming };
 
 /** One kind of request in a mixed load: its body and its share of the requests. */
 export interface MixEntry {
@@ -141,7 +141,7 @@ export const STRESS_DEFAULTS = Object.freeze({
 });
 
 /** Largest pipeline: every connection keeps a send-time slot per outstanding request. */
-export const MAX_PIPELINE = 65_536;
+const MAX_PIPELINE = 65_536;
 
 /** StressOptions with every default filled in; absent limits are Infinity. */
 export interface ResolvedStressOptions {
@@ -213,7 +213,7 @@ export function resolveStressOptions(options: StressOptions): ResolvedStressOpti
 }
 
 /** Most kinds in a mix (a kind is a 16-bit index on the hot path). */
-export const MAX_MIX_KINDS = 1024;
+const MAX_MIX_KINDS = 1024;
 
 function resolveMix(mix: unknown, framing: StressFraming): Array<Required<MixEntry>> {
   if (!Array.isArray(mix) || mix.length === 0 || mix.length > MAX_MIX_KINDS) {
@@ -230,7 +230,7 @@ function resolveMix(mix: unknown, framing: StressFraming): Array<Required<MixEnt
 }
 
 /** A payload as a report names it: its text, control bytes escaped, at most 40 characters. */
-export function kindName(payload: Buffer): string {
+function kindName(payload: Buffer): string {
   const text = JSON.stringify(payload.toString('utf8')).slice(1, -1);
   return text.length > 40 ? `${text.slice(0, 39)}…` : text;
 }

@@ -5,7 +5,7 @@
 
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { UsageError, parseCount } from '../cli/usage-error.js';
+import { UsageError, parseCount } from '../src/cli/usage-error.js';
 import { parseMixFile, parseMixSpec } from './mix-spec.js';
 import { type MixEntry, STRESS_DEFAULTS, type StressFraming, type StressOptions, resolveStressOptions } from './options.js';
 import { ProgressLine } from './progress.js';

@@ -9,13 +9,12 @@
 // few corked writes when the k wrap around the end of the buffer.
 
 import type { Socket } from 'node:net';
-import type { StressFraming } from './options.js';
-import { encodeRequest } from './request-wire.js';
+import { type StressFraming, encodeRequest } from './request-wire.js';
 
 /** The laid-out order stops repeating at this size. */
 const MAX_BATCH_BYTES = 256 * 1024;
 /** Longest period (sum of the reduced weights) and largest laid-out period, in bytes. */
-export const MAX_PERIOD = 100_000;
+const MAX_PERIOD = 100_000;
 const MAX_PERIOD_BYTES = 64 * 1024 * 1024;
 
 export interface ScheduleKind {

@@ -1,5 +1,5 @@
 // Owns the first moments of a connection on a `proxyProtocol` server: reading its PROXY header
-// (src/proxy-protocol.ts) before anything else touches the socket. Until the header is complete
+// (./protocol.ts) before anything else touches the socket. Until the header is complete
 // the connection is tracked like any other — it counts toward maxConnections and shutdown ends
 // it — but nothing is framed. Then the bytes that followed the header are put back in front of
 // the socket's stream and the server's request path carries on (verifyRequest, processRequest)
@@ -10,13 +10,13 @@
 // ones first, exactly as from a freshly accepted socket.
 
 import type { Socket } from 'node:net';
-import type { ServerConnection } from './connection.js';
-import { ErrorCodes, SockservError } from './errors.js';
-import type { ClientAddress } from './handler.js';
-import type { Logger } from './logger.js';
-import type { ResolvedOptions } from './options.js';
-import { ProxyHeaderParser } from './proxy-protocol.js';
-import type { ServerCounters } from './stats.js';
+import type { ServerConnection } from '../connection.js';
+import { ErrorCodes, SockservError } from '../errors.js';
+import type { ClientAddress } from '../handler.js';
+import type { Logger } from '../logger.js';
+import type { ResolvedOptions } from '../options.js';
+import { ProxyHeaderParser } from './protocol.js';
+import type { ServerCounters } from '../stats.js';
 
 /** What the reader needs from its server. */
 export interface ProxyHeaderHost {

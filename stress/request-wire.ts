@@ -1,7 +1,8 @@
 // Owns the bytes one request puts on the wire: the payload plus its framing. Every request of a
 // kind is the same bytes, so each kind is framed once, up front (request-schedule.ts lays them out).
 
-import type { StressFraming } from './options.js';
+/** How requests are framed on the wire, and so how replies are told apart. */
+export type StressFraming = 'line' | 'length' | 'raw' | 'resp';
 
 /** One request as sent: the payload plus its framing. */
 export function encodeRequest(payload: Buffer, framing: StressFraming): Buffer {
@@ -24,7 +25,7 @@ export function encodeRequest(payload: Buffer, framing: StressFraming): Buffer {
  * The payload's words (split on runs of spaces and tabs, as redis-cli splits a typed line) as a
  * RESP array of bulk strings, the form every RESP server accepts: `GET k` → `*2\r\n$3\r\nGET\r\n$1\r\nk\r\n`.
  */
-export function encodeRespCommand(payload: Buffer): Buffer {
+function encodeRespCommand(payload: Buffer): Buffer {
   const words: Buffer[] = [];
   let start = -1;
   for (let i = 0; i <= payload.length; i++) {

@@ -5,7 +5,7 @@
 // A type byte it does not know means the stream cannot be framed: push() throws (a bad reply).
 
 import { PendingBytes } from './pending-bytes.js';
-import type { ReplyFramer, ReplySink } from './reply-framer.js';
+import type { ReplyFramer, ReplySink } from './reply-sink.js';
 
 /** A header line (type byte to CRLF) longer than this is not RESP. */
 const MAX_HEADER_BYTES = 64 * 1024;

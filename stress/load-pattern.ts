@@ -16,7 +16,7 @@ export interface RequestSender {
 }
 
 /** The run's clock, fixed when the load starts. */
-export interface LoadWindow {
+interface LoadWindow {
   /** Requests sent (intended) from here on are measured and use up the budget. */
   measureStart: number;
   /** Nothing is sent (intended) from here on; Infinity for a request-bounded run. */
