@@ -289,8 +289,7 @@ export class ChannelLoop {
 
   #wakeMain(): void {
     this.#unannouncedSince = -1;
-    // Whoever clears the flag wakes the sleeper: one system call per sleep, not one per publish.
-    if (Atomics.compareExchange(this.#ctl, Ctl.MAIN_SLEEPING, 1, 0) === 1) Atomics.notify(this.#ctl, Ctl.REP_WRITE);
+    if (Atomics.load(this.#ctl, Ctl.MAIN_SLEEPING) === 1) Atomics.notify(this.#ctl, Ctl.REP_WRITE);
   }
 
   // ---- sessions ------------------------------------------------------------------------

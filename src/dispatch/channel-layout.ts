@@ -19,12 +19,9 @@ export const Ctl = {
   /** Reply ring: the worker's published end, the main thread's read position. */
   REP_WRITE: 2,
   REP_READ: 3,
-  /**
-   * 1 while the worker waits for requests: the main thread, after publishing, clears it and
-   * notifies REQ_WRITE (whoever clears it wakes the sleeper, so a burst costs one wake).
-   */
+  /** 1 while the worker waits for requests: the main thread notifies REQ_WRITE after publishing. */
   WORKER_SLEEPING: 4,
-  /** 1 while the main thread waits for replies: the worker clears it and notifies REP_WRITE, likewise. */
+  /** 1 while the main thread waits for replies: the worker notifies REP_WRITE after publishing. */
   MAIN_SLEEPING: 5,
   /** Requests whose synchronous part has finished (the worker's CPU is free of them). */
   SYNC_DONE: 6,

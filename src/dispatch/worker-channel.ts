@@ -180,8 +180,7 @@ export class WorkerChannel<C> {
     this.#publishScheduled = false;
     if (this.#backlog.length > 0) this.#writeBacklog();
     if (!this.#requests.publish()) return;
-    // Whoever clears the flag wakes the sleeper: one system call per sleep, not one per publish.
-    if (Atomics.compareExchange(this.#ctl, Ctl.WORKER_SLEEPING, 1, 0) === 1) Atomics.notify(this.#ctl, Ctl.REQ_WRITE);
+    if (Atomics.load(this.#ctl, Ctl.WORKER_SLEEPING) === 1) Atomics.notify(this.#ctl, Ctl.REQ_WRITE);
   }
 
   /** Asks the worker's loop to end. */
