@@ -36,7 +36,7 @@ import { toErrorInfo } from '../src/errors.js';
 import type { AnyHandlerClass, ClientAddress, HandlerClass, ServerInfo } from '../src/handler.js';
 import type { Reply } from '../src/reply.js';
 import { isThenable, runHandler } from '../src/run-handler.js';
-import { type SessionPort, decodeSessionMessage, encodeSessionMessage } from '../src/dispatch/session-port.js';
+import { type SessionPort, encodeSessionMessage, readSessionMessage } from '../src/dispatch/session-port.js';
 import type { SessionLimits } from '../src/session/protocol.js';
 import { runSession } from '../src/session/run-session.js';
 
@@ -303,14 +303,7 @@ export class ChannelLoop {
   }
 
   #sessionMessage(reader: RingReader, data: boolean): void {
-    let message: unknown;
-    if (reader.kind & BIG) {
-      const received = receiveMessageOnPort(this.#port);
-      const bytes = received ? Buffer.from(received.message as ArrayBuffer) : Buffer.alloc(0);
-      message = decodeSessionMessage(data, bytes, 0, bytes.length);
-    } else {
-      message = decodeSessionMessage(data, reader.bytes, reader.start, reader.length);
-    }
+    const message = readSessionMessage(reader, data, this.#port);
     this.#sessions.get(reader.conn)?.receive(message);
   }
 

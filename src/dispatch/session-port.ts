@@ -8,7 +8,10 @@
 // A message is { t, ...small fields } and, for bytes, `b` (an ArrayBuffer): bytes travel raw in a
 // SESSION_DATA record, anything else as JSON in a SESSION_CTRL record.
 
+import { type MessagePort, receiveMessageOnPort } from 'node:worker_threads';
 import type { SessionPort } from '../session/protocol.js';
+import { BIG } from './channel-layout.js';
+import type { RingReader } from './ring.js';
 
 export type { SessionPort };
 
@@ -59,8 +62,16 @@ export function encodeSessionMessage(message: { t: string; b?: ArrayBuffer }): {
   return { data: false, payload: Buffer.from(JSON.stringify(message)) };
 }
 
+/** The message of the SESSION_DATA (`data`) or SESSION_CTRL record `reader` is on; a BIG one's bytes are the next message on `port`. */
+export function readSessionMessage(reader: RingReader, data: boolean, port: MessagePort): unknown {
+  if ((reader.kind & BIG) === 0) return decodeSessionMessage(data, reader.bytes, reader.start, reader.length);
+  const received = receiveMessageOnPort(port);
+  const bytes = received ? Buffer.from(received.message as ArrayBuffer) : Buffer.alloc(0);
+  return decodeSessionMessage(data, bytes, 0, bytes.length);
+}
+
 /** The message a record carries; `bytes` is copied for SESSION_DATA (the ring's bytes are reused). */
-export function decodeSessionMessage(data: boolean, bytes: Buffer, start: number, length: number): unknown {
+function decodeSessionMessage(data: boolean, bytes: Buffer, start: number, length: number): unknown {
   if (data) {
     const b = new ArrayBuffer(length);
     bytes.copy(new Uint8Array(b), 0, start, start + length);

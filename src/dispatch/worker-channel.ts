@@ -21,7 +21,7 @@ import {
   allocateChannel,
 } from './channel-layout.js';
 import { RingReader, RingWriter } from './ring.js';
-import { type SessionPort, decodeSessionMessage, encodeSessionMessage } from './session-port.js';
+import { type SessionPort, encodeSessionMessage, readSessionMessage } from './session-port.js';
 
 /** Peers a worker remembers per channel; the oldest is forgotten first, mirrored here. */
 export const PEER_CACHE = 4096;
@@ -322,14 +322,7 @@ export class WorkerChannel<C> {
   }
 
   #receiveSession(reader: RingReader, data: boolean): void {
-    let message: unknown;
-    if (reader.kind & BIG) {
-      const received = receiveMessageOnPort(this.#port);
-      const bytes = received ? Buffer.from(received.message as ArrayBuffer) : Buffer.alloc(0);
-      message = decodeSessionMessage(data, bytes, 0, bytes.length);
-    } else {
-      message = decodeSessionMessage(data, reader.bytes, reader.start, reader.length);
-    }
+    const message = readSessionMessage(reader, data, this.#port);
     const end = this.#sessions.get(reader.slot);
     if (!end) return;
     if ((message as { t: string }).t === 'end') this.#sessions.delete(end.id);
