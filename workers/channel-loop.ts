@@ -62,6 +62,8 @@ const WAKE_BEFORE_MS = 0.05;
 /** Cheap outcomes are announced together, but never held longer than this. */
 const WAKE_AFTER_MS = 0.05;
 const COST_SMOOTHING = 0.1;
+/** Longest wait without looking at the ring, wake or no wake. */
+const WAKE_CHECK_MS = 50;
 
 export class ChannelLoop {
   /** A BaseRequestHandler class on a request server's channel, a StreamRequestHandler on a session server's. */
@@ -325,7 +327,8 @@ export class ChannelLoop {
     const ctl = this.#ctl;
     Atomics.store(ctl, Ctl.WORKER_SLEEPING, 1);
     if (!this.#requests.poll() && Atomics.load(ctl, Ctl.CLOSE) === 0) {
-      const waited = Atomics.waitAsync(ctl, Ctl.REQ_WRITE, this.#requests.seenEnd);
+      // Bounded: a notify that went astray costs at most WAKE_CHECK_MS, never a stalled channel.
+      const waited = Atomics.waitAsync(ctl, Ctl.REQ_WRITE, this.#requests.seenEnd, WAKE_CHECK_MS);
       if (waited.async) await waited.value;
     }
     Atomics.store(ctl, Ctl.WORKER_SLEEPING, 0);

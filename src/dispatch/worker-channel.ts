@@ -23,6 +23,9 @@ import {
 import { RingReader, RingWriter } from './ring.js';
 import { type SessionPort, encodeSessionMessage, readSessionMessage } from './session-port.js';
 
+/** Longest wait for replies without looking at the ring, wake or no wake. */
+const WAKE_CHECK_MS = 50;
+
 /** Peers a worker remembers per channel; the oldest is forgotten first, mirrored here. */
 export const PEER_CACHE = 4096;
 
@@ -241,7 +244,8 @@ export class WorkerChannel<C> {
       queueMicrotask(wake);
       return;
     }
-    const waited = Atomics.waitAsync(ctl, Ctl.REP_WRITE, this.#replies.seenEnd);
+    // Bounded: a notify that went astray costs at most WAKE_CHECK_MS, never a stalled channel.
+    const waited = Atomics.waitAsync(ctl, Ctl.REP_WRITE, this.#replies.seenEnd, WAKE_CHECK_MS);
     if (!waited.async) {
       Atomics.store(ctl, Ctl.MAIN_SLEEPING, 0);
       queueMicrotask(wake);
