@@ -27,35 +27,12 @@ import type { Logger } from '../logger.js';
 import type { ResolvedOptions } from '../options.js';
 import { Kind } from './channel-layout.js';
 import type { Dispatcher, DispatcherStats, RequestSink } from './dispatcher.js';
+import { type ConnQueue, Lane } from './conn-queue.js';
 import { InlineLane } from './inline-lane.js';
 import { RequestCosts } from './request-costs.js';
-import { ChannelSessionEnd, type ReplyKind, type SlotEntry, WorkerChannel } from './worker-channel.js';
-import type { SessionPort } from './session-port.js';
+import { type ReplyKind, type SlotEntry, WorkerChannel } from './worker-channel.js';
+import { ChannelSessionEnd, type SessionPort } from './session-port.js';
 import type { WorkerPool } from './worker-pool.js';
-
-/** A connection as the scheduler sees it. */
-interface ConnQueue {
-  /** Names the connection in its channel records (the worker orders and addresses by it). */
-  readonly id: number;
-  readonly sink: RequestSink;
-  /** Requests not yet written to a channel, oldest first from `head`. */
-  pending: Array<SlotEntry<ConnQueue>>;
-  head: number;
-  /** In a ready lane (has pending requests and may send them). */
-  ready: boolean;
-  /** Waiting for room on `channel` (its requests there must stay on it to keep their order). */
-  parked: boolean;
-  /** Requests written to channels whose outcome has not come back. */
-  outstanding: number;
-  /** The channel holding them: while `outstanding` > 0, in order, the next go there too. */
-  channel: WorkerChannel<ConnQueue> | null;
-  /**
-   * The channel that last ran this connection's requests, and the PEER number that introduced it
-   * there: an idle connection goes back to it while it has room (its worker still knows the peer).
-   */
-  peerOf: WorkerChannel<ConnQueue> | null;
-  peerNumber: number;
-}
 
 type Limits = Pick<ResolvedOptions, 'maxQueuedRequests' | 'requestTimeout' | 'workerQueueMs' | 'pipelining' | 'readHighWaterMark' | 'maxFrameBytes'>;
 
@@ -69,24 +46,6 @@ const QUANTUM_MS = 0.25;
 const URGENT_BELOW_MS = 0.1;
 /** Urgent requests a worker may have queued (they are cheap; this only bounds a flood). */
 const URGENT_QUEUE = 1024;
-
-/** A FIFO of connections, consumed from `head`. */
-class Lane {
-  items: ConnQueue[] = [];
-  head = 0;
-  get empty(): boolean {
-    return this.head === this.items.length;
-  }
-  compact(): void {
-    if (this.head === this.items.length) {
-      this.items = [];
-      this.head = 0;
-    } else if (this.head > 1024 && this.head * 2 > this.items.length) {
-      this.items = this.items.slice(this.head);
-      this.head = 0;
-    }
-  }
-}
 
 export class PoolDispatcher implements Dispatcher {
   readonly #pool: WorkerPool;
@@ -164,7 +123,7 @@ export class PoolDispatcher implements Dispatcher {
     for (const candidate of this.#channels) {
       if (channel.dead || (!candidate.dead && candidate.sessionCount < channel.sessionCount)) channel = candidate;
     }
-    const end = new ChannelSessionEnd(channel as WorkerChannel<unknown>, (this.#nextSessionId = (this.#nextSessionId + 1) >>> 0));
+    const end = new ChannelSessionEnd(channel, (this.#nextSessionId = (this.#nextSessionId + 1) >>> 0));
     channel.openSession(end, clientAddress);
     this.#sessions++;
     const ended = () => {

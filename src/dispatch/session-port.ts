@@ -3,8 +3,9 @@
 // methods it uses — and this file gives two cheap ones:
 //   - LocalPorts: both ends on one thread (inline servers): a message is handed over in a
 //     microtask, in order, with no copy and no structured clone;
-//   - the channel codec: a message as a record of a worker channel's rings (pooled servers), so
-//     thousands of sessions share their worker's two rings instead of owning ports and tasks.
+//   - ChannelSessionEnd and the channel codec: a message as a record of a worker channel's rings
+//     (pooled servers), so thousands of sessions share their worker's two rings instead of owning
+//     ports and tasks.
 // A message is { t, ...small fields } and, for bytes, `b` (an ArrayBuffer): bytes travel raw in a
 // SESSION_DATA record, anything else as JSON in a SESSION_CTRL record.
 
@@ -44,6 +45,64 @@ class LocalPort implements SessionPort {
 
   #deliver(message: unknown): void {
     if (!this.#closed) this.#listener?.(message);
+  }
+}
+
+/** What a ChannelSessionEnd needs of the worker channel carrying it (worker-channel.ts). */
+export interface SessionCarrier {
+  sendSession(id: number, message: { t: string; b?: ArrayBuffer }): void;
+  forgetSession(id: number): void;
+}
+
+/**
+ * The main thread's end of a session carried by a channel: what SessionConnection posts becomes a
+ * record for the worker; what the worker's session posts arrives here. `done` settles when the
+ * handler has returned ('end'), or fails when its worker died.
+ */
+export class ChannelSessionEnd implements SessionPort {
+  readonly id: number;
+  readonly done: Promise<void>;
+  readonly #channel: SessionCarrier;
+  #listener: ((message: unknown) => void) | null = null;
+  #resolve!: () => void;
+  #reject!: (error: unknown) => void;
+  #closed = false;
+
+  constructor(channel: SessionCarrier, id: number) {
+    this.#channel = channel;
+    this.id = id;
+    this.done = new Promise<void>((resolve, reject) => {
+      this.#resolve = resolve;
+      this.#reject = reject;
+    });
+  }
+
+  postMessage(message: unknown): void {
+    if (!this.#closed) this.#channel.sendSession(this.id, message as { t: string; b?: ArrayBuffer });
+  }
+
+  on(_event: 'message', listener: (message: never) => void): this {
+    this.#listener = listener as (message: unknown) => void;
+    return this;
+  }
+
+  unref(): void {}
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#channel.forgetSession(this.id);
+  }
+
+  receive(message: unknown): void {
+    if (!this.#closed) this.#listener?.(message);
+    if ((message as { t: string }).t === 'end') this.#resolve();
+  }
+
+  /** The worker carrying this session died. */
+  fail(error: unknown): void {
+    this.#closed = true;
+    this.#reject(error);
   }
 }
 

@@ -21,7 +21,7 @@ import {
   allocateChannel,
 } from './channel-layout.js';
 import { RingReader, RingWriter } from './ring.js';
-import { type SessionPort, encodeSessionMessage, readSessionMessage } from './session-port.js';
+import { type ChannelSessionEnd, encodeSessionMessage, readSessionMessage } from './session-port.js';
 
 /** Longest wait for replies without looking at the ring, wake or no wake. */
 const WAKE_CHECK_MS = 50;
@@ -389,58 +389,6 @@ export class WorkerChannel<C> {
       this.work = --this.heavy === 0 ? 0 : this.work - entry.est;
     }
     return entry;
-  }
-}
-
-/**
- * The main thread's end of a session carried by a channel: what SessionConnection posts becomes a
- * record for the worker; what the worker's session posts arrives here. `done` settles when the
- * handler has returned ('end'), or fails when its worker died.
- */
-export class ChannelSessionEnd implements SessionPort {
-  readonly id: number;
-  readonly done: Promise<void>;
-  #channel: WorkerChannel<unknown>;
-  #listener: ((message: unknown) => void) | null = null;
-  #resolve!: () => void;
-  #reject!: (error: unknown) => void;
-  #closed = false;
-
-  constructor(channel: WorkerChannel<unknown>, id: number) {
-    this.#channel = channel;
-    this.id = id;
-    this.done = new Promise<void>((resolve, reject) => {
-      this.#resolve = resolve;
-      this.#reject = reject;
-    });
-  }
-
-  postMessage(message: unknown): void {
-    if (!this.#closed) this.#channel.sendSession(this.id, message as { t: string; b?: ArrayBuffer });
-  }
-
-  on(_event: 'message', listener: (message: never) => void): this {
-    this.#listener = listener as (message: unknown) => void;
-    return this;
-  }
-
-  unref(): void {}
-
-  close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#channel.forgetSession(this.id);
-  }
-
-  receive(message: unknown): void {
-    if (!this.#closed) this.#listener?.(message);
-    if ((message as { t: string }).t === 'end') this.#resolve();
-  }
-
-  /** The worker carrying this session died. */
-  fail(error: unknown): void {
-    this.#closed = true;
-    this.#reject(error);
   }
 }
 
