@@ -36,6 +36,8 @@ import type { WorkerPool } from './worker-pool.js';
 
 type Limits = Pick<ResolvedOptions, 'maxQueuedRequests' | 'requestTimeout' | 'workerQueueMs' | 'pipelining' | 'readHighWaterMark' | 'maxFrameBytes'>;
 
+/** How long close() waits for the channel loops to end before the pool stops their threads. */
+const CLOSE_GRACE_MS = 1000;
 /** Weight of the newest measurement in the handler-cost average. */
 const COST_SMOOTHING = 0.2;
 /** A worker always holds this many heavy requests when there are any, so it never idles for a round trip. */
@@ -60,6 +62,8 @@ export class PoolDispatcher implements Dispatcher {
   #idempotent = false;
   #sessions = 0;
   #channels: Array<WorkerChannel<ConnQueue>> = [];
+  /** The piscina tasks running the channels' loops, until they end. */
+  readonly #loops = new Set<Promise<unknown>>();
   /** Connections with requests waiting here, round-robin: those whose next request is urgent, and the rest. */
   readonly #urgentLane = new Lane();
   readonly #heavyLane = new Lane();
@@ -175,6 +179,13 @@ export class PoolDispatcher implements Dispatcher {
     this.#closed = true;
     clearInterval(this.#watchdog);
     for (const channel of this.#channels) channel.close();
+    // Let the loops end before the threads go: piscina would otherwise receive their results
+    // after it forgot the tasks, and log them as errors. Bounded: a worker stuck in a handler
+    // is stopped by the pool's close anyway.
+    let timer: NodeJS.Timeout | undefined;
+    const grace = new Promise<void>((resolve) => (timer = setTimeout(resolve, CLOSE_GRACE_MS)));
+    await Promise.race([Promise.allSettled(this.#loops), grace]);
+    clearTimeout(timer);
     if (this.#ownsPool) await this.#pool.close();
   }
 
@@ -191,13 +202,19 @@ export class PoolDispatcher implements Dispatcher {
       port: channel.workerPort,
       limits: { readHighWaterMark: this.#limits.readHighWaterMark, maxFrameBytes: this.#limits.maxFrameBytes },
     };
-    this.#pool.runChannel(task, [channel.workerPort]).then(
+    const loop = this.#pool.runChannel(task, [channel.workerPort]);
+    this.#loops.add(loop);
+    loop.then(
       (outcome) => {
+        this.#loops.delete(loop);
         this.#pool.channelEnded(channel.threadId);
         const error = (outcome as { error?: ErrorInfo } | null)?.error;
         if (error) this.#channelLost(channel, fromErrorInfo(error, ErrorCodes.HANDLER_LOAD), false);
       },
-      (error: unknown) => this.#channelLost(channel, error, true),
+      (error: unknown) => {
+        this.#loops.delete(loop);
+        this.#channelLost(channel, error, true);
+      },
     );
     channel.waitForReplies(() => this.#onReplies(channel));
   }
