@@ -122,6 +122,49 @@ describe('at most once', () => {
   });
 });
 
+describe('the watchdog and a full ring never wedge a worker', () => {
+  test('async requests abandoned past requestTimeout free their slots: the worker keeps serving', async () => {
+    // One worker, two late async handlers: before the fix their slots and queued-work share were
+    // never given back, and the worker refused every later request.
+    const server = registry.server(
+      new ThreadingTCPServer({ host: '127.0.0.1', port: 0 }, fixture('sleep'), { workers: 1, logger: silentLogger, requestTimeout: 100, onHandlerError: 'reply' }),
+    );
+    const { port } = await server.listen();
+    const slow = [await registry.peer(port), await registry.peer(port)];
+    for (const peer of slow) peer.write('300 late\n'); // settles after 300 ms: past the timeout, but it settles
+    for (const peer of slow) expect(await replies(peer, 1)).toEqual(['ERROR ERR_REQUEST_TIMEOUT']);
+    const next = await registry.peer(port);
+    next.write('hello\n');
+    expect(await replies(next, 1)).toEqual(['hello']);
+    await next.until(() => server.stats().requestsInFlight === 0, 'nothing left in flight');
+  });
+
+  test('a request ring filled while its worker is stuck: the watchdog still stops it, and every request is answered', async () => {
+    const { port, runs } = await start({ workers: 1, requestTimeout: 1000, onHandlerError: 'reply' });
+    const warm = await registry.peer(port);
+    warm.write(Array.from({ length: 200 }, (_, i) => `${i + 1} fast\n`).join('')); // learn that "fast" is cheap
+    await replies(warm, 200);
+    const stuck = await registry.peer(port);
+    stuck.write('300 loop\n');
+    await stuck.until(() => runs(300) === 1, 'the loop to start');
+    const pad = 'x'.repeat(16 * 1024);
+    const big: Peer[] = [];
+    for (let c = 0; c < 2; c++) {
+      const peer = await registry.peer(port);
+      peer.write(Array.from({ length: 100 }, (_, i) => `${1000 + c * 100 + i} fast ${pad}\n`).join('')); // 1.6 MB: more than the 1 MiB ring
+      big.push(peer);
+    }
+    const late = await registry.peer(port);
+    late.write(`2000 fast ${pad}\n`);
+    expect(await replies(stuck, 1)).toEqual(['ERROR ERR_REQUEST_TIMEOUT']);
+    expect(await replies(late, 1)).toEqual(['2000 ok']);
+    for (const [c, peer] of big.entries()) {
+      expect(await replies(peer, 100)).toEqual(Array.from({ length: 100 }, (_, i) => `${1000 + c * 100 + i} ok`));
+    }
+    for (let id = 1000; id < 1200; id++) expect([id, runs(id)]).toEqual([id, 1]);
+  });
+});
+
 describe('idempotent handlers (opt-in retry)', () => {
   test('a request running when its worker died runs once more elsewhere; the others once', async () => {
     const { server, port, runs } = await start({ onHandlerError: 'reply' }, 'ledger-idempotent');

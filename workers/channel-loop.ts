@@ -48,6 +48,11 @@ export interface ChannelTask {
   limits: SessionLimits;
 }
 
+/** An async run still awaiting: its connection (-1 unordered), and its identity for the late outcome. */
+interface Awaiting {
+  conn: number;
+}
+
 /** A request read from the ring, waiting to run; `conn` is -1 when its connection needs no order. */
 interface Queued {
   slot: number;
@@ -80,7 +85,7 @@ export class ChannelLoop {
   /** Connections with an async handler awaiting, and their requests held back meanwhile. */
   readonly #busy = new Map<number, Queued[]>();
   /** Connection of each slot whose async handler awaits. */
-  readonly #awaiting = new Map<number, number>();
+  readonly #awaiting = new Map<number, Awaiting>();
   /** Requests read from the ring and not started: cheap ones (URGENT) run first. */
   #urgent: Queued[] = [];
   #urgentHead = 0;
@@ -158,6 +163,9 @@ export class ChannelLoop {
       if (kind === Kind.PEER) {
         this.#remember(reader.conn, JSON.parse(reader.bytes.toString('utf8', reader.start, reader.start + reader.length)) as ClientAddress);
       } else if (kind === Kind.ABANDON) {
+        // The watchdog gave up on it: acknowledge, so the main thread frees the slot (its late
+        // outcome will be dropped here), and let its connection's next requests run.
+        if (this.#awaiting.has(reader.slot)) this.#write(Kind.NO_REPLY, reader.slot, null, 0);
         this.#settled(reader.slot);
       } else if (kind === Kind.SESSION_OPEN) {
         this.#openSession(reader.conn, JSON.parse(reader.bytes.toString('utf8', reader.start, reader.start + reader.length)) as ClientAddress);
@@ -194,9 +202,10 @@ export class ChannelLoop {
     // What finished before this request survives this thread's death. The main thread is woken
     // for it now if this request is expected to take long; cheap runs are announced together.
     if (this.#replies.publish() && this.#costMs > WAKE_BEFORE_MS) this.#wakeMain();
-    Atomics.store(this.#states, slot, SlotState.STARTED);
+    // The start time first: the watchdog reads it only once the state says STARTED.
     this.#startedAt[slot] = Date.now();
     Atomics.store(ctl, Ctl.RUNNING, slot);
+    Atomics.store(this.#states, slot, SlotState.STARTED);
     const started = performance.now();
     let outcome: Reply | Promise<Reply> = null;
     let failure: unknown;
@@ -217,11 +226,14 @@ export class ChannelLoop {
     const micros = Math.min(0xffffffff, Math.round(took * 1000));
     if (failed) this.#fail(slot, failure, micros);
     else if (isThenable<Reply>(outcome)) {
-      this.#awaiting.set(slot, conn);
+      // The run's own token: once abandoned, its slot may carry another request, and this
+      // outcome must not be taken for that one's.
+      const run: Awaiting = { conn };
+      this.#awaiting.set(slot, run);
       if (conn >= 0) this.#busy.set(conn, []);
       outcome.then(
-        (reply) => this.#lateOutcome(slot, () => this.#reply(slot, reply, micros)),
-        (error: unknown) => this.#lateOutcome(slot, () => this.#fail(slot, error, micros)),
+        (reply) => this.#lateOutcome(slot, run, () => this.#reply(slot, reply, micros)),
+        (error: unknown) => this.#lateOutcome(slot, run, () => this.#fail(slot, error, micros)),
       );
     } else this.#reply(slot, outcome, micros);
     // A long run of cheap requests still streams: outcomes wait at most WAKE_AFTER_MS unannounced.
@@ -229,8 +241,8 @@ export class ChannelLoop {
     else if (finished - this.#unannouncedSince > WAKE_AFTER_MS) this.#publish();
   }
 
-  #lateOutcome(slot: number, write: () => void): void {
-    if (!this.#awaiting.has(slot)) return; // abandoned by the watchdog: its slot is no longer ours
+  #lateOutcome(slot: number, run: Awaiting, write: () => void): void {
+    if (this.#awaiting.get(slot) !== run) return; // abandoned by the watchdog: its slot is no longer ours
     write();
     this.#publish();
     this.#settled(slot);
@@ -238,9 +250,10 @@ export class ChannelLoop {
 
   /** `slot`'s async handler settled (or was abandoned): its connection's held requests may run. */
   #settled(slot: number): void {
-    const conn = this.#awaiting.get(slot);
-    if (conn === undefined) return;
+    const run = this.#awaiting.get(slot);
+    if (run === undefined) return;
     this.#awaiting.delete(slot);
+    const conn = run.conn;
     if (conn < 0) return;
     const held = this.#busy.get(conn);
     this.#busy.delete(conn);
@@ -319,6 +332,9 @@ export class ChannelLoop {
   }
 
   #remember(conn: number, peer: ClientAddress): void {
+    // Re-inserted as the newest (Map.set would keep its old place): the main thread counts it
+    // from this PEER on, so it must not be the next one forgotten here.
+    this.#peers.delete(conn);
     this.#peers.set(conn, peer);
     if (this.#peers.size > PEER_CACHE) this.#peers.delete(this.#peers.keys().next().value!);
   }

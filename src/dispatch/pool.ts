@@ -216,7 +216,21 @@ export class PoolDispatcher implements Dispatcher {
         this.#channelLost(channel, error, true);
       },
     );
+    channel.onRoom = () => {
+      const parked = this.#parked[channel.index]!;
+      if (parked.length > 0) {
+        this.#parked[channel.index] = [];
+        for (const conn of parked) this.#unpark(conn);
+      }
+      this.#scheduleFlush();
+    };
     channel.waitForReplies(() => this.#onReplies(channel));
+  }
+
+  #scheduleFlush(): void {
+    if (this.#flushScheduled || this.#closed) return;
+    this.#flushScheduled = true;
+    setImmediate(this.#flush);
   }
 
   #onReplies(channel: WorkerChannel<ConnQueue>): void {
@@ -250,7 +264,7 @@ export class PoolDispatcher implements Dispatcher {
   }
 
   readonly #deliver = (entry: SlotEntry<ConnQueue>, kind: ReplyKind, bytes: Buffer | null, micros: number): void => {
-    this.#costs.learn(entry.key, micros / 1000);
+    if (!entry.abandoned) this.#costs.learn(entry.key, micros / 1000); // an abandoned one's record is only an acknowledgement
     const conn = entry.conn;
     if (--conn.outstanding === 0) conn.channel = null;
     const sink = conn.sink;
@@ -281,7 +295,7 @@ export class PoolDispatcher implements Dispatcher {
 
   /** A channel may take one more request of this class (urgent, or heavy predicted at `est` ms). */
   #hasRoom(channel: WorkerChannel<ConnQueue>, urgent: boolean, est: number): boolean {
-    if (channel.dead || !channel.hasFreeSlot) return false;
+    if (channel.dead || !channel.hasFreeSlot || channel.ringFull) return false;
     if (urgent) return channel.queued < URGENT_QUEUE;
     return channel.heavy < MIN_HEAVY || channel.work + est <= this.#limits.workerQueueMs;
   }
@@ -495,10 +509,21 @@ export class PoolDispatcher implements Dispatcher {
       // The handler does not load on that worker: nothing sent there can run. Keep the channel
       // dead; if none is left, fail what waits.
       this.#logger.error({ err: error }, 'a worker could not load the handler');
+      if (this.#channels.every((c) => c.dead)) this.#failAllPending(error as SockservError);
     }
     if (!this.#flushScheduled) {
       this.#flushScheduled = true;
       setImmediate(this.#flush);
+    }
+  }
+
+  /** No worker can run the handler: every request waiting here fails with `error`. */
+  #failAllPending(error: SockservError): void {
+    const conns = new Set<ConnQueue>([...this.#urgentLane.items, ...this.#heavyLane.items, ...this.#parked.flat()]);
+    for (const conn of conns) {
+      const pending = conn.pending.slice(conn.head);
+      this.#dropPending(conn);
+      for (const entry of pending) if (!conn.sink.closed) conn.sink.complete(entry.seq, null, error);
     }
   }
 

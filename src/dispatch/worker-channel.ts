@@ -23,6 +23,8 @@ import {
 import { RingReader, RingWriter } from './ring.js';
 import { type ChannelSessionEnd, encodeSessionMessage, readSessionMessage } from './session-port.js';
 
+const EMPTY = new Uint8Array(0);
+
 /** Longest wait for replies without looking at the ring, wake or no wake. */
 const WAKE_CHECK_MS = 50;
 
@@ -79,9 +81,13 @@ export class WorkerChannel<C> {
   /** Sessions carried by this channel, by number. */
   readonly #sessions = new Map<number, ChannelSessionEnd>();
   /** Session records that did not fit in the ring yet, oldest first. */
-  #backlog: Array<{ kind: number; id: number; payload: Uint8Array }> = [];
+  #backlog: Array<{ kind: number; slot: number; id: number; payload: Uint8Array }> = [];
   #publishScheduled = false;
   #retryTimer: NodeJS.Timeout | undefined;
+  /** The request ring was full at the last write: no more requests until the worker has read. */
+  ringFull = false;
+  /** Called when a full ring may have room again (the scheduler flushes). */
+  onRoom: (() => void) | null = null;
   /** The worker is gone (died, stopped, or closing): nothing more is written. */
   dead = false;
   /** The slot the watchdog stopped the worker for, or -1. */
@@ -131,7 +137,10 @@ export class WorkerChannel<C> {
 
   /** Writes a PEER record; returns its number (to pass to knowsPeer later), or 0 if the ring is full. */
   introduce(conn: number, address: Buffer): number {
-    if (!this.#requests.write(Kind.PEER, 0, conn, address)) return 0;
+    if (!this.#requests.write(Kind.PEER, 0, conn, address)) {
+      this.#markRingFull();
+      return 0;
+    }
     return ++this.#peers;
   }
 
@@ -157,6 +166,7 @@ export class WorkerChannel<C> {
     }
     if (!written) {
       this.#free.push(slot);
+      this.#markRingFull();
       return false;
     }
     Atomics.store(this.#states, slot, SlotState.QUEUED);
@@ -175,7 +185,23 @@ export class WorkerChannel<C> {
     const entry = this.#entries[slot];
     if (!entry) return;
     entry.abandoned = true;
-    if (this.#requests.write(Kind.ABANDON, slot, 0, null)) this.publish();
+    // Through the backlog: it must reach the worker even when the ring is full right now. The
+    // worker answers it with an empty outcome, which frees the slot here.
+    this.#queueRecord(Kind.ABANDON, slot, 0, EMPTY);
+  }
+
+  /**
+   * The ring had no room for a request: until the worker has read (a drain of its replies, or
+   * 1 ms), the scheduler sends nothing more here, and `onRoom` is told when to try again.
+   */
+  #markRingFull(): void {
+    if (this.ringFull) return;
+    this.ringFull = true;
+    setTimeout(() => {
+      if (!this.ringFull) return;
+      this.ringFull = false;
+      this.onRoom?.();
+    }, 1);
   }
 
   /** Makes written records visible and wakes the worker if it sleeps. */
@@ -222,7 +248,10 @@ export class WorkerChannel<C> {
       count++;
       if (entry) deliver(entry, kind, bytes, reader.conn);
     }
-    if (count > 0) reader.release();
+    if (count > 0) {
+      reader.release();
+      this.ringFull = false; // the worker has read since
+    }
     return count;
   }
 
@@ -269,13 +298,13 @@ export class WorkerChannel<C> {
   /** Starts session `id` on the worker; its messages go to and come from `end`. */
   openSession(end: ChannelSessionEnd, clientAddress: readonly [string, number]): void {
     this.#sessions.set(end.id, end);
-    this.#queueSessionRecord(Kind.SESSION_OPEN, end.id, Buffer.from(JSON.stringify(clientAddress)));
+    this.#queueRecord(Kind.SESSION_OPEN, 0, end.id, Buffer.from(JSON.stringify(clientAddress)));
   }
 
   sendSession(id: number, message: { t: string; b?: ArrayBuffer }): void {
     if (this.dead) return;
     const { data, payload } = encodeSessionMessage(message);
-    this.#queueSessionRecord(data ? Kind.SESSION_DATA : Kind.SESSION_CTRL, id, payload);
+    this.#queueRecord(data ? Kind.SESSION_DATA : Kind.SESSION_CTRL, 0, id, payload);
   }
 
   /** The main thread's end of session `id` closed: its later messages are dropped. */
@@ -292,8 +321,9 @@ export class WorkerChannel<C> {
     return ends;
   }
 
-  #queueSessionRecord(kind: number, id: number, payload: Uint8Array): void {
-    if (this.#backlog.length > 0 || !this.#writeSessionRecord(kind, id, payload)) this.#backlog.push({ kind, id, payload });
+  /** Writes a record that must not be lost (session records, ABANDON), or queues it in order until the ring has room. */
+  #queueRecord(kind: number, slot: number, id: number, payload: Uint8Array): void {
+    if (this.#backlog.length > 0 || !this.#writeRecord(kind, slot, id, payload)) this.#backlog.push({ kind, slot, id, payload });
     if (!this.#publishScheduled) {
       // Once per loop turn, like requests: a session's reads of one turn wake its worker once.
       this.#publishScheduled = true;
@@ -301,9 +331,9 @@ export class WorkerChannel<C> {
     }
   }
 
-  #writeSessionRecord(kind: number, id: number, payload: Uint8Array): boolean {
-    if (payload.byteLength <= this.#sizes.maxRecordBytes) return this.#requests.write(kind, 0, id, payload);
-    if (!this.#requests.write(kind | BIG, 0, id, null)) return false;
+  #writeRecord(kind: number, slot: number, id: number, payload: Uint8Array): boolean {
+    if (payload.byteLength <= this.#sizes.maxRecordBytes) return this.#requests.write(kind, slot, id, payload);
+    if (!this.#requests.write(kind | BIG, slot, id, null)) return false;
     const bytes = transferable(payload);
     this.#port.postMessage(bytes, [bytes]);
     return true;
@@ -312,7 +342,7 @@ export class WorkerChannel<C> {
   #writeBacklog(): void {
     let written = 0;
     for (const record of this.#backlog) {
-      if (!this.#writeSessionRecord(record.kind, record.id, record.payload)) break;
+      if (!this.#writeRecord(record.kind, record.slot, record.id, record.payload)) break;
       written++;
     }
     this.#backlog.splice(0, written);
