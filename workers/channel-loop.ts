@@ -119,7 +119,6 @@ export class ChannelLoop {
   /** Serves the channel until the main thread closes it. */
   async run(): Promise<null> {
     Atomics.store(this.#ctl, Ctl.THREAD_ID, threadId);
-    Atomics.store(this.#ctl, Ctl.READY, 1);
     while (Atomics.load(this.#ctl, Ctl.CLOSE) === 0) {
       this.#drain();
       await this.#waitForRequests();

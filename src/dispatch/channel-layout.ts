@@ -33,8 +33,6 @@ export const Ctl = {
   THREAD_ID: 9,
   /** Set by the main thread to end the loop (server closing). */
   CLOSE: 10,
-  /** 1 once the worker has loaded the handler and entered its loop. */
-  READY: 11,
 } as const;
 const CONTROL_WORDS = 16;
 

@@ -38,8 +38,6 @@ type Limits = Pick<ResolvedOptions, 'maxQueuedRequests' | 'requestTimeout' | 'wo
 
 /** How long close() waits for the channel loops to end before the pool stops their threads. */
 const CLOSE_GRACE_MS = 1000;
-/** Weight of the newest measurement in the handler-cost average. */
-const COST_SMOOTHING = 0.2;
 /** A worker always holds this many heavy requests when there are any, so it never idles for a round trip. */
 const MIN_HEAVY = 2;
 /** Worker time one connection may claim per visit of the round-robin. */
@@ -77,11 +75,6 @@ export class PoolDispatcher implements Dispatcher {
   #queued = 0;
   #waiters = new Set<RequestSink>();
   #flushScheduled = false;
-  /**
-   * Smoothed handler milliseconds per request (synchronous part). Until measured, assume a request
-   * costs a whole credit: a worker then gets MIN_QUEUED requests, not a flood of unknown cost.
-   */
-  #costMs: number;
   #busyMs = 0;
   readonly #startedAt = performance.now();
   #watchdog: NodeJS.Timeout | undefined;
@@ -97,7 +90,6 @@ export class PoolDispatcher implements Dispatcher {
     this.#limits = options;
     this.#logger = logger;
     this.#ordered = options.pipelining !== 'parallel';
-    this.#costMs = options.workerQueueMs;
     this.#costs = new RequestCosts(options.workerQueueMs);
     this.#lane = options.inlineBelowMicros > 0 ? new InlineLane(handler, options, logger) : null;
   }
@@ -252,9 +244,7 @@ export class PoolDispatcher implements Dispatcher {
     const { busyMs, done } = channel.progress();
     if (done > 0) {
       this.#busyMs += busyMs;
-      const perRequest = busyMs / done;
-      this.#costMs += COST_SMOOTHING * (perRequest - this.#costMs);
-      this.#lane?.observePoolCost(perRequest);
+      this.#lane?.observePoolCost(busyMs / done);
     }
     const parked = this.#parked[channel.index]!;
     if (parked.length > 0) {
