@@ -15,7 +15,9 @@
 //   - Each request runs at most once. When a worker dies, or a handler overruns requestTimeout
 //     (the watchdog counts from the request's start), the outcomes already published are
 //     delivered, the request that had started fails (ERR_WORKER_DIED / ERR_REQUEST_TIMEOUT), and
-//     the ones it never started go to another worker.
+//     the ones it never started go to another worker (a handler declared `idempotent` gets its
+//     started request run once more instead).
+//   - Sessions (StreamRequestHandler) go to the channel carrying the fewest, as records on its rings.
 //   - Bounded: maxQueuedRequests here (then connections stop reading), a worker's credit, and its
 //     channel's slots — which also bound async handlers still awaiting, with or without a timeout.
 
