@@ -92,10 +92,13 @@ export class Connection implements RequestSink, Flushable, ServerConnection {
   /** Bad input: reply to what came before it, send the error reply, then end. */
   #protocolError: SockservError | null = null;
   #protocolErrorSent = false;
-  /** A handler failed with onHandlerError 'close': drop later outcomes, end after flushing. */
-  #failing = false;
-  #ended = false;
-  #closed = false;
+  /**
+   * Where the connection is in its life, as ws's readyState; it only moves forward:
+   * 'open' (reading, framing, dispatching — also while finishing after FIN, drain or bad input),
+   * 'failing' (a request failed under onHandlerError 'close', or a hook threw: later outcomes are
+   * dropped, what is queued flushes, then it ends), 'ended' (our FIN is out), 'closed'.
+   */
+  #phase: 'open' | 'failing' | 'ended' | 'closed' = 'open';
   /** One clock reading shared by the releases of one complete() call; -1 = not read yet. */
   #releasedAt = -1;
 
@@ -115,7 +118,7 @@ export class Connection implements RequestSink, Flushable, ServerConnection {
 
   /** Closed, or closing after a failed request (onHandlerError 'close'): its later requests are not run. */
   get closed(): boolean {
-    return this.#closed || this.#failing;
+    return this.#phase !== 'open';
   }
 
   /** Requests dispatched whose replies have not been released yet. */
@@ -155,7 +158,7 @@ export class Connection implements RequestSink, Flushable, ServerConnection {
 
   /** Frames and dispatches buffered requests for as long as every limit allows. */
   pump(): void {
-    if (this.#pumping || this.#closed || this.#failing || this.#ended) return;
+    if (this.#pumping || this.#phase !== 'open') return;
     this.#pumping = true;
     try {
       this.#dispatchBuffered();
@@ -166,15 +169,15 @@ export class Connection implements RequestSink, Flushable, ServerConnection {
   }
 
   complete(seq: number, reply: Reply, error?: SockservError): void {
-    if (this.#closed) return;
+    if (this.#phase === 'closed') return;
     this.#releasedAt = -1;
     this.#order.complete(seq, reply, error, this.#release);
     if (!this.#pumping) this.pump();
-    if (!this.#closed) this.#host.memory.note(this);
+    if (!this.#isClosed()) this.#host.memory.note(this);
   }
 
   flushOutput(): void {
-    if (this.#closed) return;
+    if (this.#phase === 'closed') return;
     if (this.#outBytes > 0) {
       const out = this.#out;
       const bytes = this.#outBytes;
@@ -218,7 +221,7 @@ export class Connection implements RequestSink, Flushable, ServerConnection {
     // Nothing is written to the socket during this loop (replies wait for the write set), so its
     // backlog is read once; #outBytes grows as inline replies are queued.
     const socketBacklog = this.socket.writableLength;
-    while (!this.#failing && this.#protocolError === null) {
+    while (this.#phase === 'open' && this.#protocolError === null) {
       if (order.full || this.#inFlightBytes >= options.maxInFlightBytesPerConnection) {
         this.#pauseReading(); // resumed by complete()
         return;
@@ -254,12 +257,12 @@ export class Connection implements RequestSink, Flushable, ServerConnection {
       dispatcher.submit(this, seq, frame);
     }
     this.#framesExhausted = true;
-    if (!this.#readEnded && !this.#draining && !this.#failing && this.#protocolError === null) this.#resumeReading();
+    if (!this.#readEnded && !this.#draining && this.#phase === 'open' && this.#protocolError === null) this.#resumeReading();
   }
 
   readonly #release = (reply: Reply, error: SockservError | undefined, bytes: number, framedAt: number): void => {
     this.#inFlightBytes -= bytes;
-    if (this.#failing) return;
+    if (this.#phase !== 'open') return;
     const host = this.#host;
     if (host.requestDurations !== null && framedAt >= 0) this.#recordDuration(host.requestDurations, framedAt);
     this.lastActive = host.clock;
@@ -267,13 +270,13 @@ export class Connection implements RequestSink, Flushable, ServerConnection {
     if (error) {
       host.counters.requestsFailed++;
       host.hooks.run('handleError', this.clientAddress, () => host.handleError(this.socket, this.clientAddress, error), this.#failed, undefined);
-      if (this.#failing) return; // handleError threw
+      if (this.#phase !== 'open') return; // handleError threw
       if (host.options.onHandlerError === 'close') {
         this.#fail();
         return;
       }
       reply = this.#errorReply(error);
-      if (this.#failing) return; // errorReply threw
+      if (this.#phase !== 'open') return; // errorReply threw
     } else {
       host.counters.requestsOk++;
     }
@@ -308,7 +311,7 @@ export class Connection implements RequestSink, Flushable, ServerConnection {
 
   /** A hook failed for this connection: close it after the replies already queued. */
   readonly #failed = (): void => {
-    if (!this.#failing && !this.#closed) this.#fail();
+    if (this.#phase === 'open') this.#fail();
   };
 
   /**
@@ -338,8 +341,13 @@ export class Connection implements RequestSink, Flushable, ServerConnection {
     );
   }
 
+  /** Read through a call: the phase may have moved in code this method called (TypeScript would narrow a field read). */
+  #isClosed(): boolean {
+    return this.#phase === 'closed';
+  }
+
   #fail(): void {
-    this.#failing = true;
+    this.#phase = 'failing';
     this.#pauseReading();
     this.#host.writeSet.add(this);
   }
@@ -355,8 +363,8 @@ export class Connection implements RequestSink, Flushable, ServerConnection {
 
   /** Ends our side once everything owed to the peer has been handed to the socket. */
   #maybeEnd(): void {
-    if (this.#ended || this.#closed) return;
-    if (this.#failing) {
+    if (this.#phase === 'ended' || this.#phase === 'closed') return;
+    if (this.#phase === 'failing') {
       if (this.#outBytes === 0) this.#end();
       return;
     }
@@ -365,8 +373,8 @@ export class Connection implements RequestSink, Flushable, ServerConnection {
     if (this.#protocolError !== null && !this.#protocolErrorSent) {
       this.#protocolErrorSent = true;
       const reply = this.#errorReply(this.#protocolError);
-      if (reply !== null && !this.#failing) this.#queueReply(reply);
-      if (this.#failing) {
+      if (reply !== null && this.#phase === 'open') this.#queueReply(reply);
+      if (this.#phase !== 'open') {
         if (this.#outBytes === 0) this.#end();
         return;
       }
@@ -376,7 +384,7 @@ export class Connection implements RequestSink, Flushable, ServerConnection {
 
   /** Our last reply is queued: the server ends the connection (a lingering close, by default). */
   #end(): void {
-    this.#ended = true;
+    this.#phase = 'ended';
     const host = this.#host;
     host.hooks.run('shutdownRequest', this.clientAddress, () => host.shutdownRequest(this.socket), () => this.socket.destroy(), undefined);
   }
@@ -395,7 +403,7 @@ export class Connection implements RequestSink, Flushable, ServerConnection {
 
   readonly #onData = (chunk: Buffer): void => {
     this.#host.counters.bytesIn += chunk.length;
-    if (this.#failing || this.#protocolError !== null || this.#ended) return;
+    if (this.#phase !== 'open' || this.#protocolError !== null) return;
     try {
       this.#framer.push(chunk);
     } catch (err) {
@@ -404,11 +412,11 @@ export class Connection implements RequestSink, Flushable, ServerConnection {
     }
     this.#framesExhausted = false;
     this.pump();
-    if (!this.#closed) this.#host.memory.note(this);
+    if (!this.#isClosed()) this.#host.memory.note(this);
   };
 
   readonly #onEnd = (): void => {
-    if (this.#ended) return;
+    if (this.#phase === 'ended' || this.#phase === 'closed') return;
     this.#readEnded = true;
     this.#framesExhausted = false;
     this.pump();
@@ -423,7 +431,7 @@ export class Connection implements RequestSink, Flushable, ServerConnection {
   };
 
   readonly #onClose = (): void => {
-    this.#closed = true;
+    this.#phase = 'closed';
     this.#out = [];
     this.#outBytes = 0;
     this.#host.memory.forget(this);
