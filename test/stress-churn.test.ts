@@ -2,10 +2,11 @@
 // server that counts its connections, sockserv's pooled framed server and its session server, and
 // servers that refuse or drop connections. Counts are exact; timing is never asserted.
 
-import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
+import { type AddressInfo, createServer, type Socket } from 'node:net';
 import { silentLogger, ThreadingTCPServer } from '../src/index.js';
 import { runStress, type StressOptions, type StressResult } from '../stress/index.js';
 import { fixture } from './helpers/client.js';
+import { rawServer } from './helpers/net.js';
 
 const servers: Array<{ close(): unknown }> = [];
 
@@ -15,24 +16,9 @@ afterEach(async () => {
 
 /** A node:net server on 127.0.0.1:0; `accepted()` counts the connections it has had. */
 async function netServer(onSocket: (socket: Socket) => void): Promise<{ port: number; accepted: () => number }> {
-  const sockets = new Set<Socket>();
-  let accepted = 0;
-  const server: Server = createServer({ noDelay: true }, (socket) => {
-    accepted++;
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-    socket.on('error', () => {});
-    onSocket(socket);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  servers.push({
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const socket of sockets) socket.destroy();
-        server.close(() => resolve());
-      }),
-  });
-  return { port: (server.address() as AddressInfo).port, accepted: () => accepted };
+  const server = await rawServer(onSocket);
+  servers.push(server);
+  return server;
 }
 
 function churn(port: number, extra: Partial<StressOptions>): StressOptions {

@@ -3,11 +3,11 @@
 // a request-bounded run's per-kind counts are asserted exactly; timing is never asserted.
 
 import { pbkdf2Sync } from 'node:crypto';
-import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { silentLogger, TCPServer, ThreadingTCPServer } from '../src/index.js';
 import { runStress, type StressOptions, type StressResult } from '../stress/index.js';
 import { fixture } from './helpers/client.js';
+import { rawServer } from './helpers/net.js';
 
 const RESP_HANDLER = fileURLToPath(new URL('../dist/examples/resp/handler.js', import.meta.url));
 const servers: Array<{ close(): unknown }> = [];
@@ -17,22 +17,9 @@ afterEach(async () => {
 });
 
 async function echoServer(): Promise<number> {
-  const sockets = new Set<Socket>();
-  const server: Server = createServer({ noDelay: true }, (socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-    socket.on('error', () => {});
-    socket.on('data', (chunk) => socket.write(chunk));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  servers.push({
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const socket of sockets) socket.destroy();
-        server.close(() => resolve());
-      }),
-  });
-  return (server.address() as AddressInfo).port;
+  const server = await rawServer((socket) => socket.on('data', (chunk) => socket.write(chunk)));
+  servers.push(server);
+  return server.port;
 }
 
 function mixed(port: number, extra: Partial<StressOptions>): StressOptions {

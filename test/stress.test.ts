@@ -2,10 +2,11 @@
 // plus servers that misbehave on purpose (never reply, reset, refuse). Counts are asserted
 // exactly where the run makes them exact; timing is never asserted.
 
-import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
+import { type AddressInfo, createServer, type Socket } from 'node:net';
 import { silentLogger, TCPServer, ThreadingTCPServer } from '../src/index.js';
 import { runStress, type StressOptions, type StressResult } from '../stress/index.js';
 import { fixture } from './helpers/client.js';
+import { rawServer } from './helpers/net.js';
 
 const servers: Array<{ close(): unknown }> = [];
 
@@ -15,22 +16,9 @@ afterEach(async () => {
 
 /** A node:net server on 127.0.0.1:0 running `onSocket` for each connection; closed after the test. */
 async function netServer(onSocket: (socket: Socket) => void): Promise<number> {
-  const sockets = new Set<Socket>();
-  const server: Server = createServer({ noDelay: true }, (socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-    socket.on('error', () => {});
-    onSocket(socket);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  servers.push({
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const socket of sockets) socket.destroy();
-        server.close(() => resolve());
-      }),
-  });
-  return (server.address() as AddressInfo).port;
+  const server = await rawServer(onSocket);
+  servers.push(server);
+  return server.port;
 }
 
 const echoServer = () => netServer((socket) => socket.on('data', (chunk) => socket.write(chunk)));

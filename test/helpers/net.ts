@@ -3,7 +3,7 @@
 // loudly (with what was received so far) instead of hanging; a registry that closes every
 // server and socket after each test; a capturing logger; length-prefix codecs.
 
-import { connect, type Socket } from 'node:net';
+import { type AddressInfo, connect, createServer, type Socket } from 'node:net';
 import type { Logger } from '../../src/index.js';
 
 /** How long a wait may take before the test fails with a description (not a timing assertion). */
@@ -231,5 +231,28 @@ export function prng(seed: number): () => number {
     t = Math.imul(t ^ (t >>> 15), t | 1);
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** A plain node:net server on 127.0.0.1:0 (a peer for client-side tests): `accepted()` counts its connections; `close()` also destroys them. */
+export async function rawServer(onSocket: (socket: Socket) => void): Promise<{ port: number; accepted(): number; close(): Promise<void> }> {
+  const sockets = new Set<Socket>();
+  let accepted = 0;
+  const server = createServer({ noDelay: true }, (socket) => {
+    accepted++;
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => {});
+    onSocket(socket);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    accepted: () => accepted,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(() => resolve());
+      }),
   };
 }
