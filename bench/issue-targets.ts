@@ -4,7 +4,7 @@
 // here name their own baseline row, which need not be the group's (PBKDF2 against CPython).
 
 import { FLOOR_SUFFIX } from './scenarios/cheap-under-heavy.js';
-import { type BenchResults, type Group, type ManyConnections, type Row, type TargetResult, errorCount } from './results.js';
+import { type BenchResults, type Group, type ManyConnections, type TargetResult, clean, errorNote, notMeasured } from './results.js';
 
 /** Cheap request on a saturated server (issue 9). */
 const MAX_CHEAP_P50_MS = 0.5;
@@ -104,17 +104,4 @@ function memoryTarget(name: string, many: ManyConnections | undefined, max: numb
       (allAnswered ? '' : ` (opened ${many.opened}, answered ${many.rounds.map((r) => r.answered).join('/')})`),
     met: many.bytesPerConnection <= max && allAnswered,
   };
-}
-
-function clean(row: Row): boolean {
-  return row.measurement !== undefined && errorCount(row.measurement) === 0;
-}
-
-function errorNote(row: Row): string {
-  const errors = row.measurement ? errorCount(row.measurement) : 0;
-  return errors > 0 ? ` (${errors} request errors)` : '';
-}
-
-function notMeasured(row: Row | undefined): string {
-  return row?.error ? `failed: ${row.error.split('\n')[0]}` : 'not measured';
 }

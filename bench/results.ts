@@ -114,6 +114,22 @@ export function errorCount(m: Measurement): number {
   return e.refused + e.reset + e.timeout + e.badReply + e.other;
 }
 
+/** A row that was measured without request errors: only such a row can meet a target. */
+export function clean(row: Row): boolean {
+  return row.measurement !== undefined && errorCount(row.measurement) === 0;
+}
+
+/** " (N request errors)" for a row that had some, else "". */
+export function errorNote(row: Row): string {
+  const errors = row.measurement ? errorCount(row.measurement) : 0;
+  return errors > 0 ? ` (${errors} request errors)` : '';
+}
+
+/** What a target shows for a row that was not measured: its failure, or "not measured". */
+export function notMeasured(row: Row | undefined): string {
+  return row?.error ? `failed: ${row.error.split('\n')[0]}` : 'not measured';
+}
+
 /** Numbers are stored rounded: latest.json is read by people too. */
 export function round(value: number, digits: number): number {
   const scale = 10 ** digits;

@@ -4,7 +4,7 @@
 // of issues 9 and 13 are listed in issue-targets.ts and judged from here too.
 
 import { evaluateIssueTargets } from './issue-targets.js';
-import { type BenchResults, type Group, type Row, type TargetResult, errorCount, ratioToBaseline } from './results.js';
+import { type BenchResults, type Group, type TargetResult, clean, errorNote, notMeasured, ratioToBaseline } from './results.js';
 
 /** 6 KB read as 6 KiB. */
 export const MAX_BYTES_PER_CONNECTION = 6 * 1024;
@@ -77,17 +77,4 @@ export function evaluateTargets(results: BenchResults): TargetResult[] {
   // Issues 9 and 13: the streaming transport's and the sessions' targets (issue-targets.ts).
   targets.push(...evaluateIssueTargets(results, groups));
   return targets;
-}
-
-function clean(row: Row): boolean {
-  return row.measurement !== undefined && errorCount(row.measurement) === 0;
-}
-
-function errorNote(row: Row): string {
-  const errors = row.measurement ? errorCount(row.measurement) : 0;
-  return errors > 0 ? ` (${errors} request errors)` : '';
-}
-
-function notMeasured(row: Row | undefined): string {
-  return row?.error ? `failed: ${row.error.split('\n')[0]}` : 'not measured';
 }
