@@ -201,11 +201,12 @@ export class ChannelLoop {
     // What finished before this request survives this thread's death. The main thread is woken
     // for it now if this request is expected to take long; cheap runs are announced together.
     if (this.#replies.publish() && this.#costMs > WAKE_BEFORE_MS) this.#wakeMain();
-    // The start time first: the watchdog reads it only once the state says STARTED.
-    this.#startedAt[slot] = Date.now();
+    // The start time first: the watchdog reads it only once the state says STARTED. One clock
+    // read serves both: the epoch time the main thread compares with Date.now(), and the run's cost.
+    const started = performance.now();
+    this.#startedAt[slot] = performance.timeOrigin + started;
     Atomics.store(ctl, Ctl.RUNNING, slot);
     Atomics.store(this.#states, slot, SlotState.STARTED);
-    const started = performance.now();
     let outcome: Reply | Promise<Reply> = null;
     let failure: unknown;
     let failed = false;

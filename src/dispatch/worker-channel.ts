@@ -152,19 +152,7 @@ export class WorkerChannel<C> {
     if (this.#used === this.#sizes.slots) return false;
     const slot = this.#free.pop()!;
     const flags = (ordered ? 0 : UNORDERED) | (entry.urgent ? URGENT : 0);
-    const request = entry.request;
-    let written: boolean;
-    if (request.length > this.#sizes.maxRecordBytes) {
-      written = this.#requests.write(Kind.REQUEST | BIG | flags, slot, connId, null);
-      // The slower path for big frames: the bytes are transferred, announced in order by the record.
-      if (written) {
-        const bytes = transferable(request);
-        this.#port.postMessage(bytes, [bytes]);
-      }
-    } else {
-      written = this.#requests.write(Kind.REQUEST | flags, slot, connId, request);
-    }
-    if (!written) {
+    if (!this.#writeRecord(Kind.REQUEST | flags, slot, connId, entry.request)) {
       this.#free.push(slot);
       this.#markRingFull();
       return false;
@@ -331,6 +319,7 @@ export class WorkerChannel<C> {
     }
   }
 
+  /** One record; a payload bigger than a record takes the slower path: transferred, announced in order by a BIG record. */
   #writeRecord(kind: number, slot: number, id: number, payload: Uint8Array): boolean {
     if (payload.byteLength <= this.#sizes.maxRecordBytes) return this.#requests.write(kind, slot, id, payload);
     if (!this.#requests.write(kind | BIG, slot, id, null)) return false;
