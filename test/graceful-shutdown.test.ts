@@ -62,8 +62,11 @@ async function untilRefused(port: number): Promise<void> {
       const peer = await Peer.connect(port, registry);
       peer.socket.destroy();
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ECONNREFUSED') return;
-      throw error;
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'ECONNREFUSED') return;
+      // A probe that reached the accept queue just as the listener closed is reset by the kernel:
+      // the listener is going, so look again until connections are refused outright.
+      if (code !== 'ECONNRESET') throw error;
     }
     await sleep(10);
   }
