@@ -79,17 +79,72 @@ export interface ErrorInfo {
   stack?: string;
 }
 
+/**
+ * Describes anything a handler threw. Never throws itself: a thrown value may be an object without
+ * a prototype (String() throws on it), a Proxy whose traps throw, or an Error whose getters do —
+ * a failure to describe it must not turn a handler's error into a dead worker.
+ */
 export function toErrorInfo(error: unknown): ErrorInfo {
-  if (error instanceof Error) {
-    const code = (error as { code?: unknown }).code;
-    return {
-      name: error.name,
-      message: error.message,
-      code: typeof code === 'string' ? code : undefined,
-      stack: error.stack,
-    };
+  try {
+    if (error instanceof Error) {
+      const code = (error as { code?: unknown }).code;
+      return {
+        name: String(error.name),
+        message: String(error.message),
+        code: typeof code === 'string' ? code : undefined,
+        stack: typeof error.stack === 'string' ? error.stack : undefined,
+      };
+    }
+  } catch {
+    // An Error whose properties cannot be read: described below as what it is.
   }
-  return { name: 'Error', message: String(error) };
+  return { name: 'Error', message: `non-Error thrown: ${describe(error)}` };
+}
+
+/** toErrorInfo as JSON: what a worker sends for a failed request. Never throws. */
+export function safeErrorJson(error: unknown): string {
+  try {
+    return JSON.stringify(toErrorInfo(error));
+  } catch {
+    return JSON.stringify({ name: 'Error', message: 'non-Error thrown (not describable)' });
+  }
+}
+
+/** A short, safe description of any value. */
+function describe(value: unknown): string {
+  try {
+    if (value === null || (typeof value !== 'object' && typeof value !== 'function')) {
+      return typeof value === 'symbol' ? value.toString() : `${typeof value} ${String(value)}`;
+    }
+    if (Object.getPrototypeOf(value) === null) return 'an object without a prototype';
+    return `${typeof value} ${String(value)}`.slice(0, 200);
+  } catch {
+    return `a ${typeof value} that cannot be printed`;
+  }
+}
+
+/** ERR_WORKER_DIED for a request (or a session) that was running on a worker that died. */
+export function workerDied(what: 'request' | 'session', cause: unknown): SockservError {
+  return new SockservError(ErrorCodes.WORKER_DIED, `the worker running this ${what} died: ${describeCause(cause)}`, { cause });
+}
+
+/** ERR_REQUEST_TIMEOUT: a synchronous handler's worker was stopped, or an async handler was abandoned. */
+export function requestTimeout(limitMs: number, how: 'stopped' | 'abandoned'): SockservError {
+  return new SockservError(
+    ErrorCodes.REQUEST_TIMEOUT,
+    how === 'stopped'
+      ? `handler ran past requestTimeout (${limitMs} ms); its worker was stopped`
+      : `async handler did not settle within requestTimeout (${limitMs} ms)`,
+  );
+}
+
+function describeCause(cause: unknown): string {
+  try {
+    if (cause instanceof Error) return cause.message;
+  } catch {
+    // fall through
+  }
+  return describe(cause);
 }
 
 /** Rebuilds an Error on the main thread from what a worker sent, keeping the handler's stack. */

@@ -3,7 +3,8 @@
 // must be what the worker knows. Here, the cache of client addresses (PEER records), which the
 // main thread mirrors by counting instead of asking.
 
-import { PEER_CACHE, WorkerChannel } from '../src/dispatch/worker-channel.js';
+import { PEER_CACHE } from '../src/dispatch/channel-protocol.js';
+import { WorkerChannel } from '../src/dispatch/worker-channel.js';
 import type { ClientAddress } from '../src/handler.js';
 import { ChannelLoop } from '../workers/channel-loop.js';
 // @ts-expect-error a plain JavaScript fixture
@@ -21,6 +22,7 @@ test('a connection introduced again is the newest on both sides: after PEER_CACH
     limits: { readHighWaterMark: 65536, maxFrameBytes: 1 << 20 },
   });
   const running = loop.run();
+  expect(channel.checkOpen()).toBe(true); // the loop started: the channel takes requests
   const introduce = (id: number) => channel.introduce(id, Buffer.from(JSON.stringify(address(id))));
   const A = 1;
   introduce(A); // A's first request on this channel
@@ -28,7 +30,7 @@ test('a connection introduced again is the newest on both sides: after PEER_CACH
   const again = introduce(A); // A comes back after running on another channel: introduced again
   introduce(PEER_CACHE + 1); // one more new connection: the oldest entry goes, which must not be A
   expect(channel.knowsPeer(again)).toBe(true);
-  channel.send({ conn: null, seq: 0, request: Buffer.from('hi'), abandoned: false, key: 0, est: 0, urgent: true }, A, true);
+  channel.send({ conn: null, seq: 0, request: Buffer.from('hi'), ref: 0, abandoned: false, key: 0, est: 0, urgent: true }, A, true);
   channel.publish();
   let reply: unknown;
   await waitUntil(() => {

@@ -1,44 +1,43 @@
-// Owns the worker side of a channel (src/dispatch/channel-layout.ts): one long-lived loop per
-// worker and server that reads requests from the request ring, runs each through the handler and
-// publishes its outcome to the reply ring the moment it is known — not when a batch ends.
+// Owns the worker side of a channel (src/dispatch/channel-protocol.ts): one long-lived loop per
+// worker and server that reads requests from the request ring into its run queue (run-queue.ts),
+// runs each through the handler and writes its outcome (outcome-writer.ts) the moment it is known.
 //
-//   - Before a handler starts, its slot is marked STARTED (and the outcomes before it are
-//     published), so if this thread dies the main thread knows exactly what ran: at most once.
-//   - Waking the main thread costs both threads a system call, so cheap outcomes are announced
-//     together — when the ring runs dry, or every WAKE_AFTER_MS — while a run expected to be long
-//     announces the ones before it first: a reply never waits behind a slow handler.
-//   - One connection's requests run in sequence: while an async handler of a connection awaits,
-//     that connection's later requests wait here (still QUEUED), other connections' requests run.
-//   - Requests the main thread predicts cheap (URGENT) run before queued heavy ones of other
-//     connections, checked between every two runs: a cheap request waits for the run in progress,
-//     not for the queue.
-//   - Waiting for work uses Atomics.waitAsync, never Atomics.wait: async handlers, sessions and
-//     other channels on this thread keep running while the ring is empty.
-//   - A full reply ring blocks this thread (Atomics.wait) until the main thread reads: that is the
-//     backpressure, and the main thread never waits on a worker, so it cannot deadlock.
+// Invariants:
+//   - Before a handler starts, its slot's state is set to its ref (STARTED), after its start time:
+//     if this thread dies the main thread knows exactly what ran — at most once.
+//   - The duty cycle: a turn runs at most RUNS_PER_TURN requests or TURN_MS, then the thread's
+//     event loop turns (setImmediate) before the next — async handlers' continuations and timers,
+//     sessions and port messages never wait for the queue to empty. With nothing to run it sleeps on
+//     the doorbell (Atomics.waitAsync, never Atomics.wait: async work keeps running meanwhile).
+//   - A full reply ring stops new runs until its records are written (retried every
+//     BLOCKED_RETRY_MS); the thread never blocks, and the main thread never waits on a worker.
+//   - Once the loop has ended (closed, or an internal failure), nothing more runs here: a late
+//     async outcome cannot start the requests held behind it.
 
 import { type MessagePort, receiveMessageOnPort, threadId } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
 import {
   BIG,
-  CHANNEL_SIZES,
   type ChannelBuffers,
   Ctl,
   KIND_MASK,
   Kind,
-  SlotState,
+  PEER_CACHE,
   UNORDERED,
   URGENT,
-} from '../src/dispatch/channel-layout.js';
+  slotOf,
+} from '../src/dispatch/channel-protocol.js';
+import { TO_MAIN, TO_WORKER, ring, sleep } from '../src/dispatch/doorbell.js';
 import { RingReader, RingWriter } from '../src/dispatch/ring.js';
-import { PEER_CACHE } from '../src/dispatch/worker-channel.js';
-import { toErrorInfo } from '../src/errors.js';
+import { type SessionPort, encodeSessionMessage, readSessionMessage } from '../src/dispatch/session-port.js';
+import { safeErrorJson } from '../src/errors.js';
 import type { AnyHandlerClass, ClientAddress, HandlerClass, ServerInfo } from '../src/handler.js';
 import type { Reply } from '../src/reply.js';
 import { isThenable, runHandler } from '../src/run-handler.js';
-import { type SessionPort, encodeSessionMessage, readSessionMessage } from '../src/dispatch/session-port.js';
 import type { SessionLimits } from '../src/session/protocol.js';
 import { runSession } from '../src/session/run-session.js';
+import { OutcomeWriter } from './outcome-writer.js';
+import { type Queued, RunQueue } from './run-queue.js';
 
 export interface ChannelTask {
   server: ServerInfo;
@@ -48,27 +47,12 @@ export interface ChannelTask {
   limits: SessionLimits;
 }
 
-/** An async run still awaiting: its connection (-1 unordered), and its identity for the late outcome. */
-interface Awaiting {
-  conn: number;
-}
-
-/** A request read from the ring, waiting to run; `conn` is -1 when its connection needs no order. */
-interface Queued {
-  slot: number;
-  conn: number;
-  request: Buffer;
-  peer: ClientAddress;
-}
-
 const UNKNOWN_PEER: ClientAddress = ['', 0];
-/** Runs expected to take longer than this announce the outcomes before them first. */
-const WAKE_BEFORE_MS = 0.05;
-/** Cheap outcomes are announced together, but never held longer than this. */
-const WAKE_AFTER_MS = 0.05;
-const COST_SMOOTHING = 0.1;
-/** Longest wait without looking at the ring, wake or no wake. */
-const WAKE_CHECK_MS = 50;
+/** A turn of the duty cycle ends after this many runs, or TURN_MS, whichever comes first (Netty checks its clock every 64 tasks). */
+const RUNS_PER_TURN = 64;
+const TURN_MS = 5;
+/** How often a full reply ring is tried again (the main thread reads it every loop turn). */
+const BLOCKED_RETRY_MS = 1;
 
 export class ChannelLoop {
   /** A BaseRequestHandler class on a request server's channel, a StreamRequestHandler on a session server's. */
@@ -76,32 +60,20 @@ export class ChannelLoop {
   readonly #server: ServerInfo;
   readonly #port: MessagePort;
   readonly #ctl: Int32Array;
-  readonly #states: Uint8Array;
+  readonly #states: Int32Array;
   readonly #startedAt: Float64Array;
   readonly #requests: RingReader;
-  readonly #replies: RingWriter;
+  readonly #out: OutcomeWriter;
+  readonly #queue = new RunQueue();
   /** Client addresses by connection id; the oldest is dropped first, as the main thread mirrors. */
   readonly #peers = new Map<number, ClientAddress>();
-  /** Connections with an async handler awaiting, and their requests held back meanwhile. */
-  readonly #busy = new Map<number, Queued[]>();
-  /** Connection of each slot whose async handler awaits. */
-  readonly #awaiting = new Map<number, Awaiting>();
-  /** Requests read from the ring and not started: cheap ones (URGENT) run first. */
-  #urgent: Queued[] = [];
-  #urgentHead = 0;
-  #normal: Queued[] = [];
-  #normalHead = 0;
-  /** Per ordered connection: its requests in #normal, which its later cheap ones must not overtake. */
-  readonly #normalPending = new Map<number, number>();
   /** Sessions this channel runs, by number. */
   readonly #sessions = new Map<number, WorkerSessionEnd>();
   readonly #limits: SessionLimits;
   #syncDone = 0;
   #busyMs = 0;
-  /** Smoothed milliseconds per handler run: decides whether to wake the main thread before a run. */
-  #costMs = 0;
-  /** performance.now() of the oldest outcome published without waking the main thread, or -1. */
-  #unannouncedSince = -1;
+  /** The loop has ended: nothing more runs on this channel. */
+  #ended = false;
 
   constructor(Handler: AnyHandlerClass, task: ChannelTask) {
     this.#Handler = Handler;
@@ -110,108 +82,118 @@ export class ChannelLoop {
     this.#limits = task.limits;
     const { buffers } = task;
     this.#ctl = new Int32Array(buffers.control);
-    this.#states = new Uint8Array(buffers.states);
+    this.#states = new Int32Array(buffers.states);
     this.#startedAt = new Float64Array(buffers.started);
     this.#requests = new RingReader(buffers.request, this.#ctl, Ctl.REQ_WRITE, Ctl.REQ_READ);
-    this.#replies = new RingWriter(buffers.reply, this.#ctl, Ctl.REP_WRITE, Ctl.REP_READ);
+    this.#out = new OutcomeWriter(new RingWriter(buffers.reply, this.#ctl, Ctl.REP_WRITE, Ctl.REP_READ), this.#ctl, task.port);
   }
 
-  /** Serves the channel until the main thread closes it. */
+  /** Serves the channel until the main thread closes it. Ends on CLOSE; a failure in here ends it too (and rejects). */
   async run(): Promise<null> {
+    // Open: the main thread sends requests from now on (it waits for this word).
     Atomics.store(this.#ctl, Ctl.THREAD_ID, threadId);
-    while (Atomics.load(this.#ctl, Ctl.CLOSE) === 0) {
-      this.#drain();
-      await this.#waitForRequests();
+    Atomics.store(this.#ctl, Ctl.OPEN, 1);
+    ring(this.#ctl, TO_MAIN);
+    try {
+      while (!this.#closing()) {
+        if (this.#out.blocked && !this.#out.flush()) {
+          await delay(BLOCKED_RETRY_MS); // the main thread reads every loop turn of its own
+          continue;
+        }
+        if (this.#turn()) await yieldToEventLoop();
+        else await (sleep(this.#ctl, TO_WORKER, () => this.#requests.poll() || this.#closing()) ?? undefined);
+      }
+    } finally {
+      this.#ended = true;
     }
     this.#port.close();
     return null;
   }
 
-  /** Runs every request there is — cheap ones first, each connection's in order — until none is left. */
-  #drain(): void {
-    this.#pull();
-    for (;;) {
-      let next: Queued | undefined;
-      if (this.#urgentHead < this.#urgent.length) next = this.#urgent[this.#urgentHead++];
-      else if (this.#normalHead < this.#normal.length) {
-        next = this.#normal[this.#normalHead++];
-        if (next!.conn >= 0) {
-          const left = this.#normalPending.get(next!.conn)! - 1;
-          if (left === 0) this.#normalPending.delete(next!.conn);
-          else this.#normalPending.set(next!.conn, left);
-        }
-      } else break;
-      const held = next!.conn >= 0 ? this.#busy.get(next!.conn) : undefined;
-      if (held) held.push(next!);
-      else this.#run(next!.slot, next!.conn, next!.request, next!.peer);
-      this.#pull(); // a cheap request written meanwhile goes before the queued heavy ones
-    }
-    this.#urgent = [];
-    this.#urgentHead = 0;
-    this.#normal = [];
-    this.#normalHead = 0;
-    this.#publish();
+  #closing(): boolean {
+    return Atomics.load(this.#ctl, Ctl.CLOSE) !== 0;
   }
 
-  /** Moves the requests published in the ring to the local queues (and applies PEER and ABANDON). */
+  /** One turn of the duty cycle; true if work is left for the next turn. */
+  #turn(): boolean {
+    this.#pull();
+    const started = performance.now();
+    let runs = 0;
+    for (;;) {
+      if (this.#out.blocked) return true;
+      const next = this.#queue.next();
+      if (next === undefined) break;
+      this.#run(next);
+      this.#pull(); // a cheap request written meanwhile goes before the queued heavy ones
+      if (++runs >= RUNS_PER_TURN || performance.now() - started >= TURN_MS) {
+        this.#out.announce();
+        return true;
+      }
+    }
+    this.#out.announce(); // the queue ran dry: whatever is unannounced goes now
+    return false;
+  }
+
+  /** Moves the records published in the ring to the run queue (and applies PEER, ABANDON and session records). */
   #pull(): void {
     const reader = this.#requests;
     if (!reader.poll()) return;
     while (reader.next()) {
       const kind = reader.kind & KIND_MASK;
-      if (kind === Kind.PEER) {
-        this.#remember(reader.conn, JSON.parse(reader.bytes.toString('utf8', reader.start, reader.start + reader.length)) as ClientAddress);
-      } else if (kind === Kind.ABANDON) {
-        // The watchdog gave up on it: acknowledge, so the main thread frees the slot (its late
-        // outcome will be dropped here), and let its connection's next requests run.
-        if (this.#awaiting.has(reader.slot)) this.#write(Kind.NO_REPLY, reader.slot, null, 0);
-        this.#settled(reader.slot);
-      } else if (kind === Kind.SESSION_OPEN) {
-        this.#openSession(reader.conn, JSON.parse(reader.bytes.toString('utf8', reader.start, reader.start + reader.length)) as ClientAddress);
-      } else if (kind === Kind.SESSION_DATA || kind === Kind.SESSION_CTRL) {
-        this.#sessionMessage(reader, kind === Kind.SESSION_DATA);
-      } else {
-        const { slot } = reader;
-        let request: Buffer;
-        if (reader.kind & BIG) {
-          const message = receiveMessageOnPort(this.#port);
-          request = message ? Buffer.from(message.message as ArrayBuffer) : Buffer.alloc(0);
-        } else {
-          // A copy: the ring's bytes are reused once released, and a handler may keep its request.
-          request = Buffer.allocUnsafe(reader.length);
-          reader.bytes.copy(request, 0, reader.start, reader.start + reader.length);
-        }
-        const conn = (reader.kind & UNORDERED) === 0 ? reader.conn : -1;
-        const entry: Queued = { slot, conn, request, peer: this.#peers.get(reader.conn) ?? UNKNOWN_PEER };
-        // A cheap request jumps the queue, unless its own connection has requests queued before it.
-        const behind = conn >= 0 ? this.#normalPending.get(conn) : undefined;
-        if (reader.kind & URGENT && behind === undefined) this.#urgent.push(entry);
-        else {
-          this.#normal.push(entry);
-          if (conn >= 0) this.#normalPending.set(conn, (behind ?? 0) + 1);
-        }
-      }
+      if (kind === Kind.REQUEST) this.#queue.add(this.#readRequest(reader));
+      else if (kind === Kind.PEER) this.#remember(reader.conn, JSON.parse(reader.bytes.toString('utf8', reader.start, reader.start + reader.length)) as ClientAddress);
+      else if (kind === Kind.ABANDON) this.#abandon(reader.slot);
+      else if (kind === Kind.SESSION_OPEN) this.#openSession(reader.conn, JSON.parse(reader.bytes.toString('utf8', reader.start, reader.start + reader.length)) as ClientAddress);
+      else if (kind === Kind.SESSION_DATA || kind === Kind.SESSION_CTRL) this.#sessionMessage(reader, kind === Kind.SESSION_DATA);
     }
     reader.release();
   }
 
-  /** Runs one request; `conn` is -1 when its connection's requests need no order. */
-  #run(slot: number, conn: number, request: Buffer, peer: ClientAddress): void {
+  #readRequest(reader: RingReader): Queued {
+    let request: Buffer;
+    if (reader.kind & BIG) {
+      const message = receiveMessageOnPort(this.#port);
+      request = message ? Buffer.from(message.message as ArrayBuffer) : Buffer.alloc(0);
+    } else {
+      // A copy: the ring's bytes are reused once released, and a handler may keep its request.
+      request = Buffer.allocUnsafe(reader.length);
+      reader.bytes.copy(request, 0, reader.start, reader.start + reader.length);
+    }
+    return {
+      ref: reader.slot,
+      conn: (reader.kind & UNORDERED) === 0 ? reader.conn : -1,
+      request,
+      peer: this.#peers.get(reader.conn) ?? UNKNOWN_PEER,
+      urgent: (reader.kind & URGENT) !== 0,
+    };
+  }
+
+  /** The watchdog gave up on `ref` while its async handler awaited: acknowledge (an outcome with its ref frees the slot), and let its connection go on. */
+  #abandon(ref: number): void {
+    if (!this.#queue.settled(ref)) return; // settled already: its outcome freed the slot
+    this.#out.write(Kind.NO_REPLY, ref, null, 0);
+  }
+
+  /** Runs one request. */
+  #run(entry: Queued): void {
     const ctl = this.#ctl;
-    // What finished before this request survives this thread's death. The main thread is woken
-    // for it now if this request is expected to take long; cheap runs are announced together.
-    if (this.#replies.publish() && this.#costMs > WAKE_BEFORE_MS) this.#wakeMain();
+    const { ref } = entry;
+    const slot = slotOf(ref);
+    // What finished before this request survives this thread's death; the main thread hears of it
+    // now unless this one is predicted cheap (cheap outcomes are announced together).
+    if (entry.urgent) this.#out.publish(performance.now());
+    else if (this.#out.unannounced) this.#out.announce();
     // The start time first: the watchdog reads it only once the state says STARTED. One clock
     // read serves both: the epoch time the main thread compares with Date.now(), and the run's cost.
     const started = performance.now();
     this.#startedAt[slot] = performance.timeOrigin + started;
-    Atomics.store(ctl, Ctl.RUNNING, slot);
-    Atomics.store(this.#states, slot, SlotState.STARTED);
+    Atomics.store(ctl, Ctl.RUNNING, ref);
+    Atomics.store(this.#states, slot, ref);
     let outcome: Reply | Promise<Reply> = null;
     let failure: unknown;
     let failed = false;
     try {
-      outcome = runHandler(this.#Handler as HandlerClass, request, peer, this.#server);
+      outcome = runHandler(this.#Handler as HandlerClass, entry.request, entry.peer, this.#server);
     } catch (error) {
       failed = true;
       failure = error;
@@ -219,92 +201,39 @@ export class ChannelLoop {
     const finished = performance.now();
     const took = finished - started;
     this.#busyMs += took;
-    this.#costMs += COST_SMOOTHING * (took - this.#costMs);
-    Atomics.store(ctl, Ctl.RUNNING, -1);
+    Atomics.store(ctl, Ctl.RUNNING, 0);
     Atomics.store(ctl, Ctl.BUSY_MICROS, Math.round(this.#busyMs * 1000) | 0);
     Atomics.store(ctl, Ctl.SYNC_DONE, ++this.#syncDone);
     const micros = Math.min(0xffffffff, Math.round(took * 1000));
-    if (failed) this.#fail(slot, failure, micros);
+    if (failed) this.#fail(ref, failure, micros);
     else if (isThenable<Reply>(outcome)) {
-      // The run's own token: once abandoned, its slot may carry another request, and this
-      // outcome must not be taken for that one's.
-      const run: Awaiting = { conn };
-      this.#awaiting.set(slot, run);
-      if (conn >= 0) this.#busy.set(conn, []);
+      this.#queue.awaiting(entry);
       outcome.then(
-        (reply) => this.#lateOutcome(slot, run, () => this.#reply(slot, reply, micros)),
-        (error: unknown) => this.#lateOutcome(slot, run, () => this.#fail(slot, error, micros)),
+        (reply) => this.#late(ref, () => this.#reply(ref, reply, micros)),
+        (error: unknown) => this.#late(ref, () => this.#fail(ref, error, micros)),
       );
-    } else this.#reply(slot, outcome, micros);
-    // A long run of cheap requests still streams: outcomes wait at most WAKE_AFTER_MS unannounced.
-    if (this.#unannouncedSince < 0) this.#unannouncedSince = finished;
-    else if (finished - this.#unannouncedSince > WAKE_AFTER_MS) this.#publish();
+    } else this.#reply(ref, outcome, micros);
+    this.#out.publish(finished);
   }
 
-  #lateOutcome(slot: number, run: Awaiting, write: () => void): void {
-    if (this.#awaiting.get(slot) !== run) return; // abandoned by the watchdog: its slot is no longer ours
+  /** An async run settled: its outcome is written only if it is still awaited (not abandoned); its connection goes on. */
+  #late(ref: number, write: () => void): void {
+    if (!this.#queue.settled(ref)) return;
     write();
-    this.#publish();
-    this.#settled(slot);
-  }
-
-  /** `slot`'s async handler settled (or was abandoned): its connection's held requests may run. */
-  #settled(slot: number): void {
-    const run = this.#awaiting.get(slot);
-    if (run === undefined) return;
-    this.#awaiting.delete(slot);
-    const conn = run.conn;
-    if (conn < 0) return;
-    const held = this.#busy.get(conn);
-    this.#busy.delete(conn);
-    if (!held) return;
-    for (let i = 0; i < held.length; i++) {
-      const next = held[i]!;
-      this.#run(next.slot, conn, next.request, next.peer);
-      const stillBusy = this.#busy.get(conn);
-      if (stillBusy) {
-        // Async again: the rest wait for this one.
-        for (let j = i + 1; j < held.length; j++) stillBusy.push(held[j]!);
-        break;
-      }
-    }
-    this.#publish();
+    this.#out.announce();
+    // Held requests now go first; the loop may be asleep on the doorbell — ring our own.
+    if (!this.#ended && this.#queue.size > 0) ring(this.#ctl, TO_WORKER);
   }
 
   /** `micros`: how long the handler ran synchronously — the main thread learns request costs from it. */
-  #reply(slot: number, reply: Reply, micros: number): void {
-    if (reply === null) this.#write(Kind.NO_REPLY, slot, null, micros);
-    else this.#write(Kind.REPLY, slot, reply, micros);
+  #reply(ref: number, reply: Reply, micros: number): void {
+    if (reply === null) this.#out.write(Kind.NO_REPLY, ref, null, micros);
+    else this.#out.write(Kind.REPLY, ref, reply, micros);
   }
 
-  #fail(slot: number, error: unknown, micros: number): void {
-    this.#write(Kind.ERROR, slot, Buffer.from(JSON.stringify(toErrorInfo(error))), micros);
-  }
-
-  /** Appends an outcome; big ones are transferred; a full ring waits for the main thread to read. */
-  #write(kind: number, slot: number, bytes: Buffer | null, micros: number): void {
-    if (bytes !== null && bytes.length > CHANNEL_SIZES.maxRecordBytes) {
-      const copy = new ArrayBuffer(bytes.length);
-      new Uint8Array(copy).set(bytes);
-      this.#port.postMessage(copy, [copy]);
-      bytes = null;
-      kind |= BIG;
-    }
-    while (!this.#replies.write(kind, slot, micros, bytes)) {
-      this.#publish();
-      Atomics.wait(this.#ctl, Ctl.REP_READ, Atomics.load(this.#ctl, Ctl.REP_READ), 1);
-    }
-  }
-
-  /** Makes the outcomes written so far visible, waking the main thread if it sleeps. */
-  #publish(): void {
-    this.#replies.publish();
-    this.#wakeMain();
-  }
-
-  #wakeMain(): void {
-    this.#unannouncedSince = -1;
-    if (Atomics.load(this.#ctl, Ctl.MAIN_SLEEPING) === 1) Atomics.notify(this.#ctl, Ctl.REP_WRITE);
+  #fail(ref: number, error: unknown, micros: number): void {
+    // Never throws, whatever was thrown (an object without a prototype, a Proxy, a getter that throws).
+    this.#out.write(Kind.ERROR, ref, Buffer.from(safeErrorJson(error)), micros);
   }
 
   // ---- sessions ------------------------------------------------------------------------
@@ -322,13 +251,13 @@ export class ChannelLoop {
     this.#sessions.get(reader.conn)?.receive(message);
   }
 
-  /** A session's message for the main thread: written at once, the main thread woken. */
+  /** A session's message for the main thread: written in order with the outcomes, the main thread woken. */
   postSession(id: number, message: { t: string; b?: ArrayBuffer }): void {
     if (message.t === 'end') this.#sessions.delete(id);
+    if (this.#ended) return;
     const { data, payload } = encodeSessionMessage(message);
-    const kind = data ? Kind.SESSION_DATA : Kind.SESSION_CTRL;
-    this.#write(kind, id, Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength), 0);
-    this.#publish();
+    this.#out.write(data ? Kind.SESSION_DATA : Kind.SESSION_CTRL, id, payload, 0);
+    this.#out.announce();
   }
 
   #remember(conn: number, peer: ClientAddress): void {
@@ -338,17 +267,15 @@ export class ChannelLoop {
     this.#peers.set(conn, peer);
     if (this.#peers.size > PEER_CACHE) this.#peers.delete(this.#peers.keys().next().value!);
   }
+}
 
-  async #waitForRequests(): Promise<void> {
-    const ctl = this.#ctl;
-    Atomics.store(ctl, Ctl.WORKER_SLEEPING, 1);
-    if (!this.#requests.poll() && Atomics.load(ctl, Ctl.CLOSE) === 0) {
-      // Bounded: a notify that went astray costs at most WAKE_CHECK_MS, never a stalled channel.
-      const waited = Atomics.waitAsync(ctl, Ctl.REQ_WRITE, this.#requests.seenEnd, WAKE_CHECK_MS);
-      if (waited.async) await waited.value;
-    }
-    Atomics.store(ctl, Ctl.WORKER_SLEEPING, 0);
-  }
+/** Lets the thread's event loop turn once (timers, I/O, async handlers' continuations). */
+function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 /** The worker's end of a session carried by the channel (what SessionChannel talks to). */

@@ -3,8 +3,11 @@
 // synchronous handler completes before submit() returns; an async one completes later. Sessions
 // (StreamRequestHandler) run here too, over an in-thread port pair (no MessageChannel, no copies),
 // interleaved while they await.
+//
+// Invariant: one connection's requests run one after another, as on a worker — while its async
+// handler awaits, its later requests wait here (`pipelining: 'parallel'` lets them overlap).
 
-import { ErrorCodes, SockservError, fromErrorInfo, toErrorInfo } from '../errors.js';
+import { ErrorCodes, fromErrorInfo, requestTimeout as requestTimeoutError, toErrorInfo } from '../errors.js';
 import { type AnyHandlerClass, type ClientAddress, type HandlerClass, type HandlerKind, type ServerInfo, handlerKindOf } from '../handler.js';
 import { type HandlerRef, loadHandler } from '../handler-module.js';
 import type { ResolvedOptions } from '../options.js';
@@ -20,10 +23,14 @@ export class InlineDispatcher implements Dispatcher {
   #Handler: AnyHandlerClass | undefined;
   #server: ServerInfo | undefined;
   #running = 0;
+  readonly #ordered: boolean;
+  /** Connections with an async run awaiting, and their requests held behind it. */
+  readonly #held = new Map<RequestSink, Array<{ seq: number; request: Buffer }>>();
 
   constructor(source: HandlerRef | AnyHandlerClass, options: ResolvedOptions) {
     this.#source = source;
     this.#options = options;
+    this.#ordered = options.pipelining !== 'parallel';
   }
 
   get handlerKind(): HandlerKind {
@@ -44,6 +51,13 @@ export class InlineDispatcher implements Dispatcher {
   }
 
   submit(sink: RequestSink, seq: number, request: Buffer): void {
+    const held = this.#held.get(sink);
+    if (held !== undefined) held.push({ seq, request });
+    else this.#run(sink, seq, request);
+  }
+
+  /** Runs one request; an async one holds its connection's next requests until it settles. */
+  #run(sink: RequestSink, seq: number, request: Buffer): void {
     let reply: Reply | Promise<Reply>;
     try {
       reply = runHandler(this.#Handler as HandlerClass, request, sink.clientAddress, this.#server!);
@@ -56,6 +70,7 @@ export class InlineDispatcher implements Dispatcher {
       return;
     }
     this.#running++;
+    if (this.#ordered) this.#held.set(sink, []);
     // An async handler that never settles must not hold its connection for ever: past
     // requestTimeout it fails (a synchronous one cannot be stopped on this thread).
     let settled = false;
@@ -65,7 +80,8 @@ export class InlineDispatcher implements Dispatcher {
         ? setTimeout(() => {
             settled = true;
             this.#running--;
-            sink.complete(seq, null, new SockservError(ErrorCodes.REQUEST_TIMEOUT, `async handler did not settle within requestTimeout (${requestTimeout} ms)`));
+            sink.complete(seq, null, requestTimeoutError(requestTimeout, 'abandoned'));
+            this.#release(sink);
           }, requestTimeout)
         : undefined;
     timer?.unref();
@@ -76,6 +92,7 @@ export class InlineDispatcher implements Dispatcher {
         clearTimeout(timer);
         this.#running--;
         sink.complete(seq, value);
+        this.#release(sink);
       },
       (error: unknown) => {
         if (settled) return;
@@ -83,8 +100,25 @@ export class InlineDispatcher implements Dispatcher {
         clearTimeout(timer);
         this.#running--;
         sink.complete(seq, null, fromErrorInfo(toErrorInfo(error), ErrorCodes.HANDLER_FAILED));
+        this.#release(sink);
       },
     );
+  }
+
+  /** `sink`'s async run settled: its held requests run, in order, until one awaits again. */
+  #release(sink: RequestSink): void {
+    const held = this.#held.get(sink);
+    if (held === undefined) return;
+    this.#held.delete(sink);
+    for (let i = 0; i < held.length; i++) {
+      if (sink.closed) return;
+      this.#run(sink, held[i]!.seq, held[i]!.request);
+      const again = this.#held.get(sink);
+      if (again !== undefined) {
+        again.push(...held.slice(i + 1));
+        return;
+      }
+    }
   }
 
   startSession(clientAddress: ClientAddress): { port: SessionPort; done: Promise<void> } {

@@ -1,5 +1,10 @@
 // Owns the byte ring of a worker channel: a single-producer, single-consumer queue of records in a
-// SharedArrayBuffer, one thread writing and one reading, no locks. A record is a 16-byte header
+// SharedArrayBuffer, one thread writing and one reading, no locks.
+//
+// Invariant: the writer makes plain stores, then publishes with one Atomics.store of its write
+// position (release); the reader reads only below its Atomics.load of that position (acquire), and
+// a record's bytes stay valid until the reader's release() gives their space back.
+// A record is a 16-byte header
 // (payload length, kind, slot, connection) and its payload, 4-byte aligned, never split across the
 // end of the ring (a wrap marker sends the reader back to the start), so a reader sees every
 // payload as one contiguous view. The writer publishes many records with one Atomics.store — the

@@ -11,7 +11,7 @@
 
 import { type MessagePort, receiveMessageOnPort } from 'node:worker_threads';
 import type { SessionPort } from '../session/protocol.js';
-import { BIG } from './channel-layout.js';
+import { BIG } from './channel-protocol.js';
 import type { RingReader } from './ring.js';
 
 export type { SessionPort };

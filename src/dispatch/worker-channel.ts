@@ -1,10 +1,14 @@
-// Owns the main thread's side of one worker channel: the request ring it writes, the reply ring it
-// reads, and the slots of the requests it has handed to that worker. A slot holds a request from
-// the moment it is written until its outcome comes back, so that when the worker dies every
-// outstanding request can be judged by its state in shared memory: started ones failed, the rest
-// sent again elsewhere — each request runs at most once. Sessions ride the same rings: each has a
-// ChannelSessionEnd here, its messages are SESSION_* records, and the records that find the ring
-// full wait in a backlog, in order, until the worker has read.
+// Owns the main thread's end of one worker channel: it composes the reply ring it reads, the
+// outbound path it writes (record-writer.ts), the slots of the requests it carries
+// (slot-table.ts), the wake handshake (doorbell.ts) and the sessions it carries — and its life:
+//
+//   opening → open → closing → closed, or → lost (from opening or open)
+//
+// Invariant: the phase only moves forward. Requests are sent only while 'open' (the worker has
+// loaded the handler and started its loop: THREAD_ID is set); after 'lost' or 'closing' nothing is
+// written, no wait is armed again, and callbacks of this channel do nothing — a replacement is a
+// new WorkerChannel. An opening channel that does not open within BOOT_MS is lost. 'opening' →
+// 'open' happens when the worker sets the OPEN word (its loop loaded the handler and started).
 
 import { MessageChannel, type MessagePort, receiveMessageOnPort } from 'node:worker_threads';
 import {
@@ -15,58 +19,45 @@ import {
   Ctl,
   KIND_MASK,
   Kind,
-  SlotState,
+  PEER_CACHE,
   UNORDERED,
   URGENT,
   allocateChannel,
-} from './channel-layout.js';
+} from './channel-protocol.js';
+import { TO_MAIN, TO_WORKER, ringAlways, sleep } from './doorbell.js';
+import { RecordWriter } from './record-writer.js';
 import { RingReader, RingWriter } from './ring.js';
 import { type ChannelSessionEnd, encodeSessionMessage, readSessionMessage } from './session-port.js';
+import { type SlotEntry, SlotTable } from './slot-table.js';
+
+export type { SlotEntry };
 
 const EMPTY = new Uint8Array(0);
 
-/** Longest wait for replies without looking at the ring, wake or no wake. */
-const WAKE_CHECK_MS = 50;
+/** How long a channel may take to open (its worker booting and loading the handler) before it counts as lost. */
+const BOOT_MS = 30_000;
 
-/** Peers a worker remembers per channel; the oldest is forgotten first, mirrored here. */
-export const PEER_CACHE = 4096;
-
-/** What a channel knows of a request it carries. */
-export interface SlotEntry<C> {
-  conn: C;
-  seq: number;
-  request: Buffer;
-  /** Failed by the watchdog while its async handler still awaited: its late outcome is dropped. */
-  abandoned: boolean;
-  /** The request's cost class key (its command), for learning what requests cost. */
-  key: number;
-  /** Predicted handler milliseconds when it was sent, and whether that made it urgent (cheap). */
-  est: number;
-  urgent: boolean;
-  /** Already run once on a worker that died (idempotent handlers get one more run). */
-  retried?: boolean;
-}
+export type ChannelPhase = 'opening' | 'open' | 'closing' | 'closed' | 'lost';
 
 /** An outcome read from the reply ring. */
 export type ReplyKind = typeof Kind.REPLY | typeof Kind.NO_REPLY | typeof Kind.ERROR;
+
+/** Receives each outcome: the request's entry (its slot already freed), the outcome's bytes (a copy), the handler's run time. */
+export type Deliver<C> = (entry: SlotEntry<C>, kind: ReplyKind, bytes: Buffer | null, micros: number) => void;
 
 export class WorkerChannel<C> {
   /** Position of this channel among its dispatcher's channels. */
   readonly index: number;
   readonly buffers: ChannelBuffers;
-  /** The worker's end of the port that carries frames too big for a ring record. */
+  /** The worker's end of the port that carries payloads too big for a ring record. */
   readonly workerPort: MessagePort;
   readonly #port: MessagePort;
   readonly #ctl: Int32Array;
-  readonly #states: Uint8Array;
-  readonly #startedAt: Float64Array;
-  readonly #requests: RingWriter;
+  readonly #out: RecordWriter;
   readonly #replies: RingReader;
-  readonly #sizes: ChannelSizes;
-  readonly #entries: Array<SlotEntry<C> | undefined>;
-  readonly #free: number[];
-  /** Slots in use. */
-  #used = 0;
+  readonly #slots: SlotTable<C>;
+  #phase: ChannelPhase = 'opening';
+  #bootTimer: NodeJS.Timeout | undefined;
   /** Requests written to this channel (compared with the worker's SYNC_DONE for the queue length). */
   #sent = 0;
   /** PEER records written; a connection introduced at n is remembered while #peers - n < PEER_CACHE. */
@@ -80,35 +71,45 @@ export class WorkerChannel<C> {
   #waiting = false;
   /** Sessions carried by this channel, by number. */
   readonly #sessions = new Map<number, ChannelSessionEnd>();
-  /** Session records that did not fit in the ring yet, oldest first. */
-  #backlog: Array<{ kind: number; slot: number; id: number; payload: Uint8Array }> = [];
-  #publishScheduled = false;
-  #retryTimer: NodeJS.Timeout | undefined;
-  /** The request ring was full at the last write: no more requests until the worker has read. */
-  ringFull = false;
-  /** Called when a full ring may have room again (the scheduler flushes). */
-  onRoom: (() => void) | null = null;
-  /** The worker is gone (died, stopped, or closing): nothing more is written. */
-  dead = false;
-  /** The slot the watchdog stopped the worker for, or -1. */
-  killedFor = -1;
+  /** The ref the watchdog stopped the worker for, or 0: a worker is stopped at most once. */
+  killedFor = 0;
+  /** Told when the channel opens, and when a full ring may have room again. */
+  onReady: (() => void) | null = null;
+  /** Told once if the channel does not open within BOOT_MS. */
+  onBootTimeout: (() => void) | null = null;
 
   constructor(index: number, sizes: ChannelSizes = CHANNEL_SIZES) {
     this.index = index;
-    this.#sizes = sizes;
     this.buffers = allocateChannel(sizes);
     this.#ctl = new Int32Array(this.buffers.control);
-    this.#states = new Uint8Array(this.buffers.states);
-    this.#startedAt = new Float64Array(this.buffers.started);
-    Atomics.store(this.#ctl, Ctl.RUNNING, -1);
-    this.#requests = new RingWriter(this.buffers.request, this.#ctl, Ctl.REQ_WRITE, Ctl.REQ_READ);
+    this.#slots = new SlotTable<C>(this.buffers.states, this.buffers.started, sizes.slots);
     this.#replies = new RingReader(this.buffers.reply, this.#ctl, Ctl.REP_WRITE, Ctl.REP_READ);
-    this.#entries = new Array(sizes.slots);
-    this.#free = Array.from({ length: sizes.slots }, (_, i) => sizes.slots - 1 - i);
     const { port1, port2 } = new MessageChannel();
     this.#port = port1;
     this.workerPort = port2;
     port1.unref();
+    this.#out = new RecordWriter(new RingWriter(this.buffers.request, this.#ctl, Ctl.REQ_WRITE, Ctl.REQ_READ), this.#ctl, port1, sizes.maxRecordBytes);
+    this.#out.onRoom = () => this.onReady?.();
+    // Ends when the channel opens or leaves 'opening' any other way.
+    this.#bootTimer = setTimeout(() => {
+      this.#bootTimer = undefined;
+      if (this.#phase === 'opening') this.onBootTimeout?.();
+    }, BOOT_MS);
+    this.#bootTimer.unref();
+  }
+
+  get phase(): ChannelPhase {
+    return this.#phase;
+  }
+
+  /** Takes requests: open, and neither closing nor lost. */
+  get open(): boolean {
+    return this.#phase === 'open';
+  }
+
+  /** Will never take requests again. */
+  get gone(): boolean {
+    return this.#phase === 'closing' || this.#phase === 'closed' || this.#phase === 'lost';
   }
 
   /** Requests written that the worker has not finished the synchronous part of. */
@@ -118,11 +119,12 @@ export class WorkerChannel<C> {
 
   /** Requests outstanding (queued, running or awaiting). */
   get used(): number {
-    return this.#used;
+    return this.#slots.used;
   }
 
-  get hasFreeSlot(): boolean {
-    return this.#used < this.#sizes.slots;
+  /** May take one more request now (open, a free slot, a ring not found full since the worker last read). */
+  get accepting(): boolean {
+    return this.#phase === 'open' && !this.#slots.full && !this.#out.full;
   }
 
   /** The worker thread running this channel, once its loop has started (0 before). */
@@ -130,36 +132,40 @@ export class WorkerChannel<C> {
     return Atomics.load(this.#ctl, Ctl.THREAD_ID);
   }
 
+  /** Wakes this side lost (tests expect 0), and wakes sent each way (cost accounting). */
+  get wakeCounts(): { missed: number; toMain: number; toWorker: number } {
+    return {
+      missed: Atomics.load(this.#ctl, Ctl.MISSED_WAKES),
+      toMain: Atomics.load(this.#ctl, Ctl.WAKES_TO_MAIN),
+      toWorker: Atomics.load(this.#ctl, Ctl.WAKES_TO_WORKER),
+    };
+  }
+
   /** Whether a connection introduced at PEER number `introduced` (0 = never) is still known to the worker. */
   knowsPeer(introduced: number): boolean {
     return introduced > 0 && this.#peers - introduced < PEER_CACHE;
   }
 
-  /** Writes a PEER record; returns its number (to pass to knowsPeer later), or 0 if the ring is full. */
+  /** Writes a PEER record; returns its number (to pass to knowsPeer later), or 0 if there is no room. */
   introduce(conn: number, address: Buffer): number {
-    if (!this.#requests.write(Kind.PEER, 0, conn, address)) {
-      this.#markRingFull();
-      return 0;
-    }
+    if (this.#phase !== 'open' || !this.#out.tryWrite(Kind.PEER, 0, conn, address)) return 0;
     return ++this.#peers;
   }
 
   /**
-   * Writes a request into the ring; false when the ring or the slots are full. `ordered`: the
-   * worker runs this connection's requests one after another, async ones included.
+   * Writes a request; false when the channel takes none now (not open, slots or ring full).
+   * `ordered`: the worker runs this connection's requests one after another, async ones included.
    */
   send(entry: SlotEntry<C>, connId: number, ordered: boolean): boolean {
-    if (this.#used === this.#sizes.slots) return false;
-    const slot = this.#free.pop()!;
+    if (this.#phase !== 'open') return false;
+    const ref = this.#slots.take(entry);
+    if (ref === 0) return false;
     const flags = (ordered ? 0 : UNORDERED) | (entry.urgent ? URGENT : 0);
-    if (!this.#writeRecord(Kind.REQUEST | flags, slot, connId, entry.request)) {
-      this.#free.push(slot);
-      this.#markRingFull();
+    if (!this.#out.tryWrite(Kind.REQUEST | flags, ref, connId, entry.request)) {
+      this.#slots.free(ref); // never published: the slot was not used
+      entry.ref = 0;
       return false;
     }
-    Atomics.store(this.#states, slot, SlotState.QUEUED);
-    this.#entries[slot] = entry;
-    this.#used++;
     this.#sent++;
     if (!entry.urgent) {
       this.work += entry.est;
@@ -168,60 +174,61 @@ export class WorkerChannel<C> {
     return true;
   }
 
-  /** Tells the worker that `slot`'s handler is no longer awaited (watchdog): its connection may go on. */
-  abandon(slot: number): void {
-    const entry = this.#entries[slot];
-    if (!entry) return;
+  /** Tells the worker that request `entry`'s handler is no longer awaited (watchdog): its connection may go on. */
+  abandon(entry: SlotEntry<C>): void {
     entry.abandoned = true;
-    // Through the backlog: it must reach the worker even when the ring is full right now. The
-    // worker answers it with an empty outcome, which frees the slot here.
-    this.#queueRecord(Kind.ABANDON, slot, 0, EMPTY);
-  }
-
-  /**
-   * The ring had no room for a request: until the worker has read (a drain of its replies, or
-   * 1 ms), the scheduler sends nothing more here, and `onRoom` is told when to try again.
-   */
-  #markRingFull(): void {
-    if (this.ringFull) return;
-    this.ringFull = true;
-    setTimeout(() => {
-      if (!this.ringFull) return;
-      this.ringFull = false;
-      this.onRoom?.();
-    }, 1);
+    // On the ordered path: it reaches the worker before any later request, even with the ring full
+    // now. The worker acknowledges it with an outcome carrying the same ref, which frees the slot.
+    this.#out.mustWrite(Kind.ABANDON, entry.ref, 0, EMPTY);
   }
 
   /** Makes written records visible and wakes the worker if it sleeps. */
   publish(): void {
-    this.#publishScheduled = false;
-    if (this.#backlog.length > 0) this.#writeBacklog();
-    if (!this.#requests.publish()) return;
-    if (Atomics.load(this.#ctl, Ctl.WORKER_SLEEPING) === 1) Atomics.notify(this.#ctl, Ctl.REQ_WRITE);
+    this.#out.publish();
   }
 
-  /** Asks the worker's loop to end. */
+  /** Asks the worker's loop to end (server closing). */
   close(): void {
-    this.dead = true;
+    if (this.gone) return;
+    this.#phase = 'closing';
+    this.#stop();
     Atomics.store(this.#ctl, Ctl.CLOSE, 1);
-    Atomics.notify(this.#ctl, Ctl.REQ_WRITE);
-    Atomics.notify(this.#ctl, Ctl.REP_WRITE); // a pending waitAsync of ours resolves and sees `dead`
+    ringAlways(this.#ctl, TO_WORKER);
+  }
+
+  /** The worker's loop ended after close(). */
+  closed(): void {
+    if (this.#phase === 'closing') this.#phase = 'closed';
+  }
+
+  /** The worker is gone (died, stopped, or its loop failed): nothing more is written or awaited. */
+  lose(): void {
+    if (this.#phase === 'lost' || this.#phase === 'closed') return;
+    this.#phase = 'lost';
+    this.#stop();
+  }
+
+  #stop(): void {
+    clearTimeout(this.#bootTimer);
+    this.#bootTimer = undefined;
+    this.#out.close();
+    ringAlways(this.#ctl, TO_MAIN); // a pending wait of ours resolves and sees the phase
     this.#port.close();
   }
 
   /**
-   * Reads every published outcome, in the order the worker finished them: `deliver` gets the slot's
-   * entry (freed already) and the outcome's bytes (a copy; an ERROR's bytes are its ErrorInfo JSON).
+   * Reads every published outcome, in the order the worker finished them; `deliver` gets each one
+   * whose ref is current (stale ones are skipped). Session records go to their sessions.
    */
-  drain(deliver: (entry: SlotEntry<C>, kind: ReplyKind, bytes: Buffer | null, micros: number) => void): number {
+  drain(deliver: Deliver<C>): number {
     const reader = this.#replies;
     let count = 0;
     while (reader.next()) {
-      const slot = reader.slot;
+      count++;
+      const ref = reader.slot;
       const kind = (reader.kind & KIND_MASK) as ReplyKind;
       if (kind === (Kind.SESSION_DATA as number) || kind === (Kind.SESSION_CTRL as number)) {
         this.#receiveSession(reader, kind === (Kind.SESSION_DATA as number));
-        count++;
         continue;
       }
       let bytes: Buffer | null = null;
@@ -232,13 +239,12 @@ export class WorkerChannel<C> {
         bytes = Buffer.allocUnsafe(reader.length);
         reader.bytes.copy(bytes, 0, reader.start, reader.start + reader.length);
       }
-      const entry = this.#release(slot);
-      count++;
+      const entry = this.#free(ref);
       if (entry) deliver(entry, kind, bytes, reader.conn);
     }
     if (count > 0) {
       reader.release();
-      this.ringFull = false; // the worker has read since
+      this.#out.clearFull(); // the worker has read since
     }
     return count;
   }
@@ -249,31 +255,39 @@ export class WorkerChannel<C> {
   }
 
   /**
-   * Calls `wake` once the worker publishes outcomes (at once if some are already there). One wait
-   * at a time; Atomics.waitAsync answers synchronously ({ async: false }) when the value changed.
+   * Calls `wake` once the worker publishes outcomes, or opens (at once if either already
+   * happened). One wait at a time; none once the channel is gone.
    */
   waitForReplies(wake: () => void): void {
-    if (this.#waiting || this.dead) return;
-    const ctl = this.#ctl;
-    Atomics.store(ctl, Ctl.MAIN_SLEEPING, 1);
-    if (this.#replies.poll()) {
-      Atomics.store(ctl, Ctl.MAIN_SLEEPING, 0);
-      queueMicrotask(wake);
-      return;
-    }
-    // Bounded: a notify that went astray costs at most WAKE_CHECK_MS, never a stalled channel.
-    const waited = Atomics.waitAsync(ctl, Ctl.REP_WRITE, this.#replies.seenEnd, WAKE_CHECK_MS);
-    if (!waited.async) {
-      Atomics.store(ctl, Ctl.MAIN_SLEEPING, 0);
-      queueMicrotask(wake);
+    if (this.#waiting || this.gone) return;
+    const waited = sleep(this.#ctl, TO_MAIN, () => this.gone || this.#replies.poll() || this.#opened());
+    if (waited === null) {
+      queueMicrotask(() => {
+        if (!this.gone) wake();
+      });
       return;
     }
     this.#waiting = true;
-    void waited.value.then(() => {
+    void waited.then(() => {
       this.#waiting = false;
-      Atomics.store(ctl, Ctl.MAIN_SLEEPING, 0);
-      if (!this.dead) wake();
+      if (!this.gone) wake();
     });
+  }
+
+  /** Moves 'opening' to 'open' once the worker's loop has started; true when it just did. */
+  #opened(): boolean {
+    if (this.#phase !== 'opening' || Atomics.load(this.#ctl, Ctl.OPEN) === 0) return false;
+    this.#phase = 'open';
+    clearTimeout(this.#bootTimer);
+    this.#bootTimer = undefined;
+    queueMicrotask(() => this.onReady?.());
+    return true;
+  }
+
+  /** Checks whether the loop has started (the reply wait also does); true if open. */
+  checkOpen(): boolean {
+    this.#opened();
+    return this.#phase === 'open';
   }
 
   // ---- sessions ------------------------------------------------------------------------
@@ -286,13 +300,13 @@ export class WorkerChannel<C> {
   /** Starts session `id` on the worker; its messages go to and come from `end`. */
   openSession(end: ChannelSessionEnd, clientAddress: readonly [string, number]): void {
     this.#sessions.set(end.id, end);
-    this.#queueRecord(Kind.SESSION_OPEN, 0, end.id, Buffer.from(JSON.stringify(clientAddress)));
+    this.#out.mustWrite(Kind.SESSION_OPEN, 0, end.id, Buffer.from(JSON.stringify(clientAddress)));
   }
 
   sendSession(id: number, message: { t: string; b?: ArrayBuffer }): void {
-    if (this.dead) return;
+    if (this.gone) return;
     const { data, payload } = encodeSessionMessage(message);
-    this.#queueRecord(data ? Kind.SESSION_DATA : Kind.SESSION_CTRL, 0, id, payload);
+    this.#out.mustWrite(data ? Kind.SESSION_DATA : Kind.SESSION_CTRL, 0, id, payload);
   }
 
   /** The main thread's end of session `id` closed: its later messages are dropped. */
@@ -300,48 +314,11 @@ export class WorkerChannel<C> {
     this.#sessions.delete(id);
   }
 
-  /** After the worker died: every session it carried (their handlers are gone). */
+  /** After the worker is gone: every session it carried (their handlers are gone). */
   takeSessions(): ChannelSessionEnd[] {
     const ends = [...this.#sessions.values()];
     this.#sessions.clear();
-    this.#backlog = [];
-    clearTimeout(this.#retryTimer);
     return ends;
-  }
-
-  /** Writes a record that must not be lost (session records, ABANDON), or queues it in order until the ring has room. */
-  #queueRecord(kind: number, slot: number, id: number, payload: Uint8Array): void {
-    if (this.#backlog.length > 0 || !this.#writeRecord(kind, slot, id, payload)) this.#backlog.push({ kind, slot, id, payload });
-    if (!this.#publishScheduled) {
-      // Once per loop turn, like requests: a session's reads of one turn wake its worker once.
-      this.#publishScheduled = true;
-      setImmediate(() => this.publish());
-    }
-  }
-
-  /** One record; a payload bigger than a record takes the slower path: transferred, announced in order by a BIG record. */
-  #writeRecord(kind: number, slot: number, id: number, payload: Uint8Array): boolean {
-    if (payload.byteLength <= this.#sizes.maxRecordBytes) return this.#requests.write(kind, slot, id, payload);
-    if (!this.#requests.write(kind | BIG, slot, id, null)) return false;
-    const bytes = transferable(payload);
-    this.#port.postMessage(bytes, [bytes]);
-    return true;
-  }
-
-  #writeBacklog(): void {
-    let written = 0;
-    for (const record of this.#backlog) {
-      if (!this.#writeRecord(record.kind, record.slot, record.id, record.payload)) break;
-      written++;
-    }
-    this.#backlog.splice(0, written);
-    // The worker frees room as it reads, without telling: look again shortly.
-    if (this.#backlog.length > 0 && this.#retryTimer === undefined && !this.dead) {
-      this.#retryTimer = setTimeout(() => {
-        this.#retryTimer = undefined;
-        this.publish();
-      }, 1);
-    }
   }
 
   #receiveSession(reader: RingReader, data: boolean): void {
@@ -351,6 +328,8 @@ export class WorkerChannel<C> {
     if ((message as { t: string }).t === 'end') this.#sessions.delete(end.id);
     end.receive(message);
   }
+
+  // ---- what the pool reads -------------------------------------------------------------
 
   /** Handler CPU milliseconds and synchronous completions since the last call (cost measurement). */
   progress(): { busyMs: number; done: number } {
@@ -362,58 +341,38 @@ export class WorkerChannel<C> {
     return result;
   }
 
-  /** Started requests whose handler has run longer than `limitMs`: the one on the thread now, and async ones. */
-  overdue(now: number, limitMs: number): { running: number; awaiting: number[] } {
-    const running = Atomics.load(this.#ctl, Ctl.RUNNING);
-    let stuck = -1;
-    const awaiting: number[] = [];
-    for (let slot = 0; slot < this.#entries.length; slot++) {
-      const entry = this.#entries[slot];
-      if (!entry || entry.abandoned || Atomics.load(this.#states, slot) !== SlotState.STARTED) continue;
-      if (now - this.#startedAt[slot]! <= limitMs) continue;
-      if (slot === running) stuck = slot;
-      else awaiting.push(slot);
+  /** Started requests whose handler has run longer than `limitMs`: the one holding the thread now (or null), and awaiting async ones. */
+  overdue(now: number, limitMs: number): { running: SlotEntry<C> | null; awaiting: Array<SlotEntry<C>> } {
+    const runningRef = Atomics.load(this.#ctl, Ctl.RUNNING);
+    let running: SlotEntry<C> | null = null;
+    const awaiting: Array<SlotEntry<C>> = [];
+    for (const entry of this.#slots.outstanding()) {
+      if (entry.abandoned || !this.#slots.started(entry)) continue;
+      if (now - this.#slots.startedAt(entry) <= limitMs) continue;
+      if (entry.ref === runningRef) running = entry;
+      else awaiting.push(entry);
     }
-    return { running: stuck, awaiting };
-  }
-
-  entry(slot: number): SlotEntry<C> | undefined {
-    return this.#entries[slot];
+    return { running, awaiting };
   }
 
   /**
-   * After the worker died: every outstanding request, split by whether its handler had started.
-   * Call drain() first, so requests that finished are delivered, not judged.
+   * After the worker is gone: every outstanding request, split by whether its handler had
+   * started, every slot freed. Call drain() first, so what finished is delivered, not judged.
    */
-  takeOutstanding(): { started: Array<[number, SlotEntry<C>]>; queued: Array<SlotEntry<C>> } {
-    const started: Array<[number, SlotEntry<C>]> = [];
-    const queued: Array<SlotEntry<C>> = [];
-    for (let slot = 0; slot < this.#entries.length; slot++) {
-      const entry = this.#entries[slot];
-      if (!entry) continue;
-      this.#release(slot);
-      if (Atomics.load(this.#states, slot) === SlotState.STARTED) started.push([slot, entry]);
-      else queued.push(entry);
-    }
-    return { started, queued };
+  takeOutstanding(): { started: Array<SlotEntry<C>>; queued: Array<SlotEntry<C>> } {
+    const taken = this.#slots.takeAll();
+    for (const entry of [...taken.started, ...taken.queued]) this.#account(entry);
+    return taken;
   }
 
-  #release(slot: number): SlotEntry<C> | undefined {
-    const entry = this.#entries[slot];
-    if (!entry) return undefined;
-    this.#entries[slot] = undefined;
-    this.#free.push(slot);
-    this.#used--;
-    if (!entry.urgent) {
-      this.work = --this.heavy === 0 ? 0 : this.work - entry.est;
-    }
+  #free(ref: number): SlotEntry<C> | undefined {
+    const entry = this.#slots.free(ref);
+    if (entry) this.#account(entry);
     return entry;
   }
+
+  #account(entry: SlotEntry<C>): void {
+    if (!entry.urgent) this.work = --this.heavy === 0 ? 0 : this.work - entry.est;
+  }
 }
 
-/** The bytes as an ArrayBuffer of their own (a pooled Buffer shares its ArrayBuffer and cannot be transferred). */
-function transferable(bytes: Uint8Array): ArrayBuffer {
-  const copy = new ArrayBuffer(bytes.length);
-  new Uint8Array(copy).set(bytes);
-  return copy;
-}

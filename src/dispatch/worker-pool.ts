@@ -5,6 +5,7 @@
 // through the channels' shared memory. One pool may serve several servers; each server's
 // dispatcher opens its own channel on every worker.
 
+import { performance } from 'node:perf_hooks';
 import type { ResourceLimits, Transferable } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import type { HandlerKind } from '../handler.js';
@@ -18,6 +19,16 @@ type LoadBalancer = NonNullable<NonNullable<ConstructorParameters<typeof Piscina
 
 /** Channel loops a worker may hold at once (one per server sharing the pool). */
 const TASKS_PER_WORKER = 1024;
+/** close(): how long running tasks may take to end, and booting workers to finish booting, before threads are stopped. */
+const CLOSE_TIMEOUT_MS = 1000;
+const BOOT_WAIT_MS = 10_000;
+const BOOT_POLL_MS = 10;
+
+/** Where a channel task may go: not on `avoid`; `placed` is told the thread chosen. */
+interface Placement {
+  avoid: ReadonlySet<number>;
+  placed: (threadId: number) => void;
+}
 
 /** Options of a WorkerPool made by hand (to share one between servers with the `pool` option). */
 export interface WorkerPoolOptions {
@@ -50,6 +61,8 @@ export class WorkerPool {
   readonly #logger: Logger;
   /** Channel loops per worker thread id, so each new channel goes to the worker with the fewest. */
   readonly #channelsOn = new Map<number, number>();
+  /** Workers that finished booting (piscina's 'workerCreate'); the others in piscina.threads are still loading. */
+  readonly #ready = new Set<number>();
   #closing = false;
 
   constructor(options: WorkerPoolOptions = {}) {
@@ -64,15 +77,22 @@ export class WorkerPool {
       idleTimeout: Number.MAX_SAFE_INTEGER,
       // Worker event loops must keep turning between tasks: channel loops and sessions await.
       atomics: 'async',
+      // close() waits this long for tasks still running (a handler stuck in a loop) before it stops the threads.
+      closeTimeout: CLOSE_TIMEOUT_MS,
       loadBalancer: this.#balance,
       resourceLimits: { maxOldGenerationSizeMb: options.workerHeapMb, ...options.resourceLimits },
       workerData: { nice: options.workerNice ?? DEFAULTS.workerNice },
     });
     // Without a listener, an error raised in a worker outside any task would crash the process.
     this.#piscina.on('error', (err: unknown) => {
-      this.#logger.error({ err, code: ErrorCodes.WORKER_DIED }, 'worker error outside a task');
+      if (this.#closing) this.#logger.debug({ err }, 'worker pool closing');
+      else this.#logger.error({ err, code: ErrorCodes.WORKER_DIED }, 'worker error outside a task');
     });
-    this.#piscina.on('workerDestroy', () => {
+    this.#piscina.on('workerCreate', (worker: { id: number }) => {
+      this.#ready.add(worker.id);
+    });
+    this.#piscina.on('workerDestroy', (worker: { id: number }) => {
+      this.#ready.delete(worker.id);
       if (!this.#closing) this.#logger.warn({ code: ErrorCodes.WORKER_DIED }, 'worker died; piscina starts a replacement');
     });
   }
@@ -87,11 +107,16 @@ export class WorkerPool {
   }
 
   /**
-   * Starts a channel loop on the worker holding the fewest; resolves with the loop's outcome when
-   * it ends, rejects when its worker dies (or was stopped with terminate()).
+   * Starts a channel loop on the worker holding the fewest channels among those not in `avoid`
+   * (the threads of the server's other channels) — waiting, if every ready worker is to be avoided,
+   * for one that is not (a replacement still booting). `placed` hears the thread chosen. Resolves
+   * with the loop's outcome when it ends, rejects when its worker dies (or was stopped).
    */
-  runChannel(task: object, transferList: Transferable[]): Promise<unknown> {
+  runChannel(task: object, transferList: Transferable[], avoid: ReadonlySet<number>, placed: (threadId: number) => void): Promise<unknown> {
     if (this.#closing) return Promise.reject(new SockservError(ErrorCodes.SERVER_CLOSED, 'the worker pool is closed'));
+    // Read by the balancer only: symbol-keyed properties are not cloned to the worker.
+    const placement: Placement = { avoid, placed };
+    (task as Record<symbol, unknown>)[Piscina.queueOptionsSymbol] = placement;
     return this.#piscina.run(task, { name: 'channel', transferList: transferList as never });
   }
 
@@ -116,11 +141,21 @@ export class WorkerPool {
     return this.#closing;
   }
 
-  /** Stops every worker. Idempotent. */
+  /**
+   * Stops every worker. Idempotent. A worker still booting (a replacement loading its modules) is
+   * waited for first, up to BOOT_WAIT_MS: terminating a thread inside module loading can abort the
+   * process. piscina.close() then starts no replacement, waits for running tasks up to
+   * CLOSE_TIMEOUT_MS, and stops the threads.
+   */
   async close(): Promise<void> {
     if (this.#closing) return;
     this.#closing = true;
-    await this.#piscina.destroy();
+    const deadline = performance.now() + BOOT_WAIT_MS;
+    // Ends when no worker is booting, or at the deadline.
+    while (this.#piscina.threads.some((thread) => !this.#ready.has(thread.threadId)) && performance.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, BOOT_POLL_MS));
+    }
+    await this.#piscina.close({ force: true });
   }
 
   /**
@@ -131,11 +166,13 @@ export class WorkerPool {
   readonly #balance: LoadBalancer = (task, workers) => {
     let best: (typeof workers)[number] | null = null;
     if (task.name === 'channel') {
+      const placement = (task as unknown as Record<symbol, Placement | null>)[Piscina.queueOptionsSymbol] ?? null;
       const live = new Set<number>();
       let fewest = Infinity;
       for (const worker of workers) {
         if (worker.terminating || worker.destroyed) continue;
         live.add(worker.id);
+        if (placement?.avoid.has(worker.id)) continue;
         const channels = this.#channelsOn.get(worker.id) ?? 0;
         if (channels < fewest) {
           fewest = channels;
@@ -143,8 +180,12 @@ export class WorkerPool {
         }
       }
       for (const id of this.#channelsOn.keys()) if (!live.has(id)) this.#channelsOn.delete(id); // dead workers
-      if (best) this.#channelsOn.set(best.id, fewest + 1);
-      return best;
+      if (best) {
+        this.#channelsOn.set(best.id, fewest + 1);
+        placement?.placed(best.id);
+      }
+      return best; // null: the task waits in piscina's queue until a worker becomes ready
+
     }
     let least = Infinity;
     for (const worker of workers) {

@@ -2,7 +2,7 @@
 // step is createDispatcher(): requests stream to a worker_threads pool instead of running
 // on the main thread. Any server class becomes a threading one: ThreadingMixIn(TCPServer).
 
-import { PoolDispatcher } from '../dispatch/pool.js';
+import { PoolDispatcher } from '../dispatch/pool-dispatcher.js';
 import type { Dispatcher } from '../dispatch/dispatcher.js';
 import { WorkerPool } from '../dispatch/worker-pool.js';
 import { badOption } from '../errors.js';

@@ -1,0 +1,155 @@
+// Owns the protocol of one worker channel: the shared words both threads read and write, the
+// record kinds that travel in its two rings, what each header word means, and the sizes. The main
+// thread (worker-channel.ts and the files it composes) and the worker (workers/channel-loop.ts and
+// its parts) import only this, ring.ts and doorbell.ts, so the two sides cannot drift apart.
+//
+// Invariants stated here, held by both sides:
+//   - A slot reference (`ref`) is a slot number and a generation (refOf). Every record that names
+//     a request carries its ref, in both directions; a record whose generation is not the slot's
+//     current one is stale and ignored. A slot number alone never identifies a request.
+//   - A record's header is (length, kind, slot word, conn word) in both directions: the slot word
+//     is a ref (0 for records without one), the conn word a connection or session number — or,
+//     in an outcome, the handler's run time in µs.
+//   - `states[slot]` is written QUEUED (0) by the main thread before the request is published,
+//     and the ref by the worker when the handler starts: only the worker writes STARTED.
+//
+//   control  Int32Array: ring positions, doorbells and sleep flags, progress counters, thread id
+//   states   Int32Array: per slot, 0 (queued) or the ref of the request that started there
+//   started  Float64Array: per slot, the epoch ms its request started (the requestTimeout watchdog)
+//   request  ring main → worker: REQUEST / PEER / ABANDON records, and sessions' SESSION_* records
+//   reply    ring worker → main: REPLY / NO_REPLY / ERROR records, and sessions' SESSION_* records
+// Payloads too big for a ring record travel as transferred buffers on the channel's MessagePort,
+// announced in order by a record with the BIG flag; that slower path is never an error.
+
+/** Indices into the control words. */
+export const Ctl = {
+  /** Request ring: where the main thread has published up to, and where the worker has read up to. */
+  REQ_WRITE: 0,
+  REQ_READ: 1,
+  /** Reply ring: the worker's published end, the main thread's read position. */
+  REP_WRITE: 2,
+  REP_READ: 3,
+  /** 1 while the worker waits on REQ_BELL (doorbell.ts). */
+  WORKER_SLEEPING: 4,
+  /** 1 while the main thread waits on REP_BELL. */
+  MAIN_SLEEPING: 5,
+  /** Requests whose synchronous part has finished (the worker's CPU is free of them). */
+  SYNC_DONE: 6,
+  /** Microseconds of handler CPU time so far (wraps at 2^31; read as a difference). */
+  BUSY_MICROS: 7,
+  /** The ref whose handler is running synchronously now, or 0: the watchdog stops only a stuck thread. */
+  RUNNING: 8,
+  /** The worker's threadId, written when its loop starts (to stop that thread). */
+  THREAD_ID: 9,
+  /** Set by the main thread to end the loop (server closing); it rings REQ_BELL after. */
+  CLOSE: 10,
+  /** Doorbells: bumped by a waker that saw the other side's sleep flag set; the sleeper waits on it. */
+  REQ_BELL: 11,
+  REP_BELL: 12,
+  /** Waits that ran out their WAKE_CHECK_MS and then found work: a wake the protocol lost (tests expect 0). */
+  MISSED_WAKES: 13,
+  /** Times the worker rang the main thread, and the main thread the worker (cost accounting). */
+  WAKES_TO_MAIN: 14,
+  WAKES_TO_WORKER: 15,
+  /** 1 once the worker's loop has loaded the handler and started: from then on the main thread sends requests. */
+  OPEN: 16,
+} as const;
+const CONTROL_WORDS = 32;
+
+/** Record kinds. */
+export const Kind = {
+  /** main → worker: run the request in the record (or, with BIG, in the next port message). */
+  REQUEST: 1,
+  /** main → worker: the client address of connection `conn` (JSON), sent before its first request. */
+  PEER: 2,
+  /** main → worker: the watchdog failed request `ref` while its async handler awaited: let its connection go on. */
+  ABANDON: 7,
+  /** main → worker: start a session (StreamRequestHandler) numbered `conn`; the payload is its client address (JSON). */
+  SESSION_OPEN: 8,
+  /** Either way: bytes of session `conn` (main → worker) or `slot` (worker → main), raw. */
+  SESSION_DATA: 9,
+  /** Either way: any other session message, as JSON (session-port.ts). */
+  SESSION_CTRL: 10,
+  /** worker → main: the reply bytes of `ref`. (Every outcome's conn word carries the handler's run time in µs.) */
+  REPLY: 4,
+  /** worker → main: `ref` finished with nothing to send (also the acknowledgement of an ABANDON). */
+  NO_REPLY: 5,
+  /** worker → main: `ref` failed; the payload is its ErrorInfo as JSON. */
+  ERROR: 6,
+} as const;
+
+/** Or-ed into a kind: the payload is the next message on the channel's port (a transferred buffer). */
+export const BIG = 0x100;
+/** Or-ed into REQUEST: the connection's requests may run in parallel (no per-connection order in the worker). */
+export const UNORDERED = 0x200;
+/** Or-ed into REQUEST: predicted cheap — the worker runs it before queued requests of other connections. */
+export const URGENT = 0x400;
+export const KIND_MASK = 0xff;
+
+/** Slot numbers take the low SLOT_BITS of a ref; the generation the rest (never 0, so no ref is 0). */
+export const SLOT_BITS = 13;
+export const SLOT_MASK = (1 << SLOT_BITS) - 1;
+const GENERATIONS = 2 ** (32 - SLOT_BITS);
+
+/** The ref of generation `generation` (1 … 2^19 − 1) of `slot`. */
+export function refOf(slot: number, generation: number): number {
+  return ((generation << SLOT_BITS) | slot) >>> 0;
+}
+
+export function slotOf(ref: number): number {
+  return ref & SLOT_MASK;
+}
+
+/** The generation after `generation`, skipping 0. */
+export function nextGeneration(generation: number): number {
+  const next = (generation + 1) % GENERATIONS;
+  return next === 0 ? 1 : next;
+}
+
+/** `states[slot]` of a request written and not started yet. */
+export const QUEUED = 0;
+
+/**
+ * Longest wait of either side without looking at its ring, wake or no wake: the safety net under
+ * the doorbell (doorbell.ts), which by its protocol never misses a wake (MISSED_WAKES counts any).
+ */
+export const WAKE_CHECK_MS = 50;
+
+/** Peers a worker remembers per channel; the oldest is forgotten first, mirrored by the main thread. */
+export const PEER_CACHE = 4096;
+
+/** Sizes of one channel. */
+export interface ChannelSizes {
+  /** Bytes of each ring. */
+  ringBytes: number;
+  /** Requests a channel can have outstanding (queued, running or awaiting) at once (≤ 2^SLOT_BITS). */
+  slots: number;
+  /** Largest payload carried in a ring record; bigger ones are transferred. */
+  maxRecordBytes: number;
+}
+
+export const CHANNEL_SIZES: ChannelSizes = Object.freeze({
+  ringBytes: 1 << 20,
+  slots: 1 << SLOT_BITS,
+  maxRecordBytes: 64 * 1024,
+});
+
+/** The shared buffers of one channel, as they cross to the worker. */
+export interface ChannelBuffers {
+  control: SharedArrayBuffer;
+  states: SharedArrayBuffer;
+  started: SharedArrayBuffer;
+  request: SharedArrayBuffer;
+  reply: SharedArrayBuffer;
+}
+
+export function allocateChannel(sizes: ChannelSizes = CHANNEL_SIZES): ChannelBuffers {
+  if (sizes.slots > 1 << SLOT_BITS) throw new RangeError(`a channel has at most ${1 << SLOT_BITS} slots`);
+  return {
+    control: new SharedArrayBuffer(CONTROL_WORDS * 4),
+    states: new SharedArrayBuffer(sizes.slots * 4),
+    started: new SharedArrayBuffer(sizes.slots * 8),
+    request: new SharedArrayBuffer(sizes.ringBytes),
+    reply: new SharedArrayBuffer(sizes.ringBytes),
+  };
+}

@@ -1,0 +1,291 @@
+// Owns the pool's scheduling policy: which request goes to which worker's channel, and when.
+// Pure policy — no Atomics, no timers: the dispatcher (pool-dispatcher.ts) calls serve() when a
+// channel may have room, and writes what it chose.
+//
+//   - One connection's requests run in order (Python's ThreadingTCPServer, Netty's channel per
+//     executor): while a connection has requests on a channel, its next ones go to that same
+//     channel, which runs them in sequence. Parallelism comes from many connections;
+//     `pipelining: 'parallel'` lets a stateless handler's pipelined requests spread.
+//   - Costs are learned per command (request-costs.ts). Requests predicted cheap (urgent) go first:
+//     here, and in the worker between two runs. Heavy requests are metered: each channel gets about
+//     `workerQueueMs` of predicted work, and at least MIN_HEAVY requests so it never idles for a
+//     round trip to this thread; least loaded first. The rest wait here, round-robin across
+//     connections, a QUANTUM_MS of work per visit, so one client cannot queue ahead of everyone.
+//
+// Invariants: each request is in exactly one place — a connection's pending FIFO, or a channel's
+// slot. An ordered connection with requests outstanding sends only to its own channel (if that is
+// full it parks there; it never spills elsewhere). A connection with an inline run outstanding
+// (inline-lane.ts) sends nothing to the pool until it ends. No channel with room is passed over
+// while a request that may go there waits: serve() stops only when no channel takes the next one.
+
+import type { RequestSink } from './dispatcher.js';
+import { Fifo } from './fifo.js';
+import { RequestCosts } from './request-costs.js';
+import type { SlotEntry } from './slot-table.js';
+import type { WorkerChannel } from './worker-channel.js';
+
+/** A channel always holds this many heavy requests when there are any, so its worker never idles for a round trip. */
+const MIN_HEAVY = 2;
+/** Worker time one connection may claim per visit of the round-robin. */
+const QUANTUM_MS = 0.25;
+/** A request predicted below this costs too little to measure the quantum by: each counts as this much. */
+const MIN_QUANTUM_SHARE_MS = 0.001;
+/** Requests predicted to run shorter than this are urgent: they go ahead of heavy ones. */
+const URGENT_BELOW_MS = 0.1;
+/** Urgent requests a worker may have queued (they are cheap; this only bounds a flood). */
+const URGENT_QUEUE = 1024;
+/** Heavy load is compared first; among equally loaded channels the one with fewer queued wins (a tie-breaker far below any real cost). */
+const QUEUED_TIE_BREAK_MS = 1e-6;
+
+type Channel = WorkerChannel<ConnQueue>;
+export type Entry = SlotEntry<ConnQueue>;
+
+/** A connection as the scheduler sees it. */
+export interface ConnQueue {
+  /** Names the connection in its channel records (the worker orders and addresses by it). */
+  readonly id: number;
+  readonly sink: RequestSink;
+  /** Requests not yet written to a channel, oldest first. */
+  readonly pending: Fifo<Entry>;
+  /** In a lane (has pending requests and may send them). */
+  ready: boolean;
+  /** Waiting for room on `channel` (its requests there must stay on it to keep their order). */
+  parked: boolean;
+  /** Requests written to channels whose outcome has not come back. */
+  outstanding: number;
+  /** The channel holding them: while `outstanding` > 0, in order, the next go there too. */
+  channel: Channel | null;
+  /** The channel that last ran this connection's requests, and the PEER number that introduced it there. */
+  peerOf: Channel | null;
+  peerNumber: number;
+  /** Requests of this connection running on the main thread (the inline lane). */
+  inline: number;
+  /** Waiting for its inline runs to end before its pending requests may go to the pool. */
+  inlineWait: boolean;
+}
+
+export class Scheduler {
+  readonly #ordered: boolean;
+  readonly #workerQueueMs: number;
+  readonly costs: RequestCosts;
+  readonly #conns = new WeakMap<RequestSink, ConnQueue>();
+  readonly #urgentLane = new Fifo<ConnQueue>();
+  readonly #heavyLane = new Fifo<ConnQueue>();
+  /** Per channel index: connections waiting for room on that channel. */
+  readonly #parked = new Map<number, ConnQueue[]>();
+  #nextConnId = 0;
+  /** Requests waiting here (not yet written to a channel). */
+  #queued = 0;
+
+  constructor(ordered: boolean, workerQueueMs: number) {
+    this.#ordered = ordered;
+    this.#workerQueueMs = workerQueueMs;
+    this.costs = new RequestCosts(workerQueueMs);
+  }
+
+  get ordered(): boolean {
+    return this.#ordered;
+  }
+
+  /** Requests waiting here for a channel. */
+  get queued(): number {
+    return this.#queued;
+  }
+
+  connOf(sink: RequestSink): ConnQueue {
+    let conn = this.#conns.get(sink);
+    if (conn === undefined) {
+      conn = {
+        id: (this.#nextConnId = (this.#nextConnId + 1) >>> 0),
+        sink,
+        pending: new Fifo<Entry>(),
+        ready: false,
+        parked: false,
+        outstanding: 0,
+        channel: null,
+        peerOf: null,
+        peerNumber: 0,
+        inline: 0,
+        inlineWait: false,
+      };
+      this.#conns.set(sink, conn);
+    }
+    return conn;
+  }
+
+  /** Nothing of this connection is anywhere in the pool (the inline lane may take its next request). */
+  idle(conn: ConnQueue): boolean {
+    return conn.outstanding === 0 && conn.pending.empty;
+  }
+
+  /** Queues request `seq` of `conn`. */
+  enqueue(conn: ConnQueue, seq: number, request: Buffer): void {
+    conn.pending.push({ conn, seq, request, ref: 0, abandoned: false, key: this.costs.keyOf(request), est: 0, urgent: false });
+    this.#queued++;
+    if (!conn.ready && !conn.parked && !conn.inlineWait) this.#requeue(conn);
+  }
+
+  /** An outcome of `entry` came back (or its channel was lost): it is no longer outstanding. */
+  settled(entry: Entry): void {
+    const conn = entry.conn;
+    if (--conn.outstanding === 0) conn.channel = null;
+  }
+
+  /** The last inline run of `conn` ended: its pending requests may go to the pool. */
+  inlineEnded(conn: ConnQueue): void {
+    if (conn.inline > 0 || !conn.inlineWait) return;
+    conn.inlineWait = false;
+    if (!conn.pending.empty && !conn.ready) this.#requeue(conn);
+  }
+
+  /** Sends what the channels have room for: urgent requests first, then heavy ones, round-robin. */
+  serve(channels: readonly Channel[]): void {
+    this.#serveLane(this.#urgentLane, true, channels);
+    this.#serveLane(this.#heavyLane, false, channels);
+    if (!this.#urgentLane.empty) this.#serveLane(this.#urgentLane, true, channels); // connections whose next request turned out cheap
+  }
+
+  /** Connections parked on channel `index` may try again. */
+  unpark(index: number): void {
+    const parked = this.#parked.get(index);
+    if (parked === undefined || parked.length === 0) return;
+    this.#parked.set(index, []);
+    for (const conn of parked) {
+      conn.parked = false;
+      if (!conn.pending.empty && !conn.ready && !conn.inlineWait) this.#requeue(conn);
+    }
+  }
+
+  /** Requests a lost channel never started go back to the front of their connections, in order. */
+  putBack(conn: ConnQueue, entries: Entry[]): void {
+    if (entries.length === 0) return;
+    for (const entry of entries) entry.ref = 0;
+    conn.pending.prepend(entries);
+    this.#queued += entries.length;
+    if (!conn.ready && !conn.inlineWait) {
+      conn.parked = false;
+      this.#requeue(conn);
+    }
+  }
+
+  /** Removes and returns every waiting request (no channel can ever run them). */
+  takeAll(): Entry[] {
+    const all: Entry[] = [];
+    const conns = new Set<ConnQueue>([...this.#urgentLane.drainAll(), ...this.#heavyLane.drainAll()]);
+    for (const list of this.#parked.values()) for (const conn of list.splice(0)) conns.add(conn);
+    for (const conn of conns) {
+      conn.ready = false;
+      conn.parked = false;
+      all.push(...conn.pending.drainAll());
+    }
+    // Connections waiting on inline runs hold requests too; they are found through their entries' sinks later.
+    this.#queued -= all.length;
+    return all;
+  }
+
+  /** Drops a closed connection's waiting requests. */
+  #dropPending(conn: ConnQueue): void {
+    conn.ready = false;
+    this.#queued -= conn.pending.drainAll().length;
+  }
+
+  #serveLane(lane: Fifo<ConnQueue>, urgent: boolean, channels: readonly Channel[]): void {
+    // Until no channel takes the lane's next request. Each visit sends, or moves the connection out
+    // of this lane (parked, the other lane, dropped), or leaves its channel not accepting: it ends.
+    while (!lane.empty) {
+      const conn = lane.peek()!;
+      if (conn.sink.closed) {
+        lane.shift();
+        this.#dropPending(conn);
+        continue;
+      }
+      if (conn.inline > 0) {
+        lane.shift();
+        conn.ready = false;
+        conn.inlineWait = true; // inlineEnded() puts it back
+        continue;
+      }
+      const next = conn.pending.peek()!;
+      const est = urgent ? 0 : this.costs.estimate(next.key);
+      const bound = this.#ordered && conn.outstanding > 0 ? conn.channel : null;
+      const channel = bound ?? this.#pick(conn, urgent, est, channels);
+      if (channel === null) return; // no channel takes the next one: a reply or room flushes again
+      lane.shift();
+      conn.ready = false;
+      if (!this.#sendRun(conn, channel, urgent)) {
+        if (bound !== null || !channel.accepting) this.#park(conn, channel);
+        else this.#requeue(conn);
+      } else if (!conn.pending.empty) {
+        this.#requeue(conn); // its quantum is spent, or its next request is of the other class
+      }
+    }
+  }
+
+  /** Writes the connection's next requests of this class to `channel`, up to its quantum and the channel's room; false if the room ran out first. */
+  #sendRun(conn: ConnQueue, channel: Channel, urgent: boolean): boolean {
+    let spent = 0;
+    while (!conn.pending.empty && spent < QUANTUM_MS) {
+      const entry = conn.pending.peek()!;
+      const est = this.costs.estimate(entry.key);
+      if (est < URGENT_BELOW_MS !== urgent) break; // the next one belongs to the other lane
+      if (!this.#hasRoom(channel, urgent, est) || !this.#introduce(conn, channel)) return false;
+      entry.est = est;
+      entry.urgent = urgent;
+      if (!channel.send(entry, conn.id, this.#ordered)) return false;
+      conn.pending.shift();
+      this.#queued--;
+      conn.outstanding++;
+      conn.channel = channel;
+      spent += Math.max(est, MIN_QUANTUM_SHARE_MS);
+    }
+    return true;
+  }
+
+  /** A channel may take one more request of this class (urgent, or heavy predicted at `est` ms). */
+  #hasRoom(channel: Channel, urgent: boolean, est: number): boolean {
+    if (!channel.accepting) return false;
+    if (urgent) return channel.queued < URGENT_QUEUE;
+    return channel.heavy < MIN_HEAVY || channel.work + est <= this.#workerQueueMs;
+  }
+
+  /** The least loaded channel with room; the connection's last one when it is as lightly loaded (its worker knows the peer). */
+  #pick(conn: ConnQueue, urgent: boolean, est: number, channels: readonly Channel[]): Channel | null {
+    let best: Channel | null = null;
+    let least = Infinity;
+    for (const channel of channels) {
+      if (!this.#hasRoom(channel, urgent, est)) continue;
+      const load = channel.work + channel.queued * QUEUED_TIE_BREAK_MS;
+      if (load < least) {
+        least = load;
+        best = channel;
+      }
+    }
+    const last = conn.peerOf;
+    if (best === null || last === null || last === best) return best;
+    return last.work <= best.work && this.#hasRoom(last, urgent, est) && channels.includes(last) ? last : best;
+  }
+
+  /** Makes sure the channel's worker knows the connection's address (a PEER record before its first request there). */
+  #introduce(conn: ConnQueue, channel: Channel): boolean {
+    if (conn.peerOf === channel && channel.knowsPeer(conn.peerNumber)) return true;
+    const number = channel.introduce(conn.id, Buffer.from(JSON.stringify(conn.sink.clientAddress)));
+    if (number === 0) return false;
+    conn.peerOf = channel;
+    conn.peerNumber = number;
+    return true;
+  }
+
+  /** Puts the connection at the back of the lane of its next request's class. */
+  #requeue(conn: ConnQueue): void {
+    conn.ready = true;
+    const next = conn.pending.peek()!;
+    (this.costs.estimate(next.key) < URGENT_BELOW_MS ? this.#urgentLane : this.#heavyLane).push(conn);
+  }
+
+  #park(conn: ConnQueue, channel: Channel): void {
+    conn.parked = true;
+    let list = this.#parked.get(channel.index);
+    if (list === undefined) this.#parked.set(channel.index, (list = []));
+    list.push(conn);
+  }
+}
