@@ -56,7 +56,7 @@ export { RespFramer, encodeCommand, parseCommand, respArray, respBulk, respError
 export { silentLogger, stderrLogger } from './logger.js';
 export type { LogFn, Logger } from './logger.js';
 export { REQUEST_DURATION_BOUNDS_MS } from './stats.js';
-export type { RequestDurationsSnapshot, ServerStats } from './stats.js';
+export type { PoolCounters, RequestDurationsSnapshot, ServerStats } from './stats.js';
 export type { MetricsEndpoint, MeteredServer } from './metrics/index.js';
 export { markNotReady, serveHealth } from './metrics/health.js'; // no prom-client: health alone stays light
 export type { HealthEndpoint, HealthOptions } from './metrics/health.js';

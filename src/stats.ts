@@ -37,6 +37,22 @@ export function newCounters(): ServerCounters {
   };
 }
 
+/**
+ * A pool's cumulative accounts, summed over its channels (including lost ones'). Sample twice and
+ * subtract to judge a window: the workers' idle share is ΔworkerIdleMs / (ΔworkerBusyMs + ΔworkerIdleMs).
+ */
+export interface PoolCounters {
+  /** Milliseconds workers spent in handlers. */
+  workerBusyMs: number;
+  /** Milliseconds workers spent asleep with nothing to run. */
+  workerIdleMs: number;
+  /** Times a worker woke the sleeping main thread, and the main thread a sleeping worker. */
+  wakesToMain: number;
+  wakesToWorker: number;
+  /** Waits that timed out and then found work: wakes the doorbell protocol lost (expected 0). */
+  missedWakes: number;
+}
+
 /** What `server.stats()` returns: the counters, plus gauges read at the time of the call. */
 export interface ServerStats extends ServerCounters {
   /** Connections open now. */
@@ -49,6 +65,8 @@ export interface ServerStats extends ServerCounters {
   workers: number;
   /** Fraction of worker time spent busy since start (0..1). */
   poolUtilization: number;
+  /** Pooled servers: the workers' busy and idle time and the wakes between threads, cumulative (null inline). */
+  pool: PoolCounters | null;
   /** Event-loop delay of the main thread, in milliseconds, since the server started. */
   eventLoopDelay: {
     /** Median delay. */

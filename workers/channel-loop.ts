@@ -22,6 +22,7 @@ import {
   Ctl,
   KIND_MASK,
   Kind,
+  Meter,
   PEER_CACHE,
   UNORDERED,
   URGENT,
@@ -62,6 +63,8 @@ export class ChannelLoop {
   readonly #ctl: Int32Array;
   readonly #states: Int32Array;
   readonly #startedAt: Float64Array;
+  /** The worker's time accounts (channel-protocol.ts Meter): busy in handlers, idle asleep. */
+  readonly #meters: Float64Array;
   readonly #requests: RingReader;
   readonly #out: OutcomeWriter;
   readonly #queue = new RunQueue();
@@ -84,6 +87,7 @@ export class ChannelLoop {
     this.#ctl = new Int32Array(buffers.control);
     this.#states = new Int32Array(buffers.states);
     this.#startedAt = new Float64Array(buffers.started);
+    this.#meters = new Float64Array(buffers.meters);
     this.#requests = new RingReader(buffers.request, this.#ctl, Ctl.REQ_WRITE, Ctl.REQ_READ);
     this.#out = new OutcomeWriter(new RingWriter(buffers.reply, this.#ctl, Ctl.REP_WRITE, Ctl.REP_READ), this.#ctl, task.port);
   }
@@ -101,7 +105,14 @@ export class ChannelLoop {
           continue;
         }
         if (this.#turn()) await yieldToEventLoop();
-        else await (sleep(this.#ctl, TO_WORKER, () => this.#requests.poll() || this.#closing()) ?? undefined);
+        else {
+          const asleep = sleep(this.#ctl, TO_WORKER, () => this.#requests.poll() || this.#closing());
+          if (asleep !== null) {
+            const from = performance.now();
+            await asleep;
+            this.#meters[Meter.IDLE_MS]! += performance.now() - from;
+          }
+        }
       }
     } finally {
       this.#ended = true;
@@ -201,6 +212,7 @@ export class ChannelLoop {
     const finished = performance.now();
     const took = finished - started;
     this.#busyMs += took;
+    this.#meters[Meter.BUSY_MS] = this.#busyMs;
     Atomics.store(ctl, Ctl.RUNNING, 0);
     Atomics.store(ctl, Ctl.BUSY_MICROS, Math.round(this.#busyMs * 1000) | 0);
     Atomics.store(ctl, Ctl.SYNC_DONE, ++this.#syncDone);

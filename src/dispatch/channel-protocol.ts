@@ -16,6 +16,7 @@
 //   control  Int32Array: ring positions, doorbells and sleep flags, progress counters, thread id
 //   states   Int32Array: per slot, 0 (queued) or the ref of the request that started there
 //   started  Float64Array: per slot, the epoch ms its request started (the requestTimeout watchdog)
+//   meters   Float64Array: the worker's own time accounts (Meter), written by the worker only
 //   request  ring main → worker: REQUEST / PEER / ABANDON records, and sessions' SESSION_* records
 //   reply    ring worker → main: REPLY / NO_REPLY / ERROR records, and sessions' SESSION_* records
 // Payloads too big for a ring record travel as transferred buffers on the channel's MessagePort,
@@ -55,6 +56,13 @@ export const Ctl = {
   OPEN: 16,
 } as const;
 const CONTROL_WORDS = 32;
+
+/** Indices into the meters: milliseconds the worker's loop spent running handlers, and asleep with nothing to run. */
+export const Meter = {
+  BUSY_MS: 0,
+  IDLE_MS: 1,
+} as const;
+const METERS = 2;
 
 /** Record kinds. */
 export const Kind = {
@@ -139,6 +147,7 @@ export interface ChannelBuffers {
   control: SharedArrayBuffer;
   states: SharedArrayBuffer;
   started: SharedArrayBuffer;
+  meters: SharedArrayBuffer;
   request: SharedArrayBuffer;
   reply: SharedArrayBuffer;
 }
@@ -149,6 +158,7 @@ export function allocateChannel(sizes: ChannelSizes = CHANNEL_SIZES): ChannelBuf
     control: new SharedArrayBuffer(CONTROL_WORDS * 4),
     states: new SharedArrayBuffer(sizes.slots * 4),
     started: new SharedArrayBuffer(sizes.slots * 8),
+    meters: new SharedArrayBuffer(METERS * 8),
     request: new SharedArrayBuffer(sizes.ringBytes),
     reply: new SharedArrayBuffer(sizes.ringBytes),
   };

@@ -6,6 +6,7 @@ import type { SockservError } from '../errors.js';
 import type { ClientAddress, HandlerKind, ServerInfo } from '../handler.js';
 import type { Reply } from '../reply.js';
 import type { SessionPort } from '../session/protocol.js';
+import type { PoolCounters } from '../stats.js';
 
 /** A connection, as a dispatcher sees it. */
 export interface RequestSink {
@@ -29,6 +30,8 @@ export interface DispatcherStats {
   workers: number;
   /** Fraction of worker time busy since start (0..1); 0 inline. */
   utilization: number;
+  /** Pooled servers: where the workers' time went and what waking cost (cumulative; null inline). */
+  pool: PoolCounters | null;
 }
 
 /** Runs handlers for a server: InlineDispatcher (TCPServer…) or PoolDispatcher (ThreadingTCPServer…); made by createDispatcher(). */

@@ -140,7 +140,7 @@ export class InlineDispatcher implements Dispatcher {
   }
 
   stats(): DispatcherStats {
-    return { queued: 0, running: this.#running, workers: 0, utilization: 0 };
+    return { queued: 0, running: this.#running, workers: 0, utilization: 0, pool: null };
   }
 
   async close(): Promise<void> {}

@@ -21,6 +21,7 @@ import type { ClientAddress, HandlerKind, ServerInfo } from '../handler.js';
 import type { HandlerRef } from '../handler-module.js';
 import type { Logger } from '../logger.js';
 import type { ResolvedOptions } from '../options.js';
+import type { PoolCounters } from '../stats.js';
 import type { Reply } from '../reply.js';
 import { Kind } from './channel-protocol.js';
 import type { Dispatcher, DispatcherStats, RequestSink } from './dispatcher.js';
@@ -69,6 +70,8 @@ export class PoolDispatcher implements Dispatcher {
   readonly #flush = () => this.#flushQueue();
   /** Runs cheap requests on the main thread when inlineBelowMicros is set; null otherwise. */
   readonly #lane: InlineLane | null;
+  /** The accounts of channels that are gone (stats() adds the live ones'). */
+  readonly #retired: PoolCounters = { workerBusyMs: 0, workerIdleMs: 0, wakesToMain: 0, wakesToWorker: 0, missedWakes: 0 };
   /** Per connection, the sink its inline runs report through (it counts them). */
   readonly #inlineSinks = new WeakMap<ConnQueue, RequestSink>();
 
@@ -158,7 +161,11 @@ export class PoolDispatcher implements Dispatcher {
 
   stats(): DispatcherStats {
     let running = this.#sessions;
-    for (const channel of this.#channels) running += channel.used;
+    const pool = { ...this.#retired };
+    for (const channel of this.#channels) {
+      running += channel.used;
+      if (channel.phase !== 'lost') addCounters(pool, channel); // a lost one's are in #retired
+    }
     const wallMs = performance.now() - this.#startedAt;
     const workers = this.#pool.workers;
     return {
@@ -166,19 +173,8 @@ export class PoolDispatcher implements Dispatcher {
       running,
       workers,
       utilization: wallMs > 0 ? Math.min(1, this.#busyMs / (wallMs * workers)) : 0,
+      pool,
     };
-  }
-
-  /** Wakes lost by the doorbell protocol (tests expect 0) and wakes sent each way, over every channel. */
-  wakeCounts(): { missed: number; toMain: number; toWorker: number } {
-    const total = { missed: 0, toMain: 0, toWorker: 0 };
-    for (const channel of this.#channels) {
-      const counts = channel.wakeCounts;
-      total.missed += counts.missed;
-      total.toMain += counts.toMain;
-      total.toWorker += counts.toWorker;
-    }
-    return total;
   }
 
   async close(): Promise<void> {
@@ -363,6 +359,7 @@ export class PoolDispatcher implements Dispatcher {
     const closing = this.#closing || channel.phase === 'closing';
     this.#drain(channel);
     channel.lose();
+    addCounters(this.#retired, channel);
     const lost = channel.takeOutstanding();
     const sessions = channel.takeSessions();
     for (const entry of lost.started) this.#scheduler.settled(entry);
@@ -402,6 +399,16 @@ export class PoolDispatcher implements Dispatcher {
   #failWaiting(error: SockservError): void {
     for (const entry of this.#scheduler.takeAll()) if (!entry.conn.sink.closed) entry.conn.sink.complete(entry.seq, null, error);
   }
+}
+
+function addCounters(into: PoolCounters, channel: Channel): void {
+  const times = channel.threadTimes;
+  const wakes = channel.wakeCounts;
+  into.workerBusyMs += times.busyMs;
+  into.workerIdleMs += times.idleMs;
+  into.wakesToMain += wakes.toMain;
+  into.wakesToWorker += wakes.toWorker;
+  into.missedWakes += wakes.missed;
 }
 
 /** An ERROR outcome's payload; a worker always sends valid JSON, but a bad one must not throw here. */

@@ -19,6 +19,7 @@ import {
   Ctl,
   KIND_MASK,
   Kind,
+  Meter,
   PEER_CACHE,
   UNORDERED,
   URGENT,
@@ -53,6 +54,7 @@ export class WorkerChannel<C> {
   readonly workerPort: MessagePort;
   readonly #port: MessagePort;
   readonly #ctl: Int32Array;
+  readonly #meters: Float64Array;
   readonly #out: RecordWriter;
   readonly #replies: RingReader;
   readonly #slots: SlotTable<C>;
@@ -82,6 +84,7 @@ export class WorkerChannel<C> {
     this.index = index;
     this.buffers = allocateChannel(sizes);
     this.#ctl = new Int32Array(this.buffers.control);
+    this.#meters = new Float64Array(this.buffers.meters);
     this.#slots = new SlotTable<C>(this.buffers.states, this.buffers.started, sizes.slots);
     this.#replies = new RingReader(this.buffers.reply, this.#ctl, Ctl.REP_WRITE, Ctl.REP_READ);
     const { port1, port2 } = new MessageChannel();
@@ -139,6 +142,11 @@ export class WorkerChannel<C> {
       toMain: Atomics.load(this.#ctl, Ctl.WAKES_TO_MAIN),
       toWorker: Atomics.load(this.#ctl, Ctl.WAKES_TO_WORKER),
     };
+  }
+
+  /** Milliseconds the worker's loop has spent running handlers, and asleep with nothing to run (cumulative). */
+  get threadTimes(): { busyMs: number; idleMs: number } {
+    return { busyMs: this.#meters[Meter.BUSY_MS]!, idleMs: this.#meters[Meter.IDLE_MS]! };
   }
 
   /** Whether a connection introduced at PEER number `introduced` (0 = never) is still known to the worker. */

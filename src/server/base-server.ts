@@ -221,7 +221,7 @@ export abstract class BaseServer implements AsyncDisposable {
 
   /** A snapshot of the server's counters and gauges (what the metrics endpoint reports). Cheap: no I/O. */
   stats(): ServerStats {
-    const dispatch = this.#dispatcher?.stats() ?? { queued: 0, running: 0, workers: 0, utilization: 0 };
+    const dispatch = this.#dispatcher?.stats() ?? { queued: 0, running: 0, workers: 0, utilization: 0, pool: null };
     const { counters, connections, requestDurations } = this.#core;
     return {
       ...counters,
@@ -230,6 +230,7 @@ export abstract class BaseServer implements AsyncDisposable {
       queuedRequests: dispatch.queued,
       workers: dispatch.workers,
       poolUtilization: dispatch.utilization,
+      pool: dispatch.pool,
       eventLoopDelay: this.#loopDelay.snapshot(),
       requestDurations: requestDurations?.snapshot() ?? null,
     };
