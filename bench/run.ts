@@ -15,6 +15,7 @@ import { renderReport } from './report.js';
 import { type BenchResults, SCENARIO_IDS, type ScenarioId, type ScenarioResult, readResults, writeResults } from './results.js';
 import { cheapUnderHeavy } from './scenarios/cheap-under-heavy.js';
 import { churn } from './scenarios/churn.js';
+import { light } from './scenarios/light.js';
 import { manyConnections } from './scenarios/connections.js';
 import { cpuHeavy } from './scenarios/cpu-heavy.js';
 import { responsiveness } from './scenarios/responsiveness.js';
@@ -33,6 +34,7 @@ const SCENARIOS: Record<ScenarioId, Scenario> = {
   cheap: cheapUnderHeavy,
   sessions,
   churn,
+  light,
 };
 const RESULTS_PATH = join(REPO_ROOT, 'bench/results/latest.json');
 const REPORT_PATH = join(REPO_ROOT, 'BENCHMARKS.md');
@@ -84,7 +86,7 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     setTimeout(() => process.exit(130), 1500).unref();
   });
 }
-const capSec = values.quick ? 180 : 720;
+const capSec = values.quick ? 240 : 1080;
 setTimeout(() => {
   log(`the run exceeded ${capSec} s: stopping every server`);
   killAllNow();

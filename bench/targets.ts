@@ -4,6 +4,7 @@
 // of issues 9 and 13 are listed in issue-targets.ts and judged from here too.
 
 import { evaluateIssueTargets } from './issue-targets.js';
+import { evaluateLightTargets } from './light-targets.js';
 import { type BenchResults, type Group, type TargetResult, clean, errorNote, notMeasured, ratioToBaseline } from './results.js';
 
 /** 6 KB read as 6 KiB. */
@@ -76,5 +77,7 @@ export function evaluateTargets(results: BenchResults): TargetResult[] {
   }
   // Issues 9 and 13: the streaming transport's and the sessions' targets (issue-targets.ts).
   targets.push(...evaluateIssueTargets(results, groups));
+  // Issue 17: the same kinds of targets, measured with the light client (scenarios/light.ts).
+  targets.push(...evaluateLightTargets(groups));
   return targets;
 }

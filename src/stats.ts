@@ -51,6 +51,8 @@ export interface PoolCounters {
   wakesToWorker: number;
   /** Waits that timed out and then found work: wakes the doorbell protocol lost (expected 0). */
   missedWakes: number;
+  /** Linux thread ids of the live workers (/proc/<pid>/task/<tid>: their CPU time); empty elsewhere. */
+  workerTids: number[];
 }
 
 /** What `server.stats()` returns: the counters, plus gauges read at the time of the call. */

@@ -14,6 +14,7 @@
 //   - Once the loop has ended (closed, or an internal failure), nothing more runs here: a late
 //     async outcome cannot start the requests held behind it.
 
+import { readlinkSync } from 'node:fs';
 import { type MessagePort, receiveMessageOnPort, threadId } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
 import {
@@ -96,6 +97,7 @@ export class ChannelLoop {
   async run(): Promise<null> {
     // Open: the main thread sends requests from now on (it waits for this word).
     Atomics.store(this.#ctl, Ctl.THREAD_ID, threadId);
+    Atomics.store(this.#ctl, Ctl.OS_TID, osThreadId());
     Atomics.store(this.#ctl, Ctl.OPEN, 1);
     ring(this.#ctl, TO_MAIN);
     try {
@@ -278,6 +280,17 @@ export class ChannelLoop {
     this.#peers.delete(conn);
     this.#peers.set(conn, peer);
     if (this.#peers.size > PEER_CACHE) this.#peers.delete(this.#peers.keys().next().value!);
+  }
+}
+
+/** This thread's Linux thread id (/proc/<pid>/task/<tid>), or 0 where there is none. */
+function osThreadId(): number {
+  if (process.platform !== 'linux') return 0;
+  try {
+    const tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
+    return Number.isInteger(tid) ? tid : 0;
+  } catch {
+    return 0;
   }
 }
 

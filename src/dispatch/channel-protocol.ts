@@ -54,6 +54,8 @@ export const Ctl = {
   WAKES_TO_WORKER: 15,
   /** 1 once the worker's loop has loaded the handler and started: from then on the main thread sends requests. */
   OPEN: 16,
+  /** The worker's OS thread id (Linux; 0 elsewhere): where a benchmark reads its CPU time. */
+  OS_TID: 17,
 } as const;
 const CONTROL_WORDS = 32;
 

@@ -71,7 +71,7 @@ export class PoolDispatcher implements Dispatcher {
   /** Runs cheap requests on the main thread when inlineBelowMicros is set; null otherwise. */
   readonly #lane: InlineLane | null;
   /** The accounts of channels that are gone (stats() adds the live ones'). */
-  readonly #retired: PoolCounters = { workerBusyMs: 0, workerIdleMs: 0, wakesToMain: 0, wakesToWorker: 0, missedWakes: 0 };
+  readonly #retired: PoolCounters = { workerBusyMs: 0, workerIdleMs: 0, wakesToMain: 0, wakesToWorker: 0, missedWakes: 0, workerTids: [] };
   /** Per connection, the sink its inline runs report through (it counts them). */
   readonly #inlineSinks = new WeakMap<ConnQueue, RequestSink>();
 
@@ -161,10 +161,12 @@ export class PoolDispatcher implements Dispatcher {
 
   stats(): DispatcherStats {
     let running = this.#sessions;
-    const pool = { ...this.#retired };
+    const pool = { ...this.#retired, workerTids: [] as number[] };
     for (const channel of this.#channels) {
       running += channel.used;
-      if (channel.phase !== 'lost') addCounters(pool, channel); // a lost one's are in #retired
+      if (channel.phase === 'lost') continue; // its accounts are in #retired
+      addCounters(pool, channel);
+      if (channel.osThreadId > 0) pool.workerTids.push(channel.osThreadId);
     }
     const wallMs = performance.now() - this.#startedAt;
     const workers = this.#pool.workers;

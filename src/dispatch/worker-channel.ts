@@ -144,6 +144,11 @@ export class WorkerChannel<C> {
     };
   }
 
+  /** The worker's OS thread id (Linux), once open; 0 otherwise. */
+  get osThreadId(): number {
+    return Atomics.load(this.#ctl, Ctl.OS_TID);
+  }
+
   /** Milliseconds the worker's loop has spent running handlers, and asleep with nothing to run (cumulative). */
   get threadTimes(): { busyMs: number; idleMs: number } {
     return { busyMs: this.#meters[Meter.BUSY_MS]!, idleMs: this.#meters[Meter.IDLE_MS]! };
