@@ -73,11 +73,13 @@ test('control: at generation 1 the main thread sees the started request (overdue
   expect(lost.queued).toHaveLength(0);
 });
 
-test('at generation 2^18 (ref >= 2^31) the same started request looks never started: not timed out, re-run after a death', async () => {
+test('after 2^18 generations of a slot its ref stays a positive int32: the started request is still seen started (timed out; failed, not re-run, after a death)', async () => {
   const { ref, overdue, lost } = await hangingRequestAfter(2 ** 18 - 1);
-  expect(ref).toBeGreaterThanOrEqual(2 ** 31);
-  // What must hold. Today: awaiting [] (requestTimeout never fires for it), started 0 and queued 1
-  // (recovery re-sends a request that ran: at most once broken).
+  // Generations wrap below 2^18 so a ref never reaches 2^31 (it was negative in the Int32Array words).
+  expect(ref).toBeGreaterThan(0);
+  expect(ref).toBeLessThan(2 ** 31);
+  // Before the fix: awaiting [] (requestTimeout never fired for it), started 0 and queued 1
+  // (recovery re-sent a request that ran: at most once broken).
   expect({ awaiting: overdue.awaiting.map((e) => e.ref), started: lost.started.length, queued: lost.queued.length }).toEqual({
     awaiting: [ref],
     started: 1,

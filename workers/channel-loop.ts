@@ -108,7 +108,7 @@ export class ChannelLoop {
         }
         if (this.#turn()) await yieldToEventLoop();
         else {
-          const asleep = sleep(this.#ctl, TO_WORKER, () => this.#requests.poll() || this.#closing());
+          const asleep = sleep(this.#ctl, TO_WORKER, () => this.#requests.poll() || this.#closing() || this.#out.blocked);
           if (asleep !== null) {
             const from = performance.now();
             await asleep;
@@ -156,6 +156,7 @@ export class ChannelLoop {
       if (kind === Kind.REQUEST) this.#queue.add(this.#readRequest(reader));
       else if (kind === Kind.PEER) this.#remember(reader.conn, JSON.parse(reader.bytes.toString('utf8', reader.start, reader.start + reader.length)) as ClientAddress);
       else if (kind === Kind.ABANDON) this.#abandon(reader.slot);
+      else if (kind === Kind.PING) Atomics.store(this.#ctl, Ctl.PONG, reader.slot);
       else if (kind === Kind.SESSION_OPEN) this.#openSession(reader.conn, JSON.parse(reader.bytes.toString('utf8', reader.start, reader.start + reader.length)) as ClientAddress);
       else if (kind === Kind.SESSION_DATA || kind === Kind.SESSION_CTRL) this.#sessionMessage(reader, kind === Kind.SESSION_DATA);
     }
@@ -192,10 +193,9 @@ export class ChannelLoop {
     const ctl = this.#ctl;
     const { ref } = entry;
     const slot = slotOf(ref);
-    // What finished before this request survives this thread's death; the main thread hears of it
-    // now unless this one is predicted cheap (cheap outcomes are announced together).
-    if (entry.urgent) this.#out.publish(performance.now());
-    else if (this.#out.unannounced) this.#out.announce();
+    // What finished before this request survives this thread's death, and the main thread hears of
+    // it before this run starts: a reply never waits behind a run predicted cheap that is not.
+    if (this.#out.unannounced) this.#out.announce();
     // The start time first: the watchdog reads it only once the state says STARTED. One clock
     // read serves both: the epoch time the main thread compares with Date.now(), and the run's cost.
     const started = performance.now();
@@ -227,7 +227,7 @@ export class ChannelLoop {
         (error: unknown) => this.#late(ref, () => this.#fail(ref, error, micros)),
       );
     } else this.#reply(ref, outcome, micros);
-    this.#out.publish(finished);
+    this.#out.publish();
   }
 
   /** An async run settled: its outcome is written only if it is still awaited (not abandoned); its connection goes on. */
@@ -235,8 +235,9 @@ export class ChannelLoop {
     if (!this.#queue.settled(ref)) return;
     write();
     this.#out.announce();
-    // Held requests now go first; the loop may be asleep on the doorbell — ring our own.
-    if (!this.#ended && this.#queue.size > 0) ring(this.#ctl, TO_WORKER);
+    // Held requests now go first, or the outcome waits for room in a full ring: the loop may be
+    // asleep on the doorbell — ring our own.
+    if (!this.#ended && (this.#queue.size > 0 || this.#out.blocked)) ring(this.#ctl, TO_WORKER);
   }
 
   /** `micros`: how long the handler ran synchronously — the main thread learns request costs from it. */
@@ -272,6 +273,7 @@ export class ChannelLoop {
     const { data, payload } = encodeSessionMessage(message);
     this.#out.write(data ? Kind.SESSION_DATA : Kind.SESSION_CTRL, id, payload, 0);
     this.#out.announce();
+    if (this.#out.blocked) ring(this.#ctl, TO_WORKER); // the loop writes what waits; it may be asleep
   }
 
   #remember(conn: number, peer: ClientAddress): void {

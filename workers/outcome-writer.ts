@@ -7,19 +7,16 @@
 // loop starts no new run while any wait (that is the backpressure), and retries on its own turn.
 // The thread never blocks on the ring: async handlers and sessions keep running.
 //
-// Waking the main thread costs both threads a system call, so outcomes are published at once but
-// announced (the doorbell rung) only when it matters: before a run that is not predicted cheap (a
-// reply never waits behind a slow handler), when the queue runs dry, and at most WAKE_AFTER_MS
-// after the oldest unannounced one.
+// Outcomes are published as each run ends and announced (the doorbell rung) before the next run
+// starts and when the queue runs dry: a finished reply never waits behind a run, however cheap
+// that run was predicted. Ringing costs a system call only when the main thread sleeps, and the
+// first ring clears its flag (doorbell.ts), so a burst of cheap runs wakes it once.
 
 import type { MessagePort } from 'node:worker_threads';
 import { BIG, CHANNEL_SIZES } from '../src/dispatch/channel-protocol.js';
 import { TO_MAIN, ring } from '../src/dispatch/doorbell.js';
 import { Fifo } from '../src/dispatch/fifo.js';
 import type { RingWriter } from '../src/dispatch/ring.js';
-
-/** Cheap outcomes are announced together, but never held longer than this. */
-const WAKE_AFTER_MS = 0.05;
 
 interface Waiting {
   kind: number;
@@ -33,8 +30,8 @@ export class OutcomeWriter {
   readonly #ctl: Int32Array;
   readonly #port: MessagePort;
   readonly #waiting = new Fifo<Waiting>();
-  /** performance.now() of the oldest outcome published without waking the main thread, or -1. */
-  #unannouncedSince = -1;
+  /** Outcomes published since the main thread was last rung. */
+  #unannounced = false;
 
   constructor(ring: RingWriter, ctl: Int32Array, port: MessagePort) {
     this.#ring = ring;
@@ -62,23 +59,21 @@ export class OutcomeWriter {
     return this.#waiting.empty;
   }
 
-  /** Publishes without waking, unless the oldest unannounced outcome has waited WAKE_AFTER_MS. */
-  publish(now: number): void {
-    if (!this.#ring.publish()) return;
-    if (this.#unannouncedSince < 0) this.#unannouncedSince = now;
-    else if (now - this.#unannouncedSince > WAKE_AFTER_MS) this.announce();
+  /** Publishes what was written, without waking: if this thread dies now, the main thread still finds it. */
+  publish(): void {
+    if (this.#ring.publish()) this.#unannounced = true;
   }
 
   /** Publishes and wakes the main thread if it sleeps. */
   announce(): void {
     this.#ring.publish();
-    this.#unannouncedSince = -1;
+    this.#unannounced = false;
     ring(this.#ctl, TO_MAIN);
   }
 
-  /** Published outcomes not announced yet (before a long run they are). */
+  /** Outcomes written or published and not announced yet. */
   get unannounced(): boolean {
-    return this.#unannouncedSince >= 0 || this.#ring.pending;
+    return this.#unannounced || this.#ring.pending;
   }
 
   #write(kind: number, ref: number, bytes: Uint8Array | null, micros: number): boolean {

@@ -56,6 +56,8 @@ export const Ctl = {
   OPEN: 16,
   /** The worker's OS thread id (Linux; 0 elsewhere): where a benchmark reads its CPU time. */
   OS_TID: 17,
+  /** The last PING the worker's loop answered (the watchdog's liveness check of the thread's event loop). */
+  PONG: 18,
 } as const;
 const CONTROL_WORDS = 32;
 
@@ -74,6 +76,8 @@ export const Kind = {
   PEER: 2,
   /** main → worker: the watchdog failed request `ref` while its async handler awaited: let its connection go on. */
   ABANDON: 7,
+  /** main → worker: are you turning? The loop answers by storing the record's slot word in Ctl.PONG (watchdog.ts). */
+  PING: 11,
   /** main → worker: start a session (StreamRequestHandler) numbered `conn`; the payload is its client address (JSON). */
   SESSION_OPEN: 8,
   /** Either way: bytes of session `conn` (main → worker) or `slot` (worker → main), raw. */
@@ -96,14 +100,18 @@ export const UNORDERED = 0x200;
 export const URGENT = 0x400;
 export const KIND_MASK = 0xff;
 
-/** Slot numbers take the low SLOT_BITS of a ref; the generation the rest (never 0, so no ref is 0). */
+/**
+ * Slot numbers take the low SLOT_BITS of a ref; the generation the bits above, up to bit 30 — a
+ * ref is a positive int32, so it reads back equal from the Int32Array words it is stored in
+ * (states, RUNNING) — and never 0, so no ref is 0.
+ */
 export const SLOT_BITS = 13;
 const SLOT_MASK = (1 << SLOT_BITS) - 1;
-const GENERATIONS = 2 ** (32 - SLOT_BITS);
+const GENERATIONS = 2 ** (31 - SLOT_BITS);
 
-/** The ref of generation `generation` (1 … 2^19 − 1) of `slot`. */
+/** The ref of generation `generation` (1 … 2^18 − 1) of `slot`: 1 … 2^31 − 1. */
 export function refOf(slot: number, generation: number): number {
-  return ((generation << SLOT_BITS) | slot) >>> 0;
+  return (generation << SLOT_BITS) | slot;
 }
 
 export function slotOf(ref: number): number {

@@ -23,9 +23,13 @@ export interface BellWords {
 export const TO_WORKER: BellWords = { bell: Ctl.REQ_BELL, sleeping: Ctl.WORKER_SLEEPING, wakes: Ctl.WAKES_TO_WORKER };
 export const TO_MAIN: BellWords = { bell: Ctl.REP_BELL, sleeping: Ctl.MAIN_SLEEPING, wakes: Ctl.WAKES_TO_MAIN };
 
-/** The waker's side: call after publishing. True if the sleeper was woken. */
+/**
+ * The waker's side: call after publishing. True if the sleeper was woken. The waker clears the
+ * flag it finds set (one waker per direction: the ring's single producer), so a burst of
+ * publishes before the sleeper has run costs one notify, not one each.
+ */
 export function ring(ctl: Int32Array, words: BellWords): boolean {
-  if (Atomics.load(ctl, words.sleeping) !== 1) return false;
+  if (Atomics.compareExchange(ctl, words.sleeping, 1, 0) !== 1) return false;
   Atomics.add(ctl, words.bell, 1);
   Atomics.notify(ctl, words.bell);
   Atomics.add(ctl, words.wakes, 1);

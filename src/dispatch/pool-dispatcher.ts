@@ -104,7 +104,15 @@ export class PoolDispatcher implements Dispatcher {
         channels: () => this.#channels,
         drain: (channel) => this.#drain(channel),
         abandon: (channel, entry) => this.#abandon(channel, entry),
-        stop: (channel) => this.#pool.terminate(channel.threadId),
+        stop: (channel, why) => {
+          if (why === 'stalled') {
+            this.#logger.warn(
+              { code: ErrorCodes.REQUEST_TIMEOUT, threadId: channel.threadId },
+              `a worker's event loop did not turn for requestTimeout (${this.#limits.requestTimeout} ms) outside any handler run (a blocking async continuation?): stopping it`,
+            );
+          }
+          return this.#pool.terminate(channel.threadId);
+        },
       });
       this.#watchdog.start();
     }
@@ -366,7 +374,10 @@ export class PoolDispatcher implements Dispatcher {
     const sessions = channel.takeSessions();
     for (const entry of lost.started) this.#scheduler.settled(entry);
     for (const entry of lost.queued) this.#scheduler.settled(entry);
-    if (closing) return;
+    if (closing) {
+      for (const end of sessions) end.fail(new SockservError(ErrorCodes.SERVER_CLOSED, 'the server closed while this session ran'));
+      return;
+    }
     const { resend, fail } = recover(lost, {
       died: how === 'died',
       killedFor: channel.killedFor,

@@ -36,6 +36,8 @@ const URGENT_BELOW_MS = 0.1;
 const URGENT_QUEUE = 1024;
 /** Heavy load is compared first; among equally loaded channels the one with fewer queued wins (a tie-breaker far below any real cost). */
 const QUEUED_TIE_BREAK_MS = 1e-6;
+/** For urgent requests the count comes first; heavy work (ms) breaks ties (far below one request). */
+const URGENT_WORK_TIE_BREAK = 1e-6;
 
 type Channel = WorkerChannel<ConnQueue>;
 export type Entry = SlotEntry<ConnQueue>;
@@ -248,13 +250,18 @@ export class Scheduler {
     return channel.heavy < MIN_HEAVY || channel.work + est <= this.#workerQueueMs;
   }
 
-  /** The least loaded channel with room; the connection's last one when it is as lightly loaded (its worker knows the peer). */
+  /**
+   * The least loaded channel with room; the connection's last one when it is as lightly loaded
+   * (its worker knows the peer). An urgent request goes where the fewest requests wait to run —
+   * a worker stuck in a long run has one waiting for ever, so a cheap request avoids it — and
+   * heavy work breaks ties; a heavy one goes where the least heavy work waits.
+   */
   #pick(conn: ConnQueue, urgent: boolean, est: number, channels: readonly Channel[]): Channel | null {
     let best: Channel | null = null;
     let least = Infinity;
     for (const channel of channels) {
       if (!this.#hasRoom(channel, urgent, est)) continue;
-      const load = channel.work + channel.queued * QUEUED_TIE_BREAK_MS;
+      const load = this.#load(channel, urgent);
       if (load < least) {
         least = load;
         best = channel;
@@ -262,7 +269,11 @@ export class Scheduler {
     }
     const last = conn.peerOf;
     if (best === null || last === null || last === best) return best;
-    return last.work <= best.work && this.#hasRoom(last, urgent, est) && channels.includes(last) ? last : best;
+    return this.#load(last, urgent) <= least && this.#hasRoom(last, urgent, est) && channels.includes(last) ? last : best;
+  }
+
+  #load(channel: Channel, urgent: boolean): number {
+    return urgent ? channel.queued + channel.work * URGENT_WORK_TIE_BREAK : channel.work + channel.queued * QUEUED_TIE_BREAK_MS;
   }
 
   /** Makes sure the channel's worker knows the connection's address (a PEER record before its first request there). */

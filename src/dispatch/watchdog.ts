@@ -2,9 +2,17 @@
 // (its thread is fine; only that request fails); a synchronous one holds its thread, and only
 // stopping the thread ends it.
 //
+// An async handler's continuation can also hold the thread (a loop after an await): then no
+// handler "runs", the ABANDON is never read, and the requests queued behind it never start — so
+// never time out. So every channel with requests outstanding is pinged each scan, in order with
+// its other records: a worker whose loop has not answered for requestTimeout has an event loop
+// that stopped turning, and is stopped too (the sync runs between the ping and the answer are
+// each shorter than requestTimeout, or the overdue check above stops them first).
+//
 // Invariants: a worker is stopped at most once (its channel's killedFor is set once), and for a
 // request named by its ref — slot and generation — so a slot reused before the stop lands is
-// never taken for the overdue request. What finished is delivered before anything is judged.
+// never taken for the overdue request (STALLED when no request is to blame). What finished is
+// delivered before anything is judged.
 
 import type { SlotEntry } from './slot-table.js';
 import type { WorkerChannel } from './worker-channel.js';
@@ -13,6 +21,8 @@ import type { WorkerChannel } from './worker-channel.js';
 const SCANS_PER_TIMEOUT = 4;
 const MIN_SCAN_MS = 5;
 const MAX_SCAN_MS = 1000;
+/** killedFor when the worker was stopped because its event loop stopped turning, not for one request. */
+export const STALLED = -1;
 
 export interface WatchdogActions<C> {
   /** The open channels to scan. */
@@ -21,14 +31,15 @@ export interface WatchdogActions<C> {
   drain(channel: WorkerChannel<C>): void;
   /** An async request overran: abandon it and fail it. */
   abandon(channel: WorkerChannel<C>, entry: SlotEntry<C>): void;
-  /** Stops the thread of `channel`; false if it is not running. */
-  stop(channel: WorkerChannel<C>): boolean;
+  /** Stops the thread of `channel`; false if it is not running. `why`: a request overran, or the loop stalled. */
+  stop(channel: WorkerChannel<C>, why: 'overran' | 'stalled'): boolean;
 }
 
 export class Watchdog<C> {
   readonly #limitMs: number;
   readonly #actions: WatchdogActions<C>;
   #timer: NodeJS.Timeout | undefined;
+  #pings = 0;
 
   constructor(limitMs: number, actions: WatchdogActions<C>) {
     this.#limitMs = limitMs;
@@ -56,8 +67,27 @@ export class Watchdog<C> {
       for (const entry of awaiting) this.#actions.abandon(channel, entry);
       if (running !== null && channel.killedFor === 0) {
         channel.killedFor = running.ref;
-        if (!this.#actions.stop(channel)) channel.killedFor = 0;
+        if (!this.#actions.stop(channel, 'overran')) channel.killedFor = 0;
+        continue;
       }
+      this.#checkAlive(channel, now);
+    }
+  }
+
+  /** Pings a channel with work outstanding; stops its worker if the last ping went unanswered for the limit. */
+  #checkAlive(channel: WorkerChannel<C>, now: number): void {
+    const answered = channel.pingNumber === 0 || channel.pong === channel.pingNumber;
+    if (!answered) {
+      if (now - channel.pingAt > this.#limitMs && channel.killedFor === 0) {
+        channel.killedFor = STALLED;
+        if (!this.#actions.stop(channel, 'stalled')) channel.killedFor = 0;
+      }
+      return;
+    }
+    if (channel.used > 0) {
+      this.#pings = (this.#pings % 0x7fffffff) + 1;
+      channel.ping(this.#pings, now);
+      channel.publish();
     }
   }
 }

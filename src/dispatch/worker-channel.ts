@@ -73,8 +73,11 @@ export class WorkerChannel<C> {
   #waiting = false;
   /** Sessions carried by this channel, by number. */
   readonly #sessions = new Map<number, ChannelSessionEnd>();
-  /** The ref the watchdog stopped the worker for, or 0: a worker is stopped at most once. */
+  /** The ref the watchdog stopped the worker for (STALLED: its event loop stopped turning), or 0: a worker is stopped at most once. */
   killedFor = 0;
+  /** The watchdog's last PING (its number and Date.now() when sent), answered once `pong` equals it. */
+  pingNumber = 0;
+  pingAt = 0;
   /** Told when the channel opens, and when a full ring may have room again. */
   onReady: (() => void) | null = null;
   /** Told once if the channel does not open within BOOT_MS. */
@@ -195,6 +198,18 @@ export class WorkerChannel<C> {
     this.#out.mustWrite(Kind.ABANDON, entry.ref, 0, EMPTY);
   }
 
+  /** Asks the worker's loop to answer PING `number` (watchdog.ts); it goes in order with everything else. */
+  ping(number: number, now: number): void {
+    this.pingNumber = number;
+    this.pingAt = now;
+    this.#out.mustWrite(Kind.PING, number, 0, EMPTY);
+  }
+
+  /** The last PING the worker's loop answered. */
+  get pong(): number {
+    return Atomics.load(this.#ctl, Ctl.PONG);
+  }
+
   /** Makes written records visible and wakes the worker if it sleeps. */
   publish(): void {
     this.#out.publish();
@@ -214,11 +229,16 @@ export class WorkerChannel<C> {
     if (this.#phase === 'closing') this.#phase = 'closed';
   }
 
-  /** The worker is gone (died, stopped, or its loop failed): nothing more is written or awaited. */
+  /**
+   * The worker is gone (died, stopped, its loop failed, or it did not open in time): nothing more
+   * is written or awaited. Its loop, if it still runs (a late boot), is told to end.
+   */
   lose(): void {
     if (this.#phase === 'lost' || this.#phase === 'closed') return;
     this.#phase = 'lost';
     this.#stop();
+    Atomics.store(this.#ctl, Ctl.CLOSE, 1);
+    ringAlways(this.#ctl, TO_WORKER);
   }
 
   #stop(): void {
