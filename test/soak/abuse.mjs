@@ -1,4 +1,5 @@
-// npm run soak:abuse [-- --seconds 60 --phases a,b,… --seed N --short --json --probe-max-ms 250]
+// npm run soak:abuse [-- --seconds 60 --phases a,b,… --seed N --short --json --probe-max-ms 250
+//                        --abuser-nice 5 --workers 2]      (or SOAK_ABUSE_SECONDS=120 npm run soak:abuse)
 //
 // Abusive clients and faulty handlers against one ThreadingTCPServer (2 workers, requestTimeout
 // 500 ms, workerHeapMb 64, every other option at its default; handler test/fixtures/abuse.js),
@@ -9,14 +10,14 @@
 //   nonreader-close, nonreader-reset, nonreader-halfclose, slowloris, garbage, overlong, storm,
 //   flood, exit, throw-nonerror, hang, spin, oom, mixed     (abuse-clients.mjs says what each does)
 //
-// Targets, each printed PASS or FAIL at the end (exit 1 when one is missed):
+// Targets, each printed PASS or FAIL at the end (exit 1 when one is missed; docs/abuse-soak.md):
 //   - probe max ≤ 250 ms, in every phase; no probe unanswered (a probe sent is answered before the
 //     run ends; the probe's connection is never lost);
 //   - after each abusive client, a fresh client is answered within 3 s;
 //   - the server keeps turning: its main thread never stalls for 2 s (a watchdog thread in the
 //     server prints its stack and a short profile when it does), it never stops answering the
-//     driver for 5 s (then the driver kills it, reports the phase STUCK and goes on with a new
-//     server), it never exits;
+//     driver for 5 s (--short: 3 s; then the driver kills it, reports the phase STUCK and goes on
+//     with a new server), it never exits;
 //   - documented fault semantics: a non-Error throw fails its request with ERR_HANDLER_FAILED
 //     and no worker dies; a never-settling handler fails with ERR_REQUEST_TIMEOUT and no worker dies;
 //   - every connection is gone within 10 s after each phase;
@@ -25,16 +26,19 @@
 //   - after server.close(): descriptors and threads back to the count before listen() (waited
 //     for, up to 10 s), RSS within 10 % of the count before the abuse.
 //
-// "Before the abuse" is measured after a warm-up that takes every path once with well-behaved
-// clients and a quiet baseline phase of probes alone. The server runs in a child process
+// "Before the abuse" is measured after a warm-up that takes each client path once (no faults)
+// and a quiet baseline phase of probes alone. The server runs in a child process
 // (abuse-server.mjs): a server whose main thread spins cannot hang this driver, which kills it on
 // a deadline and says what stopped. The probe (abuse-probe.mjs) and the abusive clients
 // (abuse-clients.mjs, at nice 5 so on a small machine they compete less with the server than with
 // themselves) each run on a thread of their own. --short is the version test/abuse.test.ts runs
-// (~15 s, every kind at least once); --json also prints the figures as one line
-// "ABUSE-RESULT {…}". The whole run has a deadline (seconds + 180 s, short 120 s).
+// (~20 s, every kind at least once; --seconds does not apply); --json also prints the figures as
+// one line "ABUSE-RESULT {…}". The whole run has a deadline (seconds + 180 s, short 120 s).
+// The server process inherits the environment: MALLOC_MMAP_THRESHOLD_=131072 tells glibc's
+// retention of freed memory from a leak (docs/abuse-soak.md, "RSS").
 
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { availableParallelism, loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { Worker } from 'node:worker_threads';
@@ -265,6 +269,10 @@ const log = (text) => console.log(`[${elapsed()} s] ${text}`);
 const report = {
   ok: false,
   config: { seconds: SHORT ? null : SECONDS, short: SHORT, seed: SEED, phases: PHASES, probeMaxMs: PROBE_MAX_MS, freshMs: FRESH_MS, server: SERVER_OPTIONS },
+  /** The code measured: the checkout's commit (and whether it had changes). */
+  commit: commitOf(),
+  /** The machine's 1-minute load average at the start and the end, beside its core count: figures from a busy machine read differently. */
+  machine: { cores: availableParallelism(), loadStart: +loadavg()[0].toFixed(2), loadEnd: null },
   phases: [],
   probe: null,
   resources: {},
@@ -280,6 +288,16 @@ let probe;
 let abusers;
 /** The current server's { beforeListen, beforeAbuse } measurements (a new server after a stuck phase has its own). */
 let baselines = {};
+
+function commitOf() {
+  try {
+    const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: ROOT, encoding: 'utf8' }).trim() !== '';
+    return dirty ? `${head} (with uncommitted changes)` : head;
+  } catch {
+    return null;
+  }
+}
 
 function wait(ms) {
   return new Promise((resolve) => setTimeout(resolve, ms));
@@ -308,17 +326,22 @@ async function settle(target) {
   return { ...m, settleMs: Math.round(performance.now() - from) };
 }
 
-/** Keeps asking the server something cheap; resolves { stuck } when an answer takes STUCK_MS, { exited } when it exits. */
+/**
+ * Keeps asking the server something cheap (noting its RSS, queued and in-flight requests); resolves
+ * { stuck, probe } when an answer takes STUCK_MS (with the probe's state then), { exited } when it exits.
+ */
 function watch(signal) {
   return new Promise((resolve) => {
     (async () => {
       while (!signal.stop) {
         try {
-          const { rss } = await server.ask('ping');
+          const { rss, queuedRequests, requestsInFlight } = await server.ask('ping');
           signal.rssPeak = Math.max(signal.rssPeak, rss);
+          signal.queuedPeak = Math.max(signal.queuedPeak, queuedRequests);
+          signal.inFlightPeak = Math.max(signal.inFlightPeak, requestsInFlight);
         } catch (error) {
           if (signal.stop) return;
-          resolve(error.noAnswer ? { stuck: error.message } : { exited: error.message });
+          resolve(error.noAnswer ? { stuck: error.message, probe: await probeStatus() } : { exited: error.message });
           return;
         }
         await wait(250);
@@ -352,7 +375,7 @@ async function runPhase(name, kinds, durationMs, mode) {
   await server.ask('phase');
   probe.post({ type: 'phase', name });
   abusers.post({ type: 'run', kinds, port, durationMs, mode, seed: SEED + report.phases.length });
-  const signal = { stop: false, rssPeak: 0 };
+  const signal = { stop: false, rssPeak: 0, queuedPeak: 0, inFlightPeak: 0 };
   const deadline = durationMs + 60_000;
   const done = abusers.next('done', deadline).then(
     (m) => ({ done: m.result }),
@@ -378,16 +401,17 @@ async function runPhase(name, kinds, durationMs, mode) {
   }
   signal.stop = true;
   phase.rssPeakMiB = +(signal.rssPeak / 1048576).toFixed(1);
+  phase.queuedPeak = signal.queuedPeak;
+  phase.inFlightPeak = signal.inFlightPeak;
   phase.ms = Math.round(performance.now() - from);
   if (trouble) {
     probe.post({ type: 'phase', name: '(restart)' });
     // The watchdog reports a stall at 2 s; give it time to profile and print.
     if (outcome.stuck && !server.watchdog.some((w) => w.at >= from)) await Promise.race([server.exited, wait(4000)]);
-    probe.post({ type: 'status' });
-    const status = await probe.next('status', 5000).catch(() => null);
+    const status = outcome.probe ?? (await probeStatus());
     const wasRunning = server.running;
     await server.kill();
-    const probeState = status ? `; the probe had ${status.outstanding} request(s) waiting, the oldest for ${status.oldestMs} ms` : '';
+    const probeState = status ? `; the probe then had ${status.outstanding} request(s) waiting, the oldest for ${status.oldestMs} ms` : '';
     if (outcome.stuck) phase.stuck = `${trouble}${wasRunning ? ' — killed' : ''}${probeState}`;
     else if (outcome.exited) phase.crashed = `${trouble}; its stderr ended: ${server.stderrTail.slice(-600) || '(nothing)'}`;
     else phase.problems.push(problem('episodes', trouble));
@@ -411,6 +435,11 @@ async function runPhase(name, kinds, durationMs, mode) {
 function summarizeAbuse(result) {
   if (!result) return { episodes: {}, fresh: { checks: 0, failed: 0, maxMs: 0, failures: [] } };
   return { episodes: result.kinds, fresh: result.fresh };
+}
+
+async function probeStatus() {
+  probe.post({ type: 'status' });
+  return probe.next('status', 5000).catch(() => null);
 }
 
 async function probeSnapshot(name) {
@@ -583,6 +612,7 @@ let finished = false;
 function finish() {
   if (finished) return;
   finished = true;
+  report.machine.loadEnd = +loadavg()[0].toFixed(2);
   for (const phase of report.phases) judge(phase, report.probePhases?.[phase.name]);
   report.targets = targetsOf(report.resources);
   if (report.error) report.targets.push({ name: 'finished in time', ok: false, detail: report.error });
@@ -619,16 +649,20 @@ function printReport() {
     console.log(`\n${p.name}:`);
     for (const { check, text } of p.problems) console.log(`  - [${check}] ${text}`);
   }
-  console.log('\nepisodes (what the abusive clients saw):');
+  console.log('\nper phase: what the abusive clients saw (episodes — outcomes), and what the server counted');
   for (const p of report.phases) {
+    console.log(`  ${p.name}:`);
     for (const [kind, k] of Object.entries(p.episodes)) {
       const outcomes = Object.entries(k.outcomes)
         .map(([o, n]) => `${o} ×${n}`)
         .join('; ');
-      console.log(`  ${p.name === kind ? kind : `${p.name}/${kind}`}: ${k.episodes} — ${outcomes || '(none)'}`);
+      console.log(`    ${kind}: ${k.episodes} — ${outcomes || '(none)'}`);
     }
-    if (p.server && Object.keys(p.server.failures).length) console.log(`    server handleError: ${JSON.stringify(p.server.failures)}`);
-    if (p.server && Object.keys(p.server.log).length) console.log(`    server log: ${JSON.stringify(p.server.log)}`);
+    if (p.server) {
+      console.log(`    server: queued requests peak ${p.queuedPeak}, in flight peak ${p.inFlightPeak}, event-loop delay p99 ${p.server.loopDelay.p99} ms, max ${p.server.loopDelay.max} ms`);
+      if (Object.keys(p.server.failures).length) console.log(`    server handleError: ${JSON.stringify(p.server.failures)}`);
+      if (Object.keys(p.server.log).length) console.log(`    server log: ${JSON.stringify(p.server.log)}`);
+    } else console.log('    server: no figures (it was killed, or exited)');
   }
   const r = report.resources;
   console.log('\nserver process           fds  threads  RSS MiB  main heap MiB  main external MiB');
@@ -642,7 +676,8 @@ function printReport() {
     else console.log(`${label.padEnd(24)}    -        -        -`);
   }
   if (report.restarts) console.log(`(a new server was started after ${r.restartedAfter.join(', ')}: the figures are the last server's)`);
-  console.log('');
+  const { cores, loadStart, loadEnd } = report.machine;
+  console.log(`\ncommit ${report.commit ?? '(unknown)'}; machine: ${cores} cores, 1-minute load average ${loadStart} at the start, ${loadEnd} at the end`);
   for (const t of report.targets) console.log(`${t.ok ? 'PASS' : 'FAIL'}  ${t.name}: ${t.detail}`);
   console.log(report.ok ? '\nABUSE OK: every target met' : '\nABUSE FAILED: see the targets above');
 }
