@@ -1,5 +1,5 @@
-// npm run soak:abuse [-- --seconds 60 --phases a,b,… --seed N --short --json --probe-max-ms 250
-//                        --abuser-nice 5 --workers 2]      (or SOAK_ABUSE_SECONDS=120 npm run soak:abuse)
+// npm run soak:abuse [-- --seconds 60 --phases a,b,… --mixed a,b,… --seed N --short --json
+//                        --probe-max-ms 250 --abuser-nice 5 --workers 2]      (or SOAK_ABUSE_SECONDS=120 npm run soak:abuse)
 //
 // Abusive clients and faulty handlers against one ThreadingTCPServer (2 workers, requestTimeout
 // 500 ms, workerHeapMb 64, every other option at its default; handler test/fixtures/abuse.js),
@@ -64,6 +64,7 @@ const { values } = parseArgs({
   options: {
     seconds: { type: 'string' },
     phases: { type: 'string' },
+    mixed: { type: 'string' },
     seed: { type: 'string', default: '1' },
     short: { type: 'boolean', default: false },
     json: { type: 'boolean', default: false },
@@ -75,7 +76,9 @@ const { values } = parseArgs({
 const SHORT = values.short;
 const SECONDS = Number(values.seconds ?? process.env.SOAK_ABUSE_SECONDS ?? (SHORT ? 12 : 60));
 const PHASES = (values.phases ?? [...ALL_KINDS, 'mixed'].join(',')).split(',').filter(Boolean);
-for (const name of PHASES) {
+/** The kinds the mixed phase runs side by side (--mixed narrows it, to find which together break what). */
+const MIXED = values.mixed ? values.mixed.split(',').filter(Boolean) : ALL_KINDS;
+for (const name of [...PHASES, ...MIXED]) {
   if (name !== 'mixed' && !ALL_KINDS.includes(name)) {
     console.error(`sockserv soak: no such phase "${name}"; phases: ${[...ALL_KINDS, 'mixed'].join(', ')}`);
     process.exit(2);
@@ -268,7 +271,7 @@ const log = (text) => console.log(`[${elapsed()} s] ${text}`);
 
 const report = {
   ok: false,
-  config: { seconds: SHORT ? null : SECONDS, short: SHORT, seed: SEED, phases: PHASES, probeMaxMs: PROBE_MAX_MS, freshMs: FRESH_MS, server: SERVER_OPTIONS },
+  config: { seconds: SHORT ? null : SECONDS, short: SHORT, seed: SEED, phases: PHASES, mixed: MIXED, probeMaxMs: PROBE_MAX_MS, freshMs: FRESH_MS, server: SERVER_OPTIONS },
   /** The code measured: the checkout's commit (and whether it had changes). */
   commit: commitOf(),
   /** The machine's 1-minute load average at the start and the end, beside its core count: figures from a busy machine read differently. */
@@ -542,7 +545,7 @@ async function main() {
   for (const name of PHASES) {
     const mixed = name === 'mixed';
     const ms = mixed ? d.mixed : name.startsWith('nonreader') ? d.nonreader : d.kind;
-    await runPhase(name, mixed ? ALL_KINDS : [name], ms, mixed ? 'mixed' : SHORT ? 'short' : 'soak');
+    await runPhase(name, mixed ? MIXED : [name], ms, mixed ? 'mixed' : SHORT ? 'short' : 'soak');
   }
   current = '(after the abuse)';
 
