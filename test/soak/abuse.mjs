@@ -344,7 +344,8 @@ function watch(signal) {
           signal.inFlightPeak = Math.max(signal.inFlightPeak, requestsInFlight);
         } catch (error) {
           if (signal.stop) return;
-          resolve(error.noAnswer ? { stuck: error.message, probe: await probeStatus() } : { exited: error.message });
+          const at = performance.now();
+          resolve(error.noAnswer ? { stuck: error.message, at, probe: await probeStatus() } : { exited: error.message, at });
           return;
         }
         await wait(250);
@@ -415,14 +416,16 @@ async function runPhase(name, kinds, durationMs, mode) {
     const wasRunning = server.running;
     await server.kill();
     const probeState = status ? `; the probe then had ${status.outstanding} request(s) waiting, the oldest for ${status.oldestMs} ms` : '';
-    if (outcome.stuck) phase.stuck = `${trouble}${wasRunning ? ' — killed' : ''}${probeState}`;
+    const when = ` (${Math.round((outcome.at ?? performance.now()) - from)} ms into the phase)`;
+    if (outcome.stuck) phase.stuck = `${trouble}${when}${wasRunning ? ' — killed' : ''}${probeState}`;
     else if (outcome.exited) phase.crashed = `${trouble}; its stderr ended: ${server.stderrTail.slice(-600) || '(nothing)'}`;
     else phase.problems.push(problem('episodes', trouble));
   }
-  phase.watchdog = server.watchdog.filter((w) => w.at >= from).map(({ at: _at, ...w }) => w);
+  // sinceMs: when the stall began, in ms into the phase (the report comes stallMs after that).
+  phase.watchdog = server.watchdog.filter((w) => w.at >= from).map(({ at, ...w }) => ({ sinceMs: Math.round(at - from - w.stallMs), ...w }));
   const seen = await probeSnapshot(name);
   log(progressLine(phase, seen));
-  for (const w of phase.watchdog) log(`  server main thread stalled ${w.stallMs} ms; stack: ${w.stack.slice(0, 6).join(' < ')}${w.hot?.length ? `\n             hot: ${w.hot.join('\n                  ')}` : ''}`);
+  for (const w of phase.watchdog) log(`  server main thread stalled from ${w.sinceMs} ms into the phase (${w.stallMs} ms when sampled); stack: ${w.stack.slice(0, 6).join(' < ')}${w.hot?.length ? `\n             hot: ${w.hot.join('\n                  ')}` : ''}`);
   if (trouble && PHASES.indexOf(name) < PHASES.length - 1) {
     report.restarts++;
     log('starting a new server for the phases left');
@@ -495,7 +498,7 @@ function judge(phase, probeFigures) {
   if (phase.fresh.failed) problems.push('fresh', `${phase.fresh.failed} of ${phase.fresh.checks} fresh clients not answered within ${FRESH_MS} ms: ${phase.fresh.failures.join('; ')}`);
   for (const [kind, k] of Object.entries(phase.episodes)) for (const [text, n] of Object.entries(k.problems)) problems.push('episodes', `${kind}: ${text}${n > 1 ? ` (${n}×)` : ''}`);
   for (const kind of phase.kinds) if (!phase.episodes[kind]?.episodes) problems.push('episodes', `${kind}: no episode ran`);
-  for (const w of phase.watchdog) problems.push('server', `the server's main thread stalled ${w.stallMs} ms (stack: ${w.stack.slice(0, 4).join(' < ')})`);
+  for (const w of phase.watchdog) problems.push('server', `the server's main thread stalled from ${w.sinceMs} ms into the phase (${w.stallMs} ms when sampled; stack: ${w.stack.slice(0, 4).join(' < ')})`);
   if (phase.stuck) problems.push('server', `STUCK: ${phase.stuck}`);
   if (phase.crashed) problems.push('server', `CRASHED: ${phase.crashed}`);
   const s = phase.server;
