@@ -967,7 +967,7 @@ test(`the channel model holds with the reply ring under pressure (${RUNS} runs, 
 const submit = (conn: number, mode: Mode, replyBytes = 16, more: Partial<SubmitSpec> = {}): Cmd =>
   new Submit({ conn, mode, urgent: false, padding: 0, replyBytes, ...more });
 
-describe('defects found (these fail until fixed)', () => {
+describe('defects found (the first fixed since, by ec8731d; the other two fail until fixed)', () => {
   // Shrunk from the pressure property. q0's and q2's replies (816 + 1640 bytes of records) sit in
   // the reply ring, not yet read; q1's async reply (a 1640-byte record) settles and finds no room,
   // so the worker's OutcomeWriter keeps it. The main thread then reads q0 and q2: there is room,
@@ -976,6 +976,7 @@ describe('defects found (these fail until fixed)', () => {
   // queue is not empty, and the loop's sleep does not count waiting outcomes as work — so q1's
   // reply waits until the doorbell's 50 ms safety net runs out (and is not counted as a missed
   // wake). The header's "retried every BLOCKED_RETRY_MS" does not hold while the loop sleeps.
+  // Failed on d6d3286; fixed by ec8731d (a full reply ring rings the worker's own doorbell).
   test('an async outcome that found the reply ring full is written once the main thread has read, not when the 50 ms safety net runs out', async () => {
     await runModel(false, [submit(0, 'sync', 800), submit(0, 'async', 1621), submit(1, 'sync', 1621), new Step(1)]);
   });
@@ -987,7 +988,7 @@ describe('defects found (these fail until fixed)', () => {
   // where it fits only while the ring's positions allow (an empty ring takes a record only up to
   // max(capacity − write position, read position − 4) bytes), and a 5000-byte one never fits: the
   // loop retries forever and the channel stalls. allocateChannel accepts such sizes unchecked. The
-  // default sizes (1 MiB rings, 64 KiB records) are not affected.
+  // default sizes (1 MiB rings, 64 KiB records) are not affected. Fails today.
   test('a reply bigger than the channel’s maxRecordBytes arrives whatever the ring positions (a small channel)', async () => {
     const world = new World(false);
     try {
@@ -1010,7 +1011,7 @@ describe('defects found (these fail until fixed)', () => {
   // main thread is woken ~20 times a second per worker, for nothing — the doorbell's "one system
   // call per sleep, none while the other side is busy" and the writer's "announced only when it
   // matters" do not hold. The main thread's reply wait ends here six times — by a ring or by its
-  // own safety net — with nothing ever sent: no ring should be among them.
+  // own safety net — with nothing ever sent: no ring should be among them. Fails today (toMain 6).
   test('an idle worker does not ring the sleeping main thread: nothing published, no wake', async () => {
     const channel = new WorkerChannel<null>(0, SIZES);
     const loop = new ChannelLoop(ModelHandler, {
