@@ -3,8 +3,10 @@
 // runs each through the handler and writes its outcome (outcome-writer.ts) the moment it is known.
 //
 // Invariants:
-//   - Before a handler starts, its slot's state is set to its ref (STARTED), after its start time:
-//     if this thread dies the main thread knows exactly what ran — at most once.
+//   - Before a handler starts, its slot's state is compare-exchanged from −ref to its ref (STARTED),
+//     after its start time: if this thread dies the main thread knows exactly what ran — at most
+//     once. If the exchange fails, the main thread revoked the request (it runs elsewhere) or the
+//     slot moved on: it is dropped without an outcome.
 //   - The duty cycle: a turn runs at most RUNS_PER_TURN requests or TURN_MS, then the thread's
 //     event loop turns (setImmediate) before the next — async handlers' continuations and timers,
 //     sessions and port messages never wait for the queue to empty. With nothing to run it sleeps on
@@ -27,6 +29,7 @@ import {
   PEER_CACHE,
   UNORDERED,
   URGENT,
+  queuedState,
   slotOf,
 } from '../src/dispatch/channel-protocol.js';
 import { TO_MAIN, TO_WORKER, ring, sleep } from '../src/dispatch/doorbell.js';
@@ -139,11 +142,13 @@ export class ChannelLoop {
       this.#run(next);
       this.#pull(); // a cheap request written meanwhile goes before the queued heavy ones
       if (++runs >= RUNS_PER_TURN || performance.now() - started >= TURN_MS) {
-        this.#out.announce();
+        if (this.#out.unannounced) this.#out.announce();
         return true;
       }
     }
-    this.#out.announce(); // the queue ran dry: whatever is unannounced goes now
+    // The queue ran dry: whatever is unannounced goes now (a turn that published nothing — a PEER,
+    // a PING — does not wake the main thread).
+    if (this.#out.unannounced) this.#out.announce();
     return false;
   }
 
@@ -200,8 +205,10 @@ export class ChannelLoop {
     // read serves both: the epoch time the main thread compares with Date.now(), and the run's cost.
     const started = performance.now();
     this.#startedAt[slot] = performance.timeOrigin + started;
+    // Start it, unless the main thread took it back first (revoked, to run elsewhere) or the slot
+    // has moved on: then it is dropped, with no outcome.
+    if (Atomics.compareExchange(this.#states, slot, queuedState(ref), ref) !== queuedState(ref)) return;
     Atomics.store(ctl, Ctl.RUNNING, ref);
-    Atomics.store(this.#states, slot, ref);
     let outcome: Reply | Promise<Reply> = null;
     let failure: unknown;
     let failed = false;

@@ -13,7 +13,7 @@
 // first ring clears its flag (doorbell.ts), so a burst of cheap runs wakes it once.
 
 import type { MessagePort } from 'node:worker_threads';
-import { BIG, CHANNEL_SIZES } from '../src/dispatch/channel-protocol.js';
+import { BIG, Ctl } from '../src/dispatch/channel-protocol.js';
 import { TO_MAIN, ring } from '../src/dispatch/doorbell.js';
 import { Fifo } from '../src/dispatch/fifo.js';
 import type { RingWriter } from '../src/dispatch/ring.js';
@@ -30,6 +30,8 @@ export class OutcomeWriter {
   readonly #ctl: Int32Array;
   readonly #port: MessagePort;
   readonly #waiting = new Fifo<Waiting>();
+  /** Payloads above this take the transfer path (the channel's size, from its control words). */
+  readonly #maxRecordBytes: number;
   /** Outcomes published since the main thread was last rung. */
   #unannounced = false;
 
@@ -37,6 +39,7 @@ export class OutcomeWriter {
     this.#ring = ring;
     this.#ctl = ctl;
     this.#port = port;
+    this.#maxRecordBytes = Atomics.load(ctl, Ctl.MAX_RECORD);
   }
 
   /** Records wait for room in the ring: start no run until flush() has written them. */
@@ -77,7 +80,7 @@ export class OutcomeWriter {
   }
 
   #write(kind: number, ref: number, bytes: Uint8Array | null, micros: number): boolean {
-    if (bytes === null || bytes.byteLength <= CHANNEL_SIZES.maxRecordBytes) return this.#ring.write(kind, ref, micros, bytes);
+    if (bytes === null || bytes.byteLength <= this.#maxRecordBytes) return this.#ring.write(kind, ref, micros, bytes);
     if (!this.#ring.write(kind | BIG, ref, micros, null)) return false;
     // Posted when its record is written, not before: the main thread takes port messages in the order of BIG records.
     const copy = new ArrayBuffer(bytes.byteLength);

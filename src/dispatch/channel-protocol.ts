@@ -10,8 +10,12 @@
 //   - A record's header is (length, kind, slot word, conn word) in both directions: the slot word
 //     is a ref (0 for records without one), the conn word a connection or session number — or,
 //     in an outcome, the handler's run time in µs.
-//   - `states[slot]` is written QUEUED (0) by the main thread before the request is published,
-//     and the ref by the worker when the handler starts: only the worker writes STARTED.
+//   - `states[slot]` is written −ref (queued, for that ref) by the main thread before the request
+//     is published. The worker starts a request by compare-exchanging −ref → ref (STARTED); the
+//     main thread may revoke a request not yet started by compare-exchanging −ref → REVOKED. One
+//     of the two wins: a revoked request never runs here (the worker drops it, no outcome), and a
+//     started one is never revoked. A stale queue entry (its slot reused) finds another −ref and is
+//     dropped too.
 //
 //   control  Int32Array: ring positions, doorbells and sleep flags, progress counters, thread id
 //   states   Int32Array: per slot, 0 (queued) or the ref of the request that started there
@@ -58,6 +62,8 @@ export const Ctl = {
   OS_TID: 17,
   /** The last PING the worker's loop answered (the watchdog's liveness check of the thread's event loop). */
   PONG: 18,
+  /** The channel's largest ring record payload (ChannelSizes.maxRecordBytes), written at allocation: both sides read it here. */
+  MAX_RECORD: 19,
 } as const;
 const CONTROL_WORDS = 32;
 
@@ -124,8 +130,13 @@ export function nextGeneration(generation: number): number {
   return next === 0 ? 1 : next;
 }
 
-/** `states[slot]` of a request written and not started yet. */
-export const QUEUED = 0;
+/** `states[slot]` of a request written and not started: the negated ref. */
+export function queuedState(ref: number): number {
+  return -ref;
+}
+
+/** `states[slot]` of a request the main thread took back before it started (or a free slot). */
+export const REVOKED = 0;
 
 /**
  * Longest wait of either side without looking at its ring, wake or no wake: the safety net under
@@ -164,8 +175,12 @@ export interface ChannelBuffers {
 
 export function allocateChannel(sizes: ChannelSizes = CHANNEL_SIZES): ChannelBuffers {
   if (sizes.slots > 1 << SLOT_BITS) throw new RangeError(`a channel has at most ${1 << SLOT_BITS} slots`);
+  // A record must always fit an empty ring, or its writer would wait for room for ever.
+  if (sizes.maxRecordBytes > sizes.ringBytes / 4) throw new RangeError('a channel record must be at most a quarter of its ring');
+  const control = new SharedArrayBuffer(CONTROL_WORDS * 4);
+  new Int32Array(control)[Ctl.MAX_RECORD] = sizes.maxRecordBytes;
   return {
-    control: new SharedArrayBuffer(CONTROL_WORDS * 4),
+    control,
     states: new SharedArrayBuffer(sizes.slots * 4),
     started: new SharedArrayBuffer(sizes.slots * 8),
     meters: new SharedArrayBuffer(METERS * 8),

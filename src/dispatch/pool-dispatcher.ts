@@ -306,6 +306,7 @@ export class PoolDispatcher implements Dispatcher {
     if (this.#closing) return;
     if (this.#unusable !== null) this.#failWaiting(this.#unusable);
     for (const channel of this.#channels) if (channel.open && channel.hasReplies) this.#drain(channel);
+    this.#scheduler.steal(this.#channels, Date.now);
     this.#scheduler.serve(this.#channels);
     for (const channel of this.#channels) if (channel.open) channel.publish();
     if (this.#waiters.size > 0 && this.hasCapacity()) this.#wakeWaiters();

@@ -16,7 +16,10 @@
 // slot. An ordered connection with requests outstanding sends only to its own channel (if that is
 // full it parks there; it never spills elsewhere). A connection with an inline run outstanding
 // (inline-lane.ts) sends nothing to the pool until it ends. No channel with room is passed over
-// while a request that may go there waits: serve() stops only when no channel takes the next one.
+// while a request that may go there waits: serve() stops only when no channel takes the next one,
+// and steal() takes requests back from a worker held by a long run when another has none queued.
+// A request taken back never ran (the worker's start and the revoke are one compare-exchange) and
+// rejoins its connection's pending requests in order, ahead of its later ones.
 
 import type { RequestSink } from './dispatcher.js';
 import { Fifo } from './fifo.js';
@@ -36,6 +39,8 @@ const URGENT_BELOW_MS = 0.1;
 const URGENT_QUEUE = 1024;
 /** Heavy load is compared first; among equally loaded channels the one with fewer queued wins (a tie-breaker far below any real cost). */
 const QUEUED_TIE_BREAK_MS = 1e-6;
+/** A run that has held its worker this long lets another worker with nothing queued take the requests waiting behind it. */
+const STEAL_AFTER_MS = 1;
 /** For urgent requests the count comes first; heavy work (ms) breaks ties (far below one request). */
 const URGENT_WORK_TIE_BREAK = 1e-6;
 
@@ -145,6 +150,40 @@ export class Scheduler {
     this.#serveLane(this.#urgentLane, true, channels);
     this.#serveLane(this.#heavyLane, false, channels);
     if (!this.#urgentLane.empty) this.#serveLane(this.#urgentLane, true, channels); // connections whose next request turned out cheap
+  }
+
+  /**
+   * Moves requests that wait behind a run older than STEAL_AFTER_MS to an open channel with
+   * nothing queued: they are taken back (only those not started) and served again. An ordered
+   * connection's requests move only if none of them has started there (they must stay in order).
+   * `now`: Date.now(). True if anything moved (serve() then places it).
+   */
+  steal(channels: readonly Channel[], now: () => number): boolean {
+    if (!channels.some((c) => c.accepting && c.queued === 0)) return false;
+    let moved = false;
+    let at = 0;
+    for (const channel of channels) {
+      if (!channel.open) continue;
+      const since = channel.runningSince;
+      if (since === 0 || (at ||= now()) - since < STEAL_AFTER_MS) continue;
+      const byConn = new Map<ConnQueue, Entry[]>();
+      for (const entry of channel.waitingEntries()) {
+        let list = byConn.get(entry.conn);
+        if (list === undefined) byConn.set(entry.conn, (list = []));
+        list.push(entry);
+      }
+      for (const [conn, list] of byConn) {
+        if (conn.sink.closed || (this.#ordered && list.length !== conn.outstanding)) continue;
+        list.sort((a, b) => a.seq - b.seq);
+        const revoked = channel.revoke(list);
+        if (revoked === 0) continue;
+        conn.outstanding -= revoked;
+        if (conn.outstanding === 0) conn.channel = null;
+        this.putBack(conn, list.slice(list.length - revoked)); // still bound if some started: back to the same channel, in order
+        moved = true;
+      }
+    }
+    return moved;
   }
 
   /** Connections parked on channel `index` may try again. */

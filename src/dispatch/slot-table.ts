@@ -3,10 +3,11 @@
 //
 // Invariant: a slot is freed once, by the first outcome carrying its current ref (slot and
 // generation) — or by takeAll() after the worker is gone. An outcome with a stale ref finds
-// nothing. The main thread writes QUEUED before a request is published; only the worker writes a
-// ref there (STARTED), so `started(entry)` is true exactly when the worker began that request.
+// nothing. The main thread writes −ref (queued) before a request is published; only the worker
+// writes the ref there (STARTED), so `started(entry)` is true exactly when the worker began that
+// request; revoke() takes back one not started (compare-exchange, so exactly one side wins).
 
-import { QUEUED, nextGeneration, refOf, slotOf } from './channel-protocol.js';
+import { REVOKED, nextGeneration, queuedState, refOf, slotOf } from './channel-protocol.js';
 
 /** What a channel knows of a request it carries. */
 export interface SlotEntry<C> {
@@ -50,7 +51,7 @@ export class SlotTable<C> {
     return this.#free.length === 0;
   }
 
-  /** Gives `entry` a slot (its next generation) and marks it QUEUED; returns its ref, or 0 when full. */
+  /** Gives `entry` a slot (its next generation) and marks it queued; returns its ref, or 0 when full. */
   take(entry: SlotEntry<C>): number {
     const slot = this.#free.pop();
     if (slot === undefined) return 0;
@@ -58,7 +59,7 @@ export class SlotTable<C> {
     const ref = refOf(slot, generation);
     entry.ref = ref;
     this.#entries[slot] = entry;
-    Atomics.store(this.#states, slot, QUEUED);
+    Atomics.store(this.#states, slot, queuedState(ref));
     this.#used++;
     return ref;
   }
@@ -78,6 +79,22 @@ export class SlotTable<C> {
     this.#free.push(slot);
     this.#used--;
     return entry;
+  }
+
+  /**
+   * Takes back a request the worker has not started: true (and its slot is freed) if it never
+   * will; false if the worker started it first.
+   */
+  revoke(entry: SlotEntry<C>): boolean {
+    const slot = slotOf(entry.ref);
+    if (Atomics.compareExchange(this.#states, slot, queuedState(entry.ref), REVOKED) !== queuedState(entry.ref)) return false;
+    this.free(entry.ref);
+    return true;
+  }
+
+  /** Whether this entry's request waits to start (neither started nor revoked). */
+  waiting(entry: SlotEntry<C>): boolean {
+    return Atomics.load(this.#states, slotOf(entry.ref)) === queuedState(entry.ref);
   }
 
   /** Whether the worker has started this entry's request. */

@@ -190,6 +190,39 @@ export class WorkerChannel<C> {
     return true;
   }
 
+  /**
+   * Takes back requests not started yet, last first, so that what is taken back is always a tail
+   * of `entries` (a connection's requests in order): it stops at the first one the worker has
+   * started. Returns how many were taken back; their slots are freed.
+   */
+  revoke(entries: ReadonlyArray<SlotEntry<C>>): number {
+    let revoked = 0;
+    for (let i = entries.length - 1; i >= 0; i--) {
+      const entry = entries[i]!;
+      if (!this.#slots.revoke(entry)) break;
+      this.#sent--;
+      this.#account(entry);
+      entry.ref = 0;
+      revoked++;
+    }
+    return revoked;
+  }
+
+  /** Epoch ms at which the synchronous run now holding the worker began, or 0 if none runs. */
+  get runningSince(): number {
+    const ref = Atomics.load(this.#ctl, Ctl.RUNNING);
+    if (ref === 0) return 0;
+    const entry = this.#slots.entry(ref);
+    return entry === undefined ? 0 : this.#slots.startedAt(entry);
+  }
+
+  /** The requests written here that wait to start (not started, not revoked). */
+  waitingEntries(): Array<SlotEntry<C>> {
+    const waiting: Array<SlotEntry<C>> = [];
+    for (const entry of this.#slots.outstanding()) if (!entry.abandoned && this.#slots.waiting(entry)) waiting.push(entry);
+    return waiting;
+  }
+
   /** Tells the worker that request `entry`'s handler is no longer awaited (watchdog): its connection may go on. */
   abandon(entry: SlotEntry<C>): void {
     entry.abandoned = true;
