@@ -33,13 +33,13 @@
 // The channel is small (a 4 KiB ring each way, 16 slots, 512-byte records) so that rings and slots
 // fill. Two properties: replies that cannot fill the reply ring (16 slots × ≤ ~100-byte records;
 // big replies are transferred), and replies up to half the ring, which fill it (the worker's
-// full-ring backpressure). Replies never lie between half the ring and 64 KiB: the worker does not
-// know this channel's record size (the second of 'defects found' below).
+// full-ring backpressure). (Until d23f9e3 replies could not lie between half the ring and 64 KiB:
+// the worker did not know this channel's record size — now in its control words.)
 //
 // Bounded: SOCKSERV_MODEL_RUNS runs per property (default 100), a fixed seed (SOCKSERV_MODEL_SEED;
 // fast-check prints seed and path on failure, replay with SOCKSERV_MODEL_SEED=… and
 // SOCKSERV_MODEL_PATH=…). `npm run soak:model` runs many more with a fresh seed.
-// At the end of this file: the defects found (failing tests until fixed), and the shrunk
+// At the end of this file: the defects the model found (regression tests now), and the shrunk
 // counterexamples the model produced, kept as plain tests.
 
 import { performance } from 'node:perf_hooks';
@@ -967,7 +967,7 @@ test(`the channel model holds with the reply ring under pressure (${RUNS} runs, 
 const submit = (conn: number, mode: Mode, replyBytes = 16, more: Partial<SubmitSpec> = {}): Cmd =>
   new Submit({ conn, mode, urgent: false, padding: 0, replyBytes, ...more });
 
-describe('defects found (the first fixed since, by ec8731d; the other two fail until fixed)', () => {
+describe('defects the model found, now regression tests (fixed in ec8731d and d23f9e3)', () => {
   // Shrunk from the pressure property. q0's and q2's replies (816 + 1640 bytes of records) sit in
   // the reply ring, not yet read; q1's async reply (a 1640-byte record) settles and finds no room,
   // so the worker's OutcomeWriter keeps it. The main thread then reads q0 and q2: there is room,

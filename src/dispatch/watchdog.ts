@@ -22,7 +22,7 @@ const SCANS_PER_TIMEOUT = 4;
 const MIN_SCAN_MS = 5;
 const MAX_SCAN_MS = 1000;
 /** killedFor when the worker was stopped because its event loop stopped turning, not for one request. */
-export const STALLED = -1;
+const STALLED = -1;
 
 export interface WatchdogActions<C> {
   /** The open channels to scan. */
