@@ -111,8 +111,9 @@ async function importHandler(ref: HandlerRef): Promise<AnyHandlerClass> {
     }
     mod = (await import(ref.url)) as Record<string, unknown>;
   } catch (cause) {
-    const where = (await syntaxErrorLocation(ref.url, cause)) ?? describeLoadError(cause);
-    throw new SockservError(ErrorCodes.HANDLER_LOAD, `cannot load handler module ${ref.url}: ${where}`, { cause });
+    // A missing file is said so: Node's own message names the importer, sockserv's handler-module.js.
+    const where = isMissingFile(ref.url) ? 'no such file' : ((await syntaxErrorLocation(ref.url, cause)) ?? describeLoadError(cause));
+    throw new SockservError(ErrorCodes.HANDLER_LOAD, `cannot load handler module ${displayPath(ref.url)}: ${where}`, { cause });
   }
   const candidate = mod[ref.exportName];
   if (typeof candidate !== 'function') {
@@ -145,6 +146,15 @@ export function checkHandlerClass(candidate: unknown, where: string): asserts ca
     ErrorCodes.HANDLER_INVALID,
     `${what}: declare it \`class ${name} extends BaseRequestHandler\` (one instance per request), StreamRequestHandler (per connection) or DatagramRequestHandler (UDP), imported from 'sockserv'`,
   );
+}
+
+/** Whether `url` is a file: URL naming no file. */
+function isMissingFile(url: string): boolean {
+  try {
+    return url.startsWith('file:') && !existsSync(fileURLToPath(url));
+  } catch {
+    return false;
+  }
 }
 
 /** A module URL as people read it: the path of a file: URL, any other URL as it is. */

@@ -69,10 +69,10 @@ describe('sockserv serve', () => {
     ['--framing nope', ['serve', fixture('upper'), '--framing', 'nope'], /framing/],
     ['--framing delimiter:zz', ['serve', fixture('upper'), '--framing', 'delimiter:zz'], /delimiter/],
     ['an unknown command', ['frobnicate'], /frobnicate/],
-  ])('%s exits 2 with a message on stderr', async (_what, args, message) => {
+  ])('%s exits 2 with a one-line message on stderr', async (_what, args, message) => {
     const cli = new Cli(args);
     expect(await cli.exit()).toBe(2);
-    expect(cli.stderr).toMatch(/^sockserv: /);
+    expect(cli.stderr).toMatch(/^sockserv( serve)?: [^\n]+\n$/);
     expect(cli.stderr).toMatch(message);
     expect(cli.stdout).not.toMatch(/listening/);
   });
