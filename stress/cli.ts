@@ -1,7 +1,7 @@
 // Owns `sockserv stress`: parses the command line into StressOptions, refuses non-loopback targets
-// unless --allow-remote, runs the load with a live progress line on a terminal, prints the report
-// (or JSON) and turns the result into an exit code: 0 ok, 1 errors or a missed threshold, 2 bad
-// arguments (UsageError, printed by main.ts).
+// unless --allow-remote, runs the load showing its header and a progress line a second on stderr
+// (progress.ts), prints the report (or JSON) on stdout and turns the result into an exit code: 0
+// ok, 1 errors or a missed threshold, 2 bad arguments (UsageError, printed by main.ts).
 
 import { readFile } from 'node:fs/promises';
 import { type CommandSpec, type OptionValues, commandHelp, parseCommand } from '../src/cli/args.js';
@@ -9,7 +9,7 @@ import { UsageError, parseCount } from '../src/cli/usage-error.js';
 import { parseMixFile, parseMixSpec } from './mix-spec.js';
 import { type MixEntry, STRESS_DEFAULTS, type StressFraming, type StressOptions, resolveStressOptions } from './options.js';
 import { ProgressLine } from './progress.js';
-import { formatErrors, formatJson, formatReport } from './report.js';
+import { type ReportContext, formatErrors, formatHeader, formatJson, formatReport } from './report.js';
 import { runStress } from './run.js';
 import { checkTargetHost, parseTarget } from './target.js';
 
@@ -83,39 +83,34 @@ export async function stress(argv: string[]): Promise<number> {
     return 0;
   }
   const run = await checkStressArgs(parsed.values, parsed.positionals);
+  const { options } = run;
+  const context: ReportContext = {
+    target: run.target,
+    connections: options.connections,
+    pipeline: options.pipeline,
+    framing: options.framing,
+    payloadBytes: options.payload.length,
+    rate: options.rate,
+    warmupSec: options.warmupSec,
+    mixKinds: options.mix?.length,
+    newConnection: options.newConnection,
+  };
+  // stderr shows the run as it goes (also when stdout is piped to a file); stdout gets the report.
   const progress = new ProgressLine(process.stderr);
+  progress.header(formatHeader(context));
   const controller = new AbortController();
   const interrupt = () => controller.abort();
   process.once('SIGINT', interrupt);
   process.once('SIGTERM', interrupt);
   let result;
   try {
-    result = await runStress({
-      ...run.options,
-      signal: controller.signal,
-      ...(progress.enabled ? { onProgress: progress.update } : {}),
-    });
+    result = await runStress({ ...options, signal: controller.signal, onProgress: progress.update });
   } finally {
     process.off('SIGINT', interrupt);
     process.off('SIGTERM', interrupt);
     progress.clear();
   }
-  const { options } = run;
-  process.stdout.write(
-    run.json
-      ? formatJson(result)
-      : formatReport(result, {
-          target: run.target,
-          connections: options.connections,
-          pipeline: options.pipeline,
-          framing: options.framing,
-          payloadBytes: options.payload.length,
-          rate: options.rate,
-          warmupSec: options.warmupSec,
-          mixKinds: options.mix?.length,
-          newConnection: options.newConnection,
-        }),
-  );
+  process.stdout.write(run.json ? formatJson(result) : formatReport(result, context));
   const failures: string[] = [];
   if (controller.signal.aborted) failures.push('interrupted before the end of the run');
   const e = result.errors;
