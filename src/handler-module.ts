@@ -2,13 +2,15 @@
 // thread and cached, so every later request reaches its class with one Map lookup. TypeScript
 // handler modules (.ts, .mts, .cts) load as written: the first one a thread imports registers
 // tsx's ESM hook in that thread (main thread or worker), and never before — .js handlers pay
-// nothing. A module that fails to load becomes ERR_HANDLER_LOAD naming its file, line and message.
+// nothing. A module that fails to load becomes ERR_HANDLER_LOAD naming its file, line and message;
+// an export that is not a handler class (checkHandlerClass) is ERR_HANDLER_INVALID, at load, not
+// at the first request.
 
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { ErrorCodes, SockservError } from './errors.js';
-import type { AnyHandlerClass } from './handler.js';
+import { type AnyHandlerClass, HandlerBase } from './handler.js';
 
 /** Where a handler lives: a file URL (or absolute path) and the export holding the class. */
 export interface HandlerRef {
@@ -109,18 +111,55 @@ async function importHandler(ref: HandlerRef): Promise<AnyHandlerClass> {
     }
     mod = (await import(ref.url)) as Record<string, unknown>;
   } catch (cause) {
-    const where = (await syntaxErrorLocation(ref.url, cause)) ?? describeLoadError(cause);
-    throw new SockservError(ErrorCodes.HANDLER_LOAD, `cannot load handler module ${ref.url}: ${where}`, { cause });
+    // A missing file is said so: Node's own message names the importer, sockserv's handler-module.js.
+    const where = isMissingFile(ref.url) ? 'no such file' : ((await syntaxErrorLocation(ref.url, cause)) ?? describeLoadError(cause));
+    throw new SockservError(ErrorCodes.HANDLER_LOAD, `cannot load handler module ${displayPath(ref.url)}: ${where}`, { cause });
   }
   const candidate = mod[ref.exportName];
-  if (!isHandlerClass(candidate)) {
+  if (typeof candidate !== 'function') {
     const exported = Object.keys(mod).join(', ') || 'nothing';
     throw new SockservError(
       ErrorCodes.HANDLER_INVALID,
-      `${ref.url} export "${ref.exportName}" is not a handler class with a handle() method (it exports: ${exported})`,
+      `${displayPath(ref.url)} export "${ref.exportName}" is not a handler class (it exports: ${exported})`,
     );
   }
+  checkHandlerClass(candidate, `export "${ref.exportName}" of ${displayPath(ref.url)}`);
   return candidate;
+}
+
+/**
+ * Throws ERR_HANDLER_INVALID unless `candidate` is a handler class: one that extends
+ * BaseRequestHandler, StreamRequestHandler or DatagramRequestHandler, or has setup(), handle()
+ * and finish() of its own (a class from a second copy of sockserv, say). Without this check a
+ * class that forgot its `extends` loaded, the server listened, and every request failed with
+ * "handler.setup is not a function". `where` says where the class came from, for the message.
+ */
+export function checkHandlerClass(candidate: unknown, where: string): asserts candidate is AnyHandlerClass {
+  const prototype = typeof candidate === 'function' ? (candidate.prototype as Record<string, unknown> | undefined) : undefined;
+  if (prototype instanceof HandlerBase) return;
+  const missing = ['setup', 'handle', 'finish'].filter((method) => typeof prototype?.[method] !== 'function');
+  if (prototype !== undefined && missing.length === 0) return;
+  const own = typeof candidate === 'function' ? candidate.name : '';
+  const name = own === '' || own === 'default' ? 'Handler' : own; // `export default class {}` is named "default"
+  const what = prototype === undefined ? `${where} is not a class` : `class ${name} (${where}) does not extend a sockserv handler class`;
+  throw new SockservError(
+    ErrorCodes.HANDLER_INVALID,
+    `${what}: declare it \`class ${name} extends BaseRequestHandler\` (one instance per request), StreamRequestHandler (per connection) or DatagramRequestHandler (UDP), imported from 'sockserv'`,
+  );
+}
+
+/** Whether `url` is a file: URL naming no file. */
+function isMissingFile(url: string): boolean {
+  try {
+    return url.startsWith('file:') && !existsSync(fileURLToPath(url));
+  } catch {
+    return false;
+  }
+}
+
+/** A module URL as people read it: the path of a file: URL, any other URL as it is. */
+function displayPath(url: string): string {
+  return url.startsWith('file:') ? asPath(url) : url;
 }
 
 /** The nearest `name` in `dir` or a directory above it. */
@@ -132,10 +171,6 @@ function nearestFile(dir: string, name: string): string | undefined {
     if (parent === dir) return undefined;
     dir = parent;
   }
-}
-
-function isHandlerClass(candidate: unknown): candidate is AnyHandlerClass {
-  return typeof candidate === 'function' && typeof (candidate.prototype as { handle?: unknown } | undefined)?.handle === 'function';
 }
 
 /**

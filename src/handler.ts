@@ -62,8 +62,12 @@ export abstract class HandlerBase<TRequest> {
   finish(): void | Promise<void> {}
 }
 
-/** Where a handler's written reply chunks are kept; internal, read by the runner. */
-export const kReplyChunks = Symbol('sockserv.replyChunks');
+/**
+ * Where a handler's written reply chunks are kept; internal, read by the runner. A registered
+ * symbol (Symbol.for), so that a handler class from a second copy of sockserv — a nested install,
+ * say — writes where this copy's runner reads.
+ */
+export const kReplyChunks = Symbol.for('sockserv.replyChunks');
 
 /** One instance per framed request. Reply with write() or by returning bytes or text from handle(). */
 export class BaseRequestHandler extends HandlerBase<Buffer> {

@@ -55,7 +55,8 @@ async function finishAsync(
 function collectReply(handler: InstanceType<HandlerClass>, result: HandlerResult): Reply {
   const chunks = handler[kReplyChunks];
   const returned = typeof result === 'string' || result instanceof Uint8Array;
-  if (chunks === null) return returned ? replyBytes(result) : null; // the common case: no array
+  // The common case: no array (undefined for a class with handler methods of its own, not extending BaseRequestHandler).
+  if (chunks == null) return returned ? replyBytes(result) : null;
   if (returned) chunks.push(result);
   if (chunks.length === 1) return replyBytes(chunks[0]!);
   return Buffer.concat(chunks.map(replyBytes));

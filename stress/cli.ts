@@ -1,46 +1,72 @@
 // Owns `sockserv stress`: parses the command line into StressOptions, refuses non-loopback targets
-// unless --allow-remote, runs the load with a live progress line on a terminal, prints the report
-// (or JSON) and turns the result into an exit code: 0 ok, 1 errors or a missed threshold, 2 bad
-// arguments (UsageError, printed by main.ts).
+// unless --allow-remote, runs the load showing its header and a progress line a second on stderr
+// (progress.ts), prints the report (or JSON) on stdout and turns the result into an exit code: 0
+// ok, 1 errors or a missed threshold, 2 bad arguments (UsageError, printed by main.ts).
 
 import { readFile } from 'node:fs/promises';
-import { parseArgs } from 'node:util';
+import { type CommandSpec, type OptionValues, commandHelp, parseCommand } from '../src/cli/args.js';
 import { UsageError, parseCount } from '../src/cli/usage-error.js';
 import { parseMixFile, parseMixSpec } from './mix-spec.js';
 import { type MixEntry, STRESS_DEFAULTS, type StressFraming, type StressOptions, resolveStressOptions } from './options.js';
 import { ProgressLine } from './progress.js';
-import { formatErrors, formatJson, formatReport } from './report.js';
+import { type ReportContext, formatErrors, formatHeader, formatJson, formatReport } from './report.js';
 import { runStress } from './run.js';
 import { checkTargetHost, parseTarget } from './target.js';
 
-export const STRESS_USAGE = `usage: sockserv stress HOST:PORT [--connections C] [--requests N | --duration S]
-         [--pipeline P] [--payload TEXT | --payload-file F | --mix SPEC | --mix-file F]
-         [--framing line|length|raw|resp] [--new-connection] [--rate R] [--warmup S]
-         [--timeout MS] [--json] [--max-p99 MS] [--min-rps R] [--allow-remote]
-  Load-tests a framed TCP server: C connections (default ${STRESS_DEFAULTS.connections}), P requests outstanding on
-  each (default ${STRESS_DEFAULTS.pipeline}), for N requests in total or S seconds (default ${STRESS_DEFAULTS.durationSec}). Reports throughput,
-  latency p50/p90/p99/p99.9/max, errors by kind, bytes and a per-second timeline; --json
-  prints the result as JSON on stdout instead. The payload defaults to "ping".
-  --framing line (default): payload + "\\n"; a reply ends at "\\n".
-            length: 32-bit big-endian length prefix, both ways.
-            raw: the payload is sent as is, and every payload-length bytes received count
-            as one reply (the rule of an echo server).
-            resp: the payload's words as a RESP array of bulk strings ("GET k"); a reply is
-            one RESP value (an -ERR reply counts as a reply).
-  --mix 'PING:99,HASH x:1'  a mixed load: PAYLOAD:WEIGHT, comma-separated; requests go in a
-            fixed weighted round-robin order (the same in every run), and the report adds
-            each kind's count, errors and latency.  --mix-file F: one "WEIGHT PAYLOAD" a line.
-  --new-connection  one request per connection: each of the C slots connects, sends one
-            request, reads its reply and closes, again and again; latency includes the
-            connect, and the report gives connections/s. Needs --pipeline 1.
-  --rate R  open loop: R requests/s in total on a fixed schedule; latency counts from each
-            request's intended send time, so a stalled server cannot hide (no coordinated
-            omission). P then caps what is outstanding per connection.
-  --warmup S  seconds of load before measuring.  --timeout MS  reply timeout (default ${STRESS_DEFAULTS.timeoutMs}).
-  Exit 0 on success; 1 on any error, no completed request, or a missed --max-p99 (ms) or
-  --min-rps; 2 on bad arguments. Only loopback targets (127.0.0.0/8, ::1, localhost) are
-  accepted unless --allow-remote is given: this tool generates load as fast as it can, and
-  aimed at the wrong address that is a denial-of-service attack, not a benchmark.`;
+/** `sockserv stress`: its options, from which the parser and --help are both made (src/cli/args.ts). */
+const STRESS = {
+  name: 'stress',
+  args: 'HOST:PORT',
+  about:
+    'Load-tests a framed TCP server: C connections, each keeping P requests outstanding, for N requests or S seconds. ' +
+    'Prints its header at once and a progress line every second on stderr, then the report on stdout: throughput, ' +
+    'latency p50/p90/p99/p99.9/max, errors by kind, bytes and a per-second timeline.',
+  options: {
+    connections: { type: 'string', short: 'c', value: 'C', default: STRESS_DEFAULTS.connections, group: 'Load', help: 'connections open at once' },
+    pipeline: { type: 'string', short: 'p', value: 'P', default: STRESS_DEFAULTS.pipeline, group: 'Load', help: 'requests outstanding on each connection (with --rate: at most)' },
+    requests: { type: 'string', short: 'n', value: 'N', group: 'Load', help: 'stop after N requests in total (instead of --duration)' },
+    duration: { type: 'string', short: 'd', value: 'S', default: STRESS_DEFAULTS.durationSec, group: 'Load', help: 'seconds to measure for' },
+    rate: {
+      type: 'string',
+      value: 'R',
+      group: 'Load',
+      help: "open loop: R requests/s in total on a fixed schedule; latency counts from each request's intended send time, so a stalled server cannot hide",
+    },
+    warmup: { type: 'string', value: 'S', default: STRESS_DEFAULTS.warmupSec, group: 'Load', help: 'seconds of load before measuring' },
+    'new-connection': {
+      type: 'boolean',
+      group: 'Load',
+      help: 'one request per connection: connect, send, read the reply, close, again; latency includes the connect, the report gives connections/s (needs --pipeline 1)',
+    },
+    payload: { type: 'string', value: 'TEXT', default: 'ping', group: 'Requests', help: 'the request body' },
+    'payload-file': { type: 'string', value: 'F', group: 'Requests', help: "the request body: the file's bytes" },
+    mix: {
+      type: 'string',
+      value: 'SPEC',
+      group: 'Requests',
+      help: "several kinds of request, 'PAYLOAD:WEIGHT,...', sent in a fixed weighted round-robin order; the report adds each kind's count, errors and latency",
+    },
+    'mix-file': { type: 'string', value: 'F', group: 'Requests', help: 'the same, one "WEIGHT PAYLOAD" a line' },
+    framing: { type: 'string', value: 'F', default: STRESS_DEFAULTS.framing, group: 'Requests', help: 'line, length, raw or resp: how requests and replies are framed, as below' },
+    timeout: { type: 'string', value: 'MS', default: STRESS_DEFAULTS.timeoutMs, group: 'Requests', help: 'how long a reply (or a connect) may take before it counts as an error' },
+    json: { type: 'boolean', group: 'Output', help: 'print the result as JSON on stdout instead of the report' },
+    'max-p99': { type: 'string', value: 'MS', group: 'Output', help: 'exit 1 if the p99 latency is above MS milliseconds' },
+    'min-rps': { type: 'string', value: 'R', group: 'Output', help: 'exit 1 if the throughput is below R requests/s' },
+    'allow-remote': { type: 'boolean', group: 'Output', help: 'aim at a target that is not a loopback address (see below)' },
+  },
+  notes: `Framing:
+  line    the payload + "\\n"; a reply ends at "\\n".
+  length  a 32-bit big-endian length prefix, both ways.
+  raw     the payload as is, and every payload-length bytes received count as one reply (the
+          rule of an echo server).
+  resp    the payload's words as a RESP array of bulk strings ("GET k"); a reply is one RESP value
+          (an -ERR reply counts as a reply).
+
+Exit status: 0 on success; 1 on any error, no completed request, or a missed --max-p99 or
+--min-rps; 2 on bad arguments. Only loopback targets (127.0.0.0/8, ::1, localhost) are accepted
+unless --allow-remote is given: this tool generates load as fast as it can, and aimed at the wrong
+address that is a denial-of-service attack, not a benchmark.`,
+} satisfies CommandSpec;
 
 interface CliRun {
   options: StressOptions;
@@ -51,44 +77,40 @@ interface CliRun {
 }
 
 export async function stress(argv: string[]): Promise<number> {
-  if (argv.includes('--help') || argv.includes('-h')) {
-    process.stdout.write(`${STRESS_USAGE}\n`);
+  const parsed = parseCommand(STRESS, argv);
+  if (parsed.help) {
+    process.stdout.write(commandHelp(STRESS));
     return 0;
   }
-  const run = await parseStressArgs(argv);
+  const run = await checkStressArgs(parsed.values, parsed.positionals);
+  const { options } = run;
+  const context: ReportContext = {
+    target: run.target,
+    connections: options.connections,
+    pipeline: options.pipeline,
+    framing: options.framing,
+    payloadBytes: options.payload.length,
+    rate: options.rate,
+    warmupSec: options.warmupSec,
+    mixKinds: options.mix?.length,
+    newConnection: options.newConnection,
+  };
+  // stderr shows the run as it goes (also when stdout is piped to a file); stdout gets the report.
   const progress = new ProgressLine(process.stderr);
+  progress.header(formatHeader(context));
   const controller = new AbortController();
   const interrupt = () => controller.abort();
   process.once('SIGINT', interrupt);
   process.once('SIGTERM', interrupt);
   let result;
   try {
-    result = await runStress({
-      ...run.options,
-      signal: controller.signal,
-      ...(progress.enabled ? { onProgress: progress.update } : {}),
-    });
+    result = await runStress({ ...options, signal: controller.signal, onProgress: progress.update });
   } finally {
     process.off('SIGINT', interrupt);
     process.off('SIGTERM', interrupt);
     progress.clear();
   }
-  const { options } = run;
-  process.stdout.write(
-    run.json
-      ? formatJson(result)
-      : formatReport(result, {
-          target: run.target,
-          connections: options.connections,
-          pipeline: options.pipeline,
-          framing: options.framing,
-          payloadBytes: options.payload.length,
-          rate: options.rate,
-          warmupSec: options.warmupSec,
-          mixKinds: options.mix?.length,
-          newConnection: options.newConnection,
-        }),
-  );
+  process.stdout.write(run.json ? formatJson(result) : formatReport(result, context));
   const failures: string[] = [];
   if (controller.signal.aborted) failures.push('interrupted before the end of the run');
   const e = result.errors;
@@ -107,37 +129,13 @@ export async function stress(argv: string[]): Promise<number> {
 
 /** Turns argv into a checked run, or throws UsageError. Resolves the host to check it is loopback. */
 export async function parseStressArgs(argv: string[]): Promise<CliRun> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      strict: true,
-      options: {
-        connections: { type: 'string', short: 'c' },
-        requests: { type: 'string', short: 'n' },
-        duration: { type: 'string', short: 'd' },
-        pipeline: { type: 'string', short: 'p' },
-        payload: { type: 'string' },
-        'payload-file': { type: 'string' },
-        mix: { type: 'string' },
-        'mix-file': { type: 'string' },
-        'new-connection': { type: 'boolean' },
-        framing: { type: 'string' },
-        rate: { type: 'string' },
-        warmup: { type: 'string' },
-        timeout: { type: 'string' },
-        json: { type: 'boolean' },
-        'max-p99': { type: 'string' },
-        'min-rps': { type: 'string' },
-        'allow-remote': { type: 'boolean' },
-      },
-    });
-  } catch (error) {
-    throw new UsageError((error as Error).message);
-  }
-  const { values, positionals } = parsed;
-  if (positionals.length !== 1) throw new UsageError('stress takes exactly one target, HOST:PORT');
+  const parsed = parseCommand(STRESS, argv);
+  if (parsed.help) throw new UsageError('--help describes no run');
+  return checkStressArgs(parsed.values, parsed.positionals);
+}
+
+async function checkStressArgs(values: OptionValues<(typeof STRESS)['options']>, positionals: string[]): Promise<CliRun> {
+  if (positionals.length !== 1) throw new UsageError('takes exactly one target, HOST:PORT');
   if (values.requests !== undefined && values.duration !== undefined) {
     throw new UsageError('--requests and --duration exclude each other');
   }

@@ -24,17 +24,21 @@ export function formatJson(result: StressResult): string {
   return `${JSON.stringify(result, null, 2)}\n`;
 }
 
-export function formatReport(result: StressResult, context: ReportContext): string {
-  const { latencyMs: l } = result;
+/** The report's first line, what the run measures: shown on stderr as the run starts, and atop the report. */
+export function formatHeader(context: ReportContext): string {
   const load =
     context.rate === undefined ? 'closed loop' : `open loop at ${count(context.rate)} req/s (latency from intended send time)`;
   const shape = context.newConnection
     ? `${context.connections} concurrent one-request connections`
     : `${context.connections} connections × pipeline ${context.pipeline}`;
   const body = context.mixKinds ? `a mix of ${context.mixKinds} kinds` : `${context.payloadBytes}-byte payload`;
+  return `sockserv stress ${context.target}: ${shape}, ${context.framing} framing, ${body}, ${load}` + (context.warmupSec ? `, ${context.warmupSec} s warmup` : '');
+}
+
+export function formatReport(result: StressResult, context: ReportContext): string {
+  const { latencyMs: l } = result;
   const lines = [
-    `sockserv stress ${context.target}: ${shape}, ${context.framing} framing, ${body}, ${load}` +
-      (context.warmupSec ? `, ${context.warmupSec} s warmup` : ''),
+    formatHeader(context),
     '',
     `  requests   ${count(result.requests)} in ${result.durationSec.toFixed(2)} s = ${count(Math.round(result.rps))} req/s` +
       (result.connectionsPerSec !== undefined

@@ -69,10 +69,10 @@ describe('sockserv serve', () => {
     ['--framing nope', ['serve', fixture('upper'), '--framing', 'nope'], /framing/],
     ['--framing delimiter:zz', ['serve', fixture('upper'), '--framing', 'delimiter:zz'], /delimiter/],
     ['an unknown command', ['frobnicate'], /frobnicate/],
-  ])('%s exits 2 with a message on stderr', async (_what, args, message) => {
+  ])('%s exits 2 with a one-line message on stderr', async (_what, args, message) => {
     const cli = new Cli(args);
     expect(await cli.exit()).toBe(2);
-    expect(cli.stderr).toMatch(/^sockserv: /);
+    expect(cli.stderr).toMatch(/^sockserv( serve)?: [^\n]+\n$/);
     expect(cli.stderr).toMatch(message);
     expect(cli.stdout).not.toMatch(/listening/);
   });
@@ -81,11 +81,13 @@ describe('sockserv serve', () => {
     ['a missing module', 'ERR_HANDLER_LOAD', 'does-not-exist'],
     ['a module that throws on import', 'ERR_HANDLER_LOAD', 'broken-import'],
     ['a module without a handler class', 'ERR_HANDLER_INVALID', 'not-a-class'],
+    ['a class that does not extend BaseRequestHandler', 'ERR_HANDLER_INVALID', 'not-extending'],
   ])('%s exits 1 with %s on stderr, pool or inline', async (_what, code, name) => {
     for (const flags of [['--workers', '1'], ['--inline']]) {
       const cli = new Cli(['serve', fixture(name), '--port', '0', ...flags]);
       expect(await cli.exit()).toBe(1);
       expect(cli.stderr).toContain(code);
+      expect(cli.stderr.trimEnd().split('\n')).toHaveLength(1); // one line, no stack
       expect(cli.stdout).toBe('');
     }
   });

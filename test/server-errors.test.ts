@@ -222,6 +222,7 @@ describe.each(KINDS)('%s', (_name, Server) => {
     ['a default export that is not a class', 'ERR_HANDLER_INVALID', 'not-a-class', {}],
     ['an export that is an object with handle()', 'ERR_HANDLER_INVALID', 'not-a-class', { exportName: 'handler' }],
     ['an export name the module lacks', 'ERR_HANDLER_INVALID', 'upper', { exportName: 'Nope' }],
+    ['a class that does not extend BaseRequestHandler', 'ERR_HANDLER_INVALID', 'not-extending', {}],
   ] as const)('%s: listen() rejects with %s and nothing listens', async (_what, code, handler, options) => {
     const server = registry.server(new Server({ host: '127.0.0.1', port: 0 }, fixture(handler), { workers: 2, logger: silentLogger, ...options }));
     await expect(server.listen()).rejects.toMatchObject({ code });
@@ -230,6 +231,16 @@ describe.each(KINDS)('%s', (_name, Server) => {
     await expect(server.listen()).rejects.toMatchObject({ code });
     await expect(server.serveForever()).rejects.toMatchObject({ code });
     await server.close();
+  });
+
+  test('a class that does not extend a handler class: the message names the class, its file, and what to extend', async () => {
+    const server = registry.server(new Server({ host: '127.0.0.1', port: 0 }, fixture('not-extending'), { workers: 2, logger: silentLogger }));
+    const error = (await server.listen().catch((e: unknown) => e)) as SockservError;
+    expect(error.code).toBe('ERR_HANDLER_INVALID');
+    expect(error.message).toContain('class Shout');
+    expect(error.message).toContain(fixture('not-extending'));
+    expect(error.message).toContain('extends BaseRequestHandler');
+    expect(error.message).not.toContain('\n');
   });
 
   test('a port already in use: listen() rejects with EADDRINUSE and close() settles', async () => {
@@ -301,6 +312,35 @@ describe('ThreadingTCPServer worker death', () => {
     const server = registry.server(new ThreadingTCPServer({ host: '127.0.0.1', port: 0 }, fixture('echo'), { pool, logger: silentLogger }));
     await expect(server.listen()).rejects.toMatchObject({ code: 'ERR_BAD_OPTION', message: expect.stringContaining('WorkerPool') });
     await server.close();
+  });
+});
+
+describe('TCPServer given a class', () => {
+  test('a class that does not extend a handler class: listen() rejects with ERR_HANDLER_INVALID naming it', async () => {
+    class Shout {
+      handle() {
+        return 'x';
+      }
+    }
+    const server = registry.server(new TCPServer({ host: '127.0.0.1', port: 0 }, Shout as never, { logger: silentLogger }));
+    await expect(server.listen()).rejects.toMatchObject({ code: 'ERR_HANDLER_INVALID', message: expect.stringMatching(/class Shout .*extends BaseRequestHandler/) });
+    await server.close();
+  });
+
+  test('a class with setup(), handle() and finish() of its own (another copy of sockserv, say) serves', async () => {
+    class Duck {
+      constructor(readonly request: Buffer) {}
+      setup() {}
+      handle() {
+        return `duck ${this.request.toString()}`;
+      }
+      finish() {}
+    }
+    const server = registry.server(new TCPServer({ host: '127.0.0.1', port: 0 }, Duck as never, { logger: silentLogger }));
+    const { port } = await server.listen();
+    const peer = await registry.peer(port);
+    peer.write('a\n');
+    expect(await peer.untilLines(1)).toEqual(['duck a']);
   });
 });
 

@@ -1,7 +1,7 @@
 // `sockserv stress` as a user runs it: the compiled CLI (npm run build first) in a child process
 // against servers this test starts on 127.0.0.1:0. Checks output formats and exit codes 0 / 1 / 2.
 
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -82,7 +82,32 @@ describe('sockserv stress', () => {
     expect(run.stdout).toMatch(/errors\s+none/);
     expect(run.stdout).toMatch(/bytes\s+sent 1000 B, received 1000 B/);
     expect(run.stdout).toMatch(/second\s+requests\s+p99 ms\s+errors/);
-    expect(run.stderr).toBe('');
+    // stderr: the header line the report starts with, at once, then a progress line a second (if the run lasts one).
+    const [header, ...progress] = run.stderr.replace(/\n$/, '').split('\n');
+    expect(header).toBe(run.stdout.split('\n')[0]);
+    for (const line of progress) expect(line).toMatch(/^\s+\d+ s {2}(measure|drain) /);
+  });
+
+  test('with stdout piped: the header on stderr at once, a progress line every second, the report on stdout at the end', async () => {
+    const child = spawn(process.execPath, [CLI, 'stress', `127.0.0.1:${echo}`, '-c', '2', '--duration', '2.5'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    // Each stderr line, and whether the report had begun when it came.
+    const stderr: Array<{ line: string; beforeReport: boolean }> = [];
+    child.stdout.setEncoding('utf8').on('data', (text: string) => (stdout += text));
+    child.stderr
+      .setEncoding('utf8')
+      .on('data', (text: string) => stderr.push(...text.split('\n').filter(Boolean).map((line) => ({ line, beforeReport: stdout === '' }))));
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/^sockserv stress 127\.0\.0\.1:\d+: 2 connections × pipeline 1, line framing, 4-byte payload, closed loop\n\n {2}requests /);
+    const [header, ...progress] = stderr;
+    expect(header).toEqual({ line: stdout.split('\n')[0], beforeReport: true });
+    // Plain lines (no terminal escapes), one for each second of the run, all before the report.
+    expect(progress.length).toBeGreaterThanOrEqual(2);
+    for (const { line, beforeReport } of progress) {
+      expect(line).toMatch(/^\s+\d+ s {2}(measure|drain) +[\d,]+ req\/s {2}p99 \S+( ms)? {2}in flight \d+ {2}conns \d+ {2}errors 0$/);
+      expect(beforeReport).toBe(true);
+    }
   });
 
   test('--payload-file with length framing', async () => {

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { type BaseServer, type SockservError, ThreadingTCPServer, silentLogger } from '../src/index.js';
-import { Cli, killAll } from './helpers/cli-process.js';
+import { Cli, ROOT, killAll } from './helpers/cli-process.js';
 import { Registry, waitUntil } from './helpers/net.js';
 
 const registry = new Registry();
@@ -20,10 +20,19 @@ const dirs: string[] = [];
 const children: ChildProcess[] = [];
 afterEach(async () => {
   killAll();
-  for (const child of children.splice(0)) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  for (const child of children.splice(0)) if (child.exitCode === null && child.signalCode === null) killGroup(child);
   await registry.cleanup();
   for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
 });
+
+/** SIGKILL to a child's process group when it leads one (spawned detached), else to the child. */
+function killGroup(child: ChildProcess): void {
+  try {
+    process.kill(-child.pid!, 'SIGKILL');
+  } catch {
+    child.kill('SIGKILL');
+  }
+}
 
 const fixtureUrl = (file: string) => new URL(`./fixtures/${file}`, import.meta.url);
 const fixturePath = (file: string) => fileURLToPath(fixtureUrl(file));
@@ -136,6 +145,32 @@ export default class Typo extends BaseRequestHandler {
     );
     const server = registry.server(new ThreadingTCPServer({ host: '127.0.0.1', port: 0 }, join(dir, 'typo.ts'), { workers: 1, logger: silentLogger }));
     expect(await ask((await server.listen()).port, ['x'])).toEqual(['typo not a number']);
+  });
+});
+
+describe('a server program run by tsx: the workers inherit its hooks and still serve', () => {
+  // tsx's CommonJS hook, which workers inherit through execArgv, once made piscina's require() of
+  // the worker entry a second, CommonJS copy of sockserv: every request failed.
+  test.each([
+    ['tsx tsx-server.ts', join(ROOT, 'node_modules/.bin/tsx'), ['tsx-server.ts']],
+    ['node --import tsx tsx-server.ts', process.execPath, ['--import', 'tsx', 'tsx-server.ts']],
+  ])('%s', async (_how, command, args) => {
+    const child = spawn(command, args, { cwd: fixturePath('.'), stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    children.push(child);
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (text: string) => (stdout += text));
+    child.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text));
+    const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+    await waitUntil(() => stdout.includes('\n') || child.exitCode !== null, 'the server listens');
+    const port = Number(/^listening on tcp:\/\/127\.0\.0\.1:(\d+)\n$/.exec(stdout)?.[1]);
+    expect({ port, stderr }).toEqual({ port: expect.any(Number), stderr: '' });
+    // Several connections, so that both workers answer.
+    const replies = await Promise.all(Array.from({ length: 4 }, (_, i) => ask(port, [`tsx ${i}`])));
+    expect(replies.flat()).toEqual(['TSX 0 (ts)', 'TSX 1 (ts)', 'TSX 2 (ts)', 'TSX 3 (ts)']);
+    process.kill(-child.pid!, 'SIGTERM'); // the group: tsx's CLI runs node as a child
+    expect(await exited).toBe(0);
+    expect(stderr).toBe('');
   });
 });
 

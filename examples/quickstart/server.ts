@@ -1,6 +1,6 @@
 // server.ts: the same handler from your own program; each pool worker imports handler.ts as it is.
-// Run it with `node --import tsx/esm server.ts` (tsx comes with sockserv; not tsx's own CLI, whose
-// CommonJS hooks, inherited by the pool's workers, load sockserv twice there). PORT overrides the port.
+// Run it with `npx tsx server.ts` (after `npm install -D tsx`), or with sockserv's own tsx:
+// `node --import sockserv/register server.ts`. PORT overrides the port.
 import { ThreadingTCPServer } from 'sockserv';
 
 const server = new ThreadingTCPServer(

@@ -1,50 +1,80 @@
 #!/usr/bin/env node
-// Owns the `sockserv` command: picks the subcommand, turns usage errors into exit code 2 and
-// startup failures into exit code 1 with one clear line.
+// Owns the `sockserv` command: picks the subcommand, prints the top-level help and version, and
+// turns what goes wrong into one line on stderr — usage errors exit 2, failures exit 1 (their
+// report: failure.ts). Each subcommand answers its own --help (args.ts).
 
-import { SockservError } from '../errors.js';
-import { SERVE_USAGE, serve } from './serve.js';
-import { STRESS_USAGE, stress } from '../../stress/cli.js';
+import { readFileSync } from 'node:fs';
+import { closest } from './args.js';
+import { failureReport } from './failure.js';
+import { serve } from './serve.js';
+import { stress } from '../../stress/cli.js';
 import { UsageError } from './usage-error.js';
 
 type Command = (argv: string[]) => Promise<number>;
 
-const COMMANDS: Record<string, Command> = {
-  serve,
-  stress,
+const COMMANDS: Record<string, { run: Command; about: string }> = {
+  serve: { run: serve, about: 'serve a handler module over TCP, UDP or a Unix socket, on a worker pool' },
+  stress: { run: stress, about: 'load-test a server: throughput, latency percentiles, errors' },
 };
 
-const USAGE = `sockserv — Python's socketserver for Node.js, on every core
+const USAGE = `usage: sockserv <command> [options]
 
-${SERVE_USAGE}
+Python's socketserver for Node.js, on every core.
 
-${STRESS_USAGE}
+Commands:
+${Object.entries(COMMANDS)
+  .map(([name, { about }]) => `  ${name.padEnd(8)}${about}`)
+  .join('\n')}
+
+Run sockserv <command> --help for a command's options.
+
+  -h, --help      this help
+  -v, --version   sockserv's version
 `;
 
 async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
-  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
-    process.stdout.write(USAGE);
-    return name === undefined ? 2 : 0;
+  if (name === undefined) {
+    process.stderr.write(USAGE);
+    return 2;
   }
-  const command = COMMANDS[name];
-  if (!command) throw new UsageError(`unknown command "${name}"`);
-  return command(rest);
+  if (name === '--help' || name === '-h' || (name === 'help' && rest.length === 0)) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  if (name === '--version' || name === '-v') {
+    process.stdout.write(`${version()}\n`);
+    return 0;
+  }
+  if (name === 'help') return command(rest[0]!).run(['--help']);
+  return command(name).run(rest);
 }
 
-main(process.argv.slice(2)).then(
+function command(name: string): { run: Command } {
+  const found = COMMANDS[name];
+  if (found) return found;
+  const guess = closest(name, Object.keys(COMMANDS));
+  throw new UsageError(`unknown command ${name} (${guess === undefined ? 'sockserv --help lists the commands' : `did you mean ${guess}?`})`);
+}
+
+/** The version in sockserv's package.json (dist/src/cli/main.js → the package root). */
+function version(): string {
+  return (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+}
+
+const argv = process.argv.slice(2);
+main(argv).then(
   (code) => {
     process.exitCode = code;
   },
   (error: unknown) => {
     if (error instanceof UsageError) {
-      process.stderr.write(`sockserv: ${error.message}\n\n${USAGE}`);
+      // Prefixed with the command it is about: `sockserv serve: unknown option --prot (did you mean --port?)`.
+      const about = argv[0] !== undefined && argv[0] in COMMANDS ? ` ${argv[0]}` : '';
+      process.stderr.write(`sockserv${about}: ${error.message}\n`);
       process.exitCode = 2;
-    } else if (error instanceof SockservError) {
-      process.stderr.write(`sockserv: ${error.code}: ${error.message}\n`);
-      process.exitCode = 1;
     } else {
-      process.stderr.write(`sockserv: ${(error as Error)?.stack ?? String(error)}\n`);
+      process.stderr.write(failureReport(error, false));
       process.exitCode = 1;
     }
   },

@@ -8,7 +8,6 @@
 
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import type { FramingSpec } from '../framing/index.js';
 import { resolveFraming } from '../framing/index.js';
 import { type HealthOptions, markNotReady, serveHealth } from '../metrics/health.js';
@@ -18,33 +17,138 @@ import { coreOf } from '../server/core.js';
 import { TCPServer, ThreadingTCPServer } from '../server/tcp-server.js';
 import { ThreadingUDPServer, UDPServer } from '../server/udp-server.js';
 import { ThreadingUnixStreamServer, UnixStreamServer } from '../server/unix-server.js';
+import { DEFAULTS } from '../options.js';
+import { type CommandSpec, type OptionValues, commandHelp, parseCommand } from './args.js';
 import { serveProcesses, threadsPerProcess } from './cluster.js';
-import { createCliLogger, parseLogLevel } from './log.js';
+import { failureReport } from './failure.js';
+import { type LogLevel, createCliLogger, parseLogLevel } from './log.js';
 import { UsageError, parseCount } from './usage-error.js';
 
-export const SERVE_USAGE = `usage: sockserv serve <handler-module> [--export NAME] [--host H] [--port P]
-         [--udp | --unix PATH] [--framing raw|line|length|resp|delimiter:HEX]
-         [--workers N | --inline] [--inline-below-micros US] [--max-frame-bytes N] [--shutdown-timeout MS]
-         [--max-client-memory BYTES]
-         [--tls-cert FILE --tls-key FILE] [--log-level trace|debug|info|warn|error|silent]
-         [--metrics-port N [--metrics-host H]] [--health-port N [--health-host H]]
-         [--drain-delay MS] [--processes N] [--proxy-protocol]
-  <handler-module> may be .js, .mjs, .cjs, or TypeScript as written (.ts in a "type": "module"
-  package, .mts): sockserv compiles it with tsx as it loads.
-  Logs are JSON lines on stderr (readable lines on a terminal), at --log-level (default info).
-  --metrics-port serves Prometheus metrics on http://H:N/metrics (H defaults to 127.0.0.1), and
-  /livez and /readyz. --health-port serves only /livez (200 while the process answers) and
-  /readyz (200 while listening; 503 before, and from the moment SIGTERM starts the drain).
-  --drain-delay MS: on SIGTERM/SIGINT, /readyz turns 503 at once but the server keeps accepting
-  for MS ms (time for a load balancer's health checks to notice), then drains (default 0).
-  --processes N runs N processes behind the one port (node:cluster), each with its own pool of
-  --workers threads (default: the cores shared out); see docs/deployment.md.
-  --proxy-protocol: every connection starts with a PROXY v1/v2 header from a load balancer.
-  --max-client-memory: buffered request and reply bytes of all connections (default 256 MiB);
-  past it the connections holding the most are closed (ERR_CLIENT_MEMORY).`;
+/** Where `sockserv serve` listens unless told: the port `npm start` serves examples/echo on. */
+const DEFAULT_PORT = 8001;
+
+/** `sockserv serve`: its options, from which the parser and --help are both made (args.ts). */
+const SERVE = {
+  name: 'serve',
+  args: '<handler-module>',
+  about:
+    'Serves the handler class <handler-module> exports until SIGINT or SIGTERM, then answers the requests in flight and exits 0. ' +
+    'Prints one line on stdout once listening (listening on tcp://HOST:PORT) and logs to stderr: JSON lines, or readable ones on a terminal. ' +
+    '<handler-module> is .js, .mjs, .cjs, or TypeScript as written (.ts in a "type": "module" package, or .mts), which sockserv compiles with tsx as it loads.',
+  options: {
+    host: { type: 'string', value: 'HOST', default: '127.0.0.1', group: 'Where it listens', help: 'the address to listen on; 0.0.0.0 or :: for every interface' },
+    port: { type: 'string', value: 'PORT', default: DEFAULT_PORT, group: 'Where it listens', help: 'the TCP (or UDP) port; 0 picks a free one' },
+    udp: { type: 'boolean', group: 'Where it listens', help: 'UDP instead of TCP: each datagram is one request, its reply one datagram' },
+    unix: { type: 'string', value: 'PATH', group: 'Where it listens', help: 'a Unix stream socket at PATH instead of TCP (instead of --host and --port)' },
+    'tls-cert': { type: 'string', value: 'FILE', group: 'Where it listens', help: 'serve TLS with this certificate chain (PEM); needs --tls-key' },
+    'tls-key': { type: 'string', value: 'FILE', group: 'Where it listens', help: "the TLS certificate's private key (PEM)" },
+    'proxy-protocol': {
+      type: 'boolean',
+      group: 'Where it listens',
+      help: 'every connection starts with a PROXY v1/v2 header from a load balancer, which gives the client address',
+    },
+    export: { type: 'string', value: 'NAME', default: DEFAULTS.exportName, group: 'Handlers', help: "the module's export that holds the handler class" },
+    workers: {
+      type: 'string',
+      value: 'N',
+      default: `one per core, ${DEFAULTS.workers} here`,
+      group: 'Handlers',
+      help: 'worker threads that run the handlers; with --processes, the cores are shared out between the processes',
+    },
+    inline: { type: 'boolean', group: 'Handlers', help: "run handlers on the main thread, without a worker pool (Python's TCPServer); no crash isolation" },
+    'inline-below-micros': {
+      type: 'string',
+      value: 'US',
+      default: DEFAULTS.inlineBelowMicros,
+      group: 'Handlers',
+      help: 'with a pool: run a request on the main thread while its measured cost stays under US microseconds; 0 never does',
+    },
+    processes: {
+      type: 'string',
+      value: 'N',
+      default: 1,
+      group: 'Handlers',
+      help: 'N processes behind the one port (node:cluster), each with its own pool; see docs/deployment.md',
+    },
+    framing: {
+      type: 'string',
+      value: 'F',
+      default: DEFAULTS.framing,
+      group: 'Requests',
+      help: 'how bytes become requests: line, length (32-bit length prefix), raw (each read), resp (Redis) or delimiter:HEX',
+    },
+    'max-frame-bytes': {
+      type: 'string',
+      value: 'N',
+      default: DEFAULTS.maxFrameBytes,
+      group: 'Requests',
+      help: 'the longest request; a longer one ends its connection with ERROR ERR_FRAME_TOO_LONG after the replies before it',
+    },
+    'max-client-memory': {
+      type: 'string',
+      value: 'BYTES',
+      default: DEFAULTS.maxClientMemory,
+      group: 'Requests',
+      help: 'request and reply bytes buffered for all connections; past it the connections holding the most are closed (ERR_CLIENT_MEMORY)',
+    },
+    'shutdown-timeout': {
+      type: 'string',
+      value: 'MS',
+      default: DEFAULTS.shutdownTimeout,
+      group: 'Stopping',
+      help: 'on SIGINT or SIGTERM, how long the requests in flight may take to finish before their connections are cut',
+    },
+    'drain-delay': {
+      type: 'string',
+      value: 'MS',
+      default: 0,
+      group: 'Stopping',
+      help: 'on SIGINT or SIGTERM, /readyz answers 503 at once while the server keeps serving MS ms, time for a load balancer to notice; then it drains',
+    },
+    'log-level': {
+      type: 'string',
+      value: 'LEVEL',
+      default: 'info',
+      group: 'Observing',
+      help: 'trace, debug, info, warn, error or silent; at debug, a failure to start also prints its stack',
+    },
+    'metrics-port': {
+      type: 'string',
+      value: 'PORT',
+      group: 'Observing',
+      help: 'serve Prometheus metrics on http://HOST:PORT/metrics, and /livez and /readyz beside them',
+    },
+    'metrics-host': { type: 'string', value: 'HOST', default: '127.0.0.1', group: 'Observing', help: 'the address of --metrics-port' },
+    'health-port': {
+      type: 'string',
+      value: 'PORT',
+      group: 'Observing',
+      help: 'serve only /livez (200 while the process answers) and /readyz (200 while listening, 503 before and while draining)',
+    },
+    'health-host': { type: 'string', value: 'HOST', default: '127.0.0.1', group: 'Observing', help: 'the address of --health-port' },
+  },
+  notes:
+    'Exit status: 0 after a graceful shutdown; 1 when the server cannot start, with one line on stderr\n' +
+    'naming the error code (EADDRINUSE, ERR_HANDLER_LOAD, ...) and why (--log-level debug adds the\n' +
+    'stack); 2 on bad arguments.',
+} satisfies CommandSpec;
 
 export async function serve(argv: string[]): Promise<number> {
-  const { server, processes, health, drainDelay } = parseServeArgs(argv);
+  const parsed = parseCommand(SERVE, argv);
+  if (parsed.help) {
+    process.stdout.write(commandHelp(SERVE));
+    return 0;
+  }
+  const { server, processes, health, drainDelay, logLevel } = parseServeArgs(parsed.values, parsed.positionals);
+  try {
+    return await run(server, processes, health, drainDelay);
+  } catch (error) {
+    process.stderr.write(failureReport(error, logLevel === 'debug' || logLevel === 'trace'));
+    return 1;
+  }
+}
+
+async function run(server: BaseServer, processes: number | undefined, health: HealthOptions | undefined, drainDelay: number | undefined): Promise<number> {
   if (processes !== undefined) {
     return serveProcesses(server, processes, (s) => addressUrl(s.address));
   }
@@ -75,58 +179,29 @@ export async function serve(argv: string[]): Promise<number> {
 
 /** The server the `serve` arguments describe (not listening yet): what test/cli-options.test.ts checks flags against. */
 export function createServerFromArgs(argv: string[]): BaseServer {
-  return parseServeArgs(argv).server;
+  const parsed = parseCommand(SERVE, argv);
+  if (parsed.help) throw new UsageError('--help describes no server');
+  return parseServeArgs(parsed.values, parsed.positionals).server;
 }
 
-/** Parses `serve` arguments: the server they describe, and how many processes should run it (--processes). */
-function parseServeArgs(argv: string[]): {
+/** Checks parsed `serve` arguments: the server they describe, how many processes run it (--processes), and the rest the command needs. */
+function parseServeArgs(
+  values: OptionValues<(typeof SERVE)['options']>,
+  positionals: string[],
+): {
   server: BaseServer;
   processes: number | undefined;
   health: HealthOptions | undefined;
   drainDelay: number | undefined;
+  logLevel: LogLevel;
 } {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      strict: true,
-      options: {
-        export: { type: 'string' },
-        host: { type: 'string' },
-        port: { type: 'string' },
-        framing: { type: 'string' },
-        workers: { type: 'string' },
-        inline: { type: 'boolean' },
-        udp: { type: 'boolean' },
-        'tls-cert': { type: 'string' },
-        'tls-key': { type: 'string' },
-        unix: { type: 'string' },
-        'max-frame-bytes': { type: 'string' },
-        'max-client-memory': { type: 'string' },
-        'inline-below-micros': { type: 'string' },
-        'shutdown-timeout': { type: 'string' },
-        'log-level': { type: 'string' },
-        'metrics-port': { type: 'string' },
-        'metrics-host': { type: 'string' },
-        'health-port': { type: 'string' },
-        'health-host': { type: 'string' },
-        'drain-delay': { type: 'string' },
-        processes: { type: 'string' },
-        'proxy-protocol': { type: 'boolean' },
-      },
-    });
-  } catch (error) {
-    throw new UsageError((error as Error).message);
-  }
-  const { values, positionals } = parsed;
-  if (positionals.length !== 1) throw new UsageError('serve takes exactly one handler module');
+  if (positionals.length !== 1) throw new UsageError('takes exactly one handler module: sockserv serve <handler-module> [options]');
   if (values.inline && values.workers !== undefined) throw new UsageError('--workers and --inline exclude each other');
   if (values.udp && values.unix !== undefined) throw new UsageError('--udp and --unix exclude each other');
   if (values.unix !== undefined && (values.host !== undefined || values.port !== undefined)) {
     throw new UsageError('--unix PATH replaces --host and --port');
   }
-  const port = parseCount('--port', values.port) ?? 8001;
+  const port = parseCount('--port', values.port) ?? DEFAULT_PORT;
   if (port > 65535) throw new UsageError(`--port must be at most 65535 (got ${port})`);
   const framing = values.framing as FramingSpec | undefined; // undefined: the framing option's default
   try {
@@ -163,9 +238,10 @@ function parseServeArgs(argv: string[]): {
   }
   if (values['proxy-protocol'] && values.udp) throw new UsageError('--proxy-protocol is for stream connections: not with --udp');
   if (values['proxy-protocol'] && tls !== undefined) throw new UsageError('--proxy-protocol and TLS exclude each other: the PROXY header comes before the handshake');
+  const logLevel = parseLogLevel(values['log-level']);
   const options = {
     tls,
-    logger: createCliLogger(parseLogLevel(values['log-level'])),
+    logger: createCliLogger(logLevel),
     metrics: metricsPort === undefined ? undefined : { port: metricsPort, host: values['metrics-host'] },
     framing,
     exportName: values.export,
@@ -180,10 +256,11 @@ function parseServeArgs(argv: string[]): {
   const module = resolve(positionals[0]!);
   if (values.unix !== undefined) {
     const path = resolve(values.unix);
-    return { server: values.inline ? new UnixStreamServer(path, module, options) : new ThreadingUnixStreamServer(path, module, options), processes, health, drainDelay };
+    return { server: values.inline ? new UnixStreamServer(path, module, options) : new ThreadingUnixStreamServer(path, module, options), processes, health, drainDelay, logLevel };
   }
-  if (values.udp) return { server: values.inline ? new UDPServer(address, module, options) : new ThreadingUDPServer(address, module, options), processes, health, drainDelay };
-  return { server: values.inline ? new TCPServer(address, module, options) : new ThreadingTCPServer(address, module, options), processes, health, drainDelay };
+  const rest = { processes, health, drainDelay, logLevel };
+  if (values.udp) return { server: values.inline ? new UDPServer(address, module, options) : new ThreadingUDPServer(address, module, options), ...rest };
+  return { server: values.inline ? new TCPServer(address, module, options) : new ThreadingTCPServer(address, module, options), ...rest };
 }
 
 function readFileOrUsage(flag: string, path: string): Buffer {

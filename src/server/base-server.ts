@@ -41,7 +41,7 @@ import { InlineDispatcher } from '../dispatch/inline.js';
 import { ErrorCodes, SockservError } from '../errors.js';
 import { resolveFraming } from '../framing/index.js';
 import type { AnyHandlerClass, ClientAddress, ServerInfo } from '../handler.js';
-import { type HandlerRef, toHandlerRef } from '../handler-module.js';
+import { type HandlerRef, checkHandlerClass, toHandlerRef } from '../handler-module.js';
 import { ErrorBurst, LogBurst } from '../log-burst.js';
 import { ServerCore, attachCore } from './core.js';
 import { HookGuard } from './hook-guard.js';
@@ -254,6 +254,7 @@ export abstract class BaseServer implements AsyncDisposable {
 
   /** Makes the dispatcher: inline (the handler runs on the main thread). ThreadingMixIn overrides. */
   createDispatcher(): Dispatcher {
+    if (typeof this.handlerSource === 'function') checkHandlerClass(this.handlerSource, 'given to the server');
     return new InlineDispatcher(this.handlerSource, this.options);
   }
 
