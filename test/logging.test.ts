@@ -114,7 +114,7 @@ describe('sockserv serve logging', () => {
   test('an unknown --log-level exits 2 with a usage message', async () => {
     const cli = new Serve([fixture('echo'), '--port', '0', '--log-level', 'loud']);
     expect(await cli.exit()).toBe(2);
-    expect(cli.stderr).toMatch(/^sockserv: --log-level must be one of trace, debug, info, warn, error, fatal, silent \(got "loud"\)/);
+    expect(cli.stderr).toMatch(/^sockserv serve: --log-level must be one of trace, debug, info, warn, error, fatal, silent \(got "loud"\)/);
     expect(cli.stdout).toBe('');
   });
 });

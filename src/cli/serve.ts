@@ -110,7 +110,7 @@ const SERVE = {
       value: 'LEVEL',
       default: 'info',
       group: 'Observing',
-      help: 'trace, debug, info, warn, error or silent; at debug, a failure to start also prints its stack',
+      help: 'trace, debug, info, warn, error, fatal or silent; at debug, a failure to start also prints its stack',
     },
     'metrics-port': {
       type: 'string',
