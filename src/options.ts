@@ -30,6 +30,8 @@ export interface ServerOptions {
   requestTimeout?: number;
   /** Nice value of worker threads on Linux, so the main thread runs first under contention; 0 = off. Default 10. */
   workerNice?: number;
+  /** Threads kept booted with the handler loaded, beside `workers`, to take a dead worker's place at once (a new one boots behind). 0 = none. Default 1. */
+  spareWorkers?: number;
   /** Heap limit of each worker in MiB: a handler that exhausts it kills only its worker (ERR_WORKER_DIED). Default 1024. */
   workerHeapMb?: number;
   /** Largest request accepted; a longer one gets ERR_FRAME_TOO_LONG and its connection closes. Default 1 MiB. */
@@ -153,6 +155,7 @@ export const DEFAULTS = Object.freeze({
   requestTimeout: 30_000,
   workerHeapMb: 1024,
   workerNice: 10,
+  spareWorkers: 1,
   maxFrameBytes: 1024 * 1024,
   maxInFlightPerConnection: 128,
   writeHighWaterMark: 256 * 1024,
@@ -208,6 +211,9 @@ export function resolveOptions(options: ServerOptions = {}): ResolvedOptions {
     if (!(typeof merged[key] === 'number' && merged[key] >= 0)) {
       throw badOption(`${key} must be a non-negative number (got ${String(merged[key])})`);
     }
+  }
+  if (!Number.isSafeInteger(merged.spareWorkers) || merged.spareWorkers < 0) {
+    throw badOption(`spareWorkers must be a non-negative integer (got ${String(merged.spareWorkers)})`);
   }
   if (merged.onHandlerError !== 'close' && merged.onHandlerError !== 'reply') {
     throw badOption(`onHandlerError must be 'close' or 'reply' (got ${String(merged.onHandlerError)})`);

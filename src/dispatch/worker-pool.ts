@@ -34,6 +34,13 @@ interface Placement {
 export interface WorkerPoolOptions {
   /** Worker threads. Default 1 (a Threading server passes its `workers` option, which defaults to the available parallelism). */
   workers?: number;
+  /**
+   * Threads kept booted beside `workers`, with the handler loaded, running nothing: when a worker
+   * dies, its channel moves onto a spare at once instead of waiting for a new thread to boot (which
+   * takes hundreds of ms on a busy machine), and piscina boots the next spare in the background.
+   * Default DEFAULTS.spareWorkers (1); 0 = none.
+   */
+  spareWorkers?: number;
   /** Per-worker V8 heap limits: a handler that exhausts its heap kills only its worker. */
   resourceLimits?: ResourceLimits;
   /** Shorthand for resourceLimits.maxOldGenerationSizeMb. */
@@ -59,6 +66,8 @@ export class WorkerPool {
   readonly workers: number;
   readonly #piscina: Piscina;
   readonly #logger: Logger;
+  /** Threads in all: the workers and the spares. */
+  readonly #threads: number;
   /** Channel loops per worker thread id, so each new channel goes to the worker with the fewest. */
   readonly #channelsOn = new Map<number, number>();
   /** Workers that finished booting (piscina's 'workerCreate'); the others in piscina.threads are still loading. */
@@ -68,11 +77,13 @@ export class WorkerPool {
   constructor(options: WorkerPoolOptions = {}) {
     const workers = options.workers ?? 1;
     this.workers = workers;
+    const threads = workers + (options.spareWorkers ?? DEFAULTS.spareWorkers);
+    this.#threads = threads;
     this.#logger = options.logger ?? stderrLogger;
     this.#piscina = new Piscina({
       filename: workerEntryUrl().href,
-      minThreads: workers,
-      maxThreads: workers,
+      minThreads: threads,
+      maxThreads: threads,
       concurrentTasksPerWorker: TASKS_PER_WORKER,
       idleTimeout: Number.MAX_SAFE_INTEGER,
       // Worker event loops must keep turning between tasks: channel loops and sessions await.
@@ -100,7 +111,7 @@ export class WorkerPool {
   /** Loads the handler in every worker and says what it is; rejects with ERR_HANDLER_LOAD / ERR_HANDLER_INVALID. */
   async preload(ref: HandlerRef): Promise<{ kind: HandlerKind; idempotent: boolean }> {
     const outcomes: Array<{ kind: HandlerKind; idempotent: boolean } | { error: ErrorInfo }> = await Promise.all(
-      Array.from({ length: this.workers }, () => this.#piscina.run(ref, { name: 'load' })),
+      Array.from({ length: this.#threads }, () => this.#piscina.run(ref, { name: 'load' })),
     );
     for (const outcome of outcomes) if ('error' in outcome) throw fromErrorInfo(outcome.error, ErrorCodes.HANDLER_LOAD);
     return outcomes[0] as { kind: HandlerKind; idempotent: boolean };

@@ -34,6 +34,7 @@ export function ThreadingMixIn<TBase extends ServerClass>(Base: TBase) {
           workers: options.workers,
           workerHeapMb: options.workerHeapMb,
           workerNice: options.workerNice,
+          spareWorkers: options.spareWorkers,
           logger: this.logger,
         });
       return new PoolDispatcher(pool, options.pool === undefined, source, options, this.logger);
