@@ -17,6 +17,9 @@
 // full it parks there; it never spills elsewhere). A connection with an inline run outstanding
 // (inline-lane.ts) sends nothing to the pool until it ends. No channel with room is passed over
 // while a request that may go there waits: serve() stops only when no channel takes the next one.
+// A reload's old channels are draining (worker-channel.ts), never `accepting`: serve() is given
+// only the serving version's channels, and a connection bound to a draining one parks there until
+// its requests on it are answered — then its next request goes to the new version.
 
 import type { RequestSink } from './dispatcher.js';
 import { Fifo } from './fifo.js';
