@@ -1,9 +1,12 @@
 // Owns the dispatch contract: the one step where the inline TCPServer and the pooled
 // ThreadingTCPServer differ (Python's process_request). A dispatcher takes framed requests and
 // reports each outcome back to the connection that sent it, in any order; the connection orders.
+// A dispatcher may reload its handler (reload(): the pool's, src/dispatch/reload.ts); one that
+// cannot leaves it out or rejects with ERR_UNSUPPORTED.
 
 import type { SockservError } from '../errors.js';
 import type { ClientAddress, HandlerKind, ServerInfo } from '../handler.js';
+import type { HandlerRef } from '../handler-module.js';
 import type { Reply } from '../reply.js';
 import type { SessionPort } from '../session/protocol.js';
 
@@ -29,6 +32,13 @@ export interface DispatcherStats {
   workers: number;
   /** Fraction of worker time busy since start (0..1); 0 inline. */
   utilization: number;
+  /** The version of the handler serving new requests: 1 at start, one more for each reload that switched. */
+  handlerVersion: number;
+}
+
+/** What a session's connection offers its dispatcher: drain() ends the session's input as a shutdown does (a reload's old version past reloadTimeout). */
+export interface SessionOwner {
+  drain(): void;
 }
 
 /** Runs handlers for a server: InlineDispatcher (TCPServer…) or PoolDispatcher (ThreadingTCPServer…); made by createDispatcher(). */
@@ -40,9 +50,9 @@ export interface Dispatcher {
   /**
    * Starts a StreamRequestHandler session for one connection: returns the main thread's end of
    * its port and `done`, which resolves when the handler has returned and rejects when it could
-   * not run to the end (its worker died).
+   * not run to the end (its worker died). `owner`, if given, is the session's connection.
    */
-  startSession(clientAddress: ClientAddress): { port: SessionPort; done: Promise<void> };
+  startSession(clientAddress: ClientAddress, owner?: SessionOwner): { port: SessionPort; done: Promise<void> };
   /** False while the dispatcher's queue is full: the caller must stop reading and wait. */
   hasCapacity(): boolean;
   /** Calls sink.pump() once capacity returns. */
@@ -51,6 +61,12 @@ export interface Dispatcher {
   submit(sink: RequestSink, seq: number, request: Buffer): void;
   /** Queue, workers and utilization now. */
   stats(): DispatcherStats;
+  /**
+   * Loads a new version of the handler (`handler`, or the current module read again) and switches
+   * to it without dropping a connection; resolves with its version number once it serves. Absent
+   * (or rejecting with ERR_UNSUPPORTED) where the dispatcher cannot reload.
+   */
+  reload?(handler?: HandlerRef): Promise<{ version: number }>;
   /** Releases workers (unless the pool is shared). */
   close(): Promise<void>;
 }
