@@ -5,6 +5,8 @@
 // --health-port serves /livez and /readyz (src/metrics/health.ts) from before the server listens
 // until it has drained; --metrics-port serves them too, next to /metrics. --drain-delay MS makes
 // SIGTERM turn /readyz to 503 first and keep serving MS ms before the drain closes the listener.
+// SIGHUP reloads the handler module from disk without dropping a connection, and --watch does on
+// a change of the module or a file it imports (src/cli/reload.ts, src/cli/watch.ts).
 
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -20,6 +22,8 @@ import { ThreadingUDPServer, UDPServer } from '../server/udp-server.js';
 import { ThreadingUnixStreamServer, UnixStreamServer } from '../server/unix-server.js';
 import { serveProcesses, threadsPerProcess } from './cluster.js';
 import { createCliLogger, parseLogLevel } from './log.js';
+import { reloadAndLog, reloadOnSighup } from './reload.js';
+import { watchImports } from './watch.js';
 import { UsageError, parseCount } from './usage-error.js';
 
 export const SERVE_USAGE = `usage: sockserv serve <handler-module> [--export NAME] [--host H] [--port P]
@@ -28,7 +32,7 @@ export const SERVE_USAGE = `usage: sockserv serve <handler-module> [--export NAM
          [--max-client-memory BYTES]
          [--tls-cert FILE --tls-key FILE] [--log-level trace|debug|info|warn|error|silent]
          [--metrics-port N [--metrics-host H]] [--health-port N [--health-host H]]
-         [--drain-delay MS] [--processes N] [--proxy-protocol]
+         [--drain-delay MS] [--processes N] [--proxy-protocol] [--watch]
   <handler-module> may be .js, .mjs, .cjs, or TypeScript as written (.ts in a "type": "module"
   package, .mts): sockserv compiles it with tsx as it loads.
   Logs are JSON lines on stderr (readable lines on a terminal), at --log-level (default info).
@@ -41,20 +45,28 @@ export const SERVE_USAGE = `usage: sockserv serve <handler-module> [--export NAM
   --workers threads (default: the cores shared out); see docs/deployment.md.
   --proxy-protocol: every connection starts with a PROXY v1/v2 header from a load balancer.
   --max-client-memory: buffered request and reply bytes of all connections (default 256 MiB);
-  past it the connections holding the most are closed (ERR_CLIENT_MEMORY).`;
+  past it the connections holding the most are closed (ERR_CLIENT_MEMORY).
+  SIGHUP reloads the handler module from disk without dropping a connection (a module that does
+  not load changes nothing: the error is logged); with --processes, one process at a time.
+  --watch (development): reload whenever the module or a file it imports changes.`;
 
 export async function serve(argv: string[]): Promise<number> {
-  const { server, processes, health, drainDelay } = parseServeArgs(argv);
+  const { server, processes, health, drainDelay, watch, module } = parseServeArgs(argv);
   if (processes !== undefined) {
     return serveProcesses(server, processes, (s) => addressUrl(s.address));
   }
   // Before listen(): /readyz answers 503 while the handler loads, then 200 once listening.
   if (health !== undefined) await serveHealth([server], health);
+  // Before listen() too: a SIGHUP that comes before the handler is installed kills the process.
+  const stopSighup = reloadOnSighup(server);
   const address = addressUrl(await server.listen());
+  // Watching before the listening line: once it is printed, a change reloads.
+  const watcher = watch ? await watchImports(module, () => reloadAndLog(server, 'watch'), server.logger) : undefined;
   process.stdout.write(`listening on ${address}\n`);
   const { workers } = server.stats();
   server.logger.info({ address, workers, framing: coreOf(server).framing.name }, 'serving');
   const shutDown = (signal: NodeJS.Signals) => {
+    watcher?.close();
     const { connections, requestsInFlight } = server.stats();
     server.logger.info({ signal, connections, requestsInFlight }, 'shutting down: finishing the requests in flight');
     void server.close();
@@ -68,7 +80,9 @@ export async function serve(argv: string[]): Promise<number> {
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
   await server.serveForever();
+  watcher?.close();
   await server.close();
+  stopSighup();
   server.logger.info('stopped');
   return 0;
 }
@@ -84,6 +98,9 @@ function parseServeArgs(argv: string[]): {
   processes: number | undefined;
   health: HealthOptions | undefined;
   drainDelay: number | undefined;
+  watch: boolean;
+  /** The handler module's absolute path. */
+  module: string;
 } {
   let parsed;
   try {
@@ -114,6 +131,7 @@ function parseServeArgs(argv: string[]): {
         'drain-delay': { type: 'string' },
         processes: { type: 'string' },
         'proxy-protocol': { type: 'boolean' },
+        watch: { type: 'boolean' },
       },
     });
   } catch (error) {
@@ -161,6 +179,8 @@ function parseServeArgs(argv: string[]): {
   if (processes !== undefined && metricsPort !== undefined) {
     throw new UsageError('--processes and --metrics-port exclude each other: each process would answer for itself on one port');
   }
+  if (values.watch && values.inline) throw new UsageError('--watch reloads the handler in new worker threads: not with --inline (the main thread cannot load a new version of a module)');
+  if (values.watch && processes !== undefined) throw new UsageError('--watch is a development mode for one process: not with --processes (SIGHUP to the primary reloads every process in turn)');
   if (values['proxy-protocol'] && values.udp) throw new UsageError('--proxy-protocol is for stream connections: not with --udp');
   if (values['proxy-protocol'] && tls !== undefined) throw new UsageError('--proxy-protocol and TLS exclude each other: the PROXY header comes before the handshake');
   const options = {
@@ -178,12 +198,13 @@ function parseServeArgs(argv: string[]): {
   };
   const address = { host: values.host ?? '127.0.0.1', port };
   const module = resolve(positionals[0]!);
+  const rest = { processes, health, drainDelay, watch: values.watch === true, module };
   if (values.unix !== undefined) {
     const path = resolve(values.unix);
-    return { server: values.inline ? new UnixStreamServer(path, module, options) : new ThreadingUnixStreamServer(path, module, options), processes, health, drainDelay };
+    return { server: values.inline ? new UnixStreamServer(path, module, options) : new ThreadingUnixStreamServer(path, module, options), ...rest };
   }
-  if (values.udp) return { server: values.inline ? new UDPServer(address, module, options) : new ThreadingUDPServer(address, module, options), processes, health, drainDelay };
-  return { server: values.inline ? new TCPServer(address, module, options) : new ThreadingTCPServer(address, module, options), processes, health, drainDelay };
+  if (values.udp) return { server: values.inline ? new UDPServer(address, module, options) : new ThreadingUDPServer(address, module, options), ...rest };
+  return { server: values.inline ? new TCPServer(address, module, options) : new ThreadingTCPServer(address, module, options), ...rest };
 }
 
 function readFileOrUsage(flag: string, path: string): Buffer {
