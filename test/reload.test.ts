@@ -32,10 +32,10 @@ afterEach(async () => {
   for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
 });
 
-/** The fixtures' ledger layout (test/fixtures/version-1.js). */
+/** The fixtures' ledger layout (test/fixtures/version-1.js): runs by id, the flag, the run log. */
 const LEDGER_WORDS = 1 << 18;
-const FLAG = 32767;
-const LOG = 32768;
+const FLAG = LEDGER_WORDS >> 2;
+const LOG = FLAG + 1;
 
 class ReloadServer extends ThreadingTCPServer {
   readonly failures: SockservError[] = [];
