@@ -2,7 +2,7 @@
 // serving test/fixtures/version-1.js, with the fixtures' run ledger in handlerData. Over IPC it
 // tells its parent { type: 'listening', port }, and answers:
 //   { type: 'reload', id, handler }  → { type: 'answer', id, answer: { version, ms } | { error } }
-//   { type: 'ask', id }              → { type: 'answer', id, answer: { threads, rss, stats, twice, ids, loopDelayMax } }
+//   { type: 'ask', id }              → { type: 'answer', id, answer: { threads, rss, heapUsed, stats, twice, ids, loopDelayMax } }
 //                                      (twice: the request ids the ledger saw run more than once, of those below `ids`)
 //   { type: 'stop' }                 → closes gracefully and exits.
 
@@ -50,6 +50,6 @@ process.on('message', async (message) => {
   process.send({
     type: 'answer',
     id: message.id,
-    answer: { threads: threads(), rss: process.memoryUsage().rss, stats, twice, ids: IDS, loopDelayMax: eventLoopDelay.max },
+    answer: { threads: threads(), rss: process.memoryUsage().rss, heapUsed: process.memoryUsage().heapUsed, stats, twice, ids: IDS, loopDelayMax: eventLoopDelay.max },
   });
 });

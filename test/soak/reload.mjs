@@ -8,7 +8,8 @@
 //   - replies from a version older than one already seen on that connection,
 // and measures the longest gap any connection saw between two replies — during the reloads
 // (from reload() to the new version serving, plus 250 ms) and outside them — the time from
-// reload() to the new version serving, and the server's threads and RSS before and after.
+// reload() to the new version serving, and the server's threads, heap and RSS before and after
+// (RSS rises to a plateau: glibc keeps stopped threads' memory in its arenas; see docs/deployment.md).
 // Bounded: loopback only, a deadline on the whole run.
 
 import { spawn } from 'node:child_process';
@@ -181,7 +182,7 @@ console.log(`  requests: ${answered} answered in ${(loadMs / 1000).toFixed(1)} s
 console.log(`  version switches seen by the connections: ${switches} (${RELOADS} reloads × ${CONNECTIONS} connections = ${RELOADS * CONNECTIONS} expected)`);
 console.log(`  reload() to the new version serving: median ${ms(median)}, max ${ms(sorted.at(-1) ?? NaN)}`);
 console.log(`  longest gap any connection saw between two replies: ${ms(gapInReload)} around a reload, ${ms(gapOutside)} otherwise`);
-console.log(`  server: main-thread event-loop delay max ${ms(after.loopDelayMax)}; threads ${before.threads} → ${after.threads}, rss ${mib(before.rss)} → ${mib(after.rss)}, handler version ${after.stats.handlerVersion}, requests failed ${after.stats.requestsFailed}`);
+console.log(`  server: main-thread event-loop delay max ${ms(after.loopDelayMax)}; threads ${before.threads} → ${after.threads}, heap ${mib(before.heapUsed)} → ${mib(after.heapUsed)}, rss ${mib(before.rss)} → ${mib(after.rss)}, handler version ${after.stats.handlerVersion}, requests failed ${after.stats.requestsFailed}`);
 const ok =
   failed === 0 &&
   dropped === 0 &&
