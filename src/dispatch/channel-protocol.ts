@@ -87,8 +87,8 @@ export const URGENT = 0x400;
 export const KIND_MASK = 0xff;
 
 /** Slot numbers take the low SLOT_BITS of a ref; the generation the rest (never 0, so no ref is 0). */
-export const SLOT_BITS = 13;
-export const SLOT_MASK = (1 << SLOT_BITS) - 1;
+const SLOT_BITS = 13;
+const SLOT_MASK = (1 << SLOT_BITS) - 1;
 const GENERATIONS = 2 ** (32 - SLOT_BITS);
 
 /** The ref of generation `generation` (1 … 2^19 − 1) of `slot`. */
