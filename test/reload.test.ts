@@ -6,6 +6,7 @@
 // reloadTimeout. An old worker's death, or its watchdog, during the drain fails only what had
 // started there. Repeated reloads leave no thread, handle, SharedArrayBuffer or listener behind.
 
+import { createSocket } from 'node:dgram';
 import { readFileSync, readdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -18,6 +19,7 @@ import {
   type SockservError,
   TCPServer,
   ThreadingTCPServer,
+  ThreadingUDPServer,
   WorkerPool,
   silentLogger,
 } from '../src/index.js';
@@ -369,6 +371,25 @@ describe('reload() and what cannot reload', () => {
     expect(text).toContain(`sockserv_reloads_total{${label},outcome="ok"} 2`);
     expect(text).toContain(`sockserv_reloads_total{${label},outcome="failed"} 1`);
     expect(text).toContain(`sockserv_handler_info{${label},handler_version="3"} 1`);
+  });
+
+  test('a ThreadingUDPServer reloads too: the next datagram is answered by the new version', async () => {
+    const server = registry.server(new ThreadingUDPServer({ host: '127.0.0.1', port: 0 }, fixture('version-1'), { workers: 1, logger: silentLogger }));
+    const { port } = await server.listen();
+    const socket = createSocket('udp4');
+    const replies: string[] = [];
+    socket.on('message', (message) => replies.push(message.toString()));
+    await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
+    try {
+      socket.send('1', port, '127.0.0.1');
+      await waitUntil(() => replies.length === 1, 'the first reply');
+      expect(await server.reload(fixture('version-2'))).toEqual({ version: 2 });
+      socket.send('2', port, '127.0.0.1');
+      await waitUntil(() => replies.length === 2, 'the second reply');
+      expect(replies).toEqual(['v1 1', 'v2 2']);
+    } finally {
+      socket.close();
+    }
   });
 
   test('an inline server, a server on a shared pool, one not listening and one closed reject, and go on serving', async () => {
