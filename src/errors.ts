@@ -45,6 +45,8 @@ export const ErrorCodes = Object.freeze({
   HOOK_FAILED: 'ERR_HOOK_FAILED',
   /** A UDP datagram arrived while `maxDatagramsInFlight` were being handled; it was dropped. */
   DATAGRAMS_IN_FLIGHT: 'ERR_DATAGRAMS_IN_FLIGHT',
+  /** After a reload, a request or session still ran on the old version `reloadTimeout` + `shutdownTimeout` ms after the switch: it was cut. */
+  RELOAD_TIMEOUT: 'ERR_RELOAD_TIMEOUT',
 } as const);
 
 /** One of the ErrorCodes values: 'ERR_FRAME_TOO_LONG', 'ERR_HANDLER_FAILED', … */

@@ -30,7 +30,7 @@ export type { Reply } from './reply.js';
 export type { SessionPort } from './session/protocol.js';
 export { WorkerPool } from './dispatch/worker-pool.js';
 export type { WorkerPoolOptions } from './dispatch/worker-pool.js';
-export type { Dispatcher, DispatcherStats, RequestSink } from './dispatch/dispatcher.js';
+export type { Dispatcher, DispatcherStats, RequestSink, SessionOwner } from './dispatch/dispatcher.js';
 export { DEFAULTS } from './options.js';
 export type { MetricsOptions, ResolvedOptions, ServerOptions, SharedWorkerPool } from './options.js';
 export { ErrorCodes, SockservError } from './errors.js';

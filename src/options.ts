@@ -69,6 +69,14 @@ export interface ServerOptions {
   onHandlerError?: 'close' | 'reply';
   /** Milliseconds shutdown() waits for in-flight requests before cutting connections. Default 10 000. */
   shutdownTimeout?: number;
+  /**
+   * Pooled servers, after `server.reload()`: milliseconds the old version's sessions
+   * (StreamRequestHandler) may go on before they get EOF as in a shutdown; whatever still runs on
+   * the old version `shutdownTimeout` ms after that is cut (ERR_RELOAD_TIMEOUT). Requests need no
+   * wait: each connection's next request goes to the new version once its earlier ones are answered.
+   * 0 = end the old sessions' input at once. Default 30 000.
+   */
+  reloadTimeout?: number;
   /** close() on a serving server drains gracefully (true, Python's block_on_close) or cuts every connection at once. Default true. */
   blockOnClose?: boolean;
   /** SO_REUSEADDR. Always on for TCP in Node (libuv sets it); passed to UDP sockets. Default true. */
@@ -167,6 +175,7 @@ export const DEFAULTS = Object.freeze({
   inlineBelowMicros: 0,
   onHandlerError: 'close',
   shutdownTimeout: 10_000,
+  reloadTimeout: 30_000,
   requestQueueSize: 511,
   blockOnClose: true,
   allowReuseAddress: true,
@@ -207,7 +216,7 @@ export function resolveOptions(options: ServerOptions = {}): ResolvedOptions {
       throw badOption(`${key} must be a positive integer (got ${String(value)})`);
     }
   }
-  for (const key of ['workerQueueMs', 'shutdownTimeout', 'idleTimeout', 'requestTimeout', 'workerNice', 'inlineBelowMicros', 'lingeringTime', 'lingeringTimeout'] as const) {
+  for (const key of ['workerQueueMs', 'shutdownTimeout', 'reloadTimeout', 'idleTimeout', 'requestTimeout', 'workerNice', 'inlineBelowMicros', 'lingeringTime', 'lingeringTimeout'] as const) {
     if (!(typeof merged[key] === 'number' && merged[key] >= 0)) {
       throw badOption(`${key} must be a non-negative number (got ${String(merged[key])})`);
     }

@@ -22,6 +22,10 @@ export interface ServerCounters {
   bytesIn: number;
   /** Reply bytes handed to client sockets. */
   bytesOut: number;
+  /** server.reload() calls that switched to a new version of the handler. */
+  reloads: number;
+  /** server.reload() calls that failed (the module did not load): the version before kept serving. */
+  reloadsFailed: number;
 }
 
 export function newCounters(): ServerCounters {
@@ -34,6 +38,8 @@ export function newCounters(): ServerCounters {
     protocolErrors: 0,
     bytesIn: 0,
     bytesOut: 0,
+    reloads: 0,
+    reloadsFailed: 0,
   };
 }
 
@@ -69,6 +75,8 @@ export interface ServerStats extends ServerCounters {
   poolUtilization: number;
   /** Pooled servers: the workers' busy and idle time and the wakes between threads, cumulative (null inline). */
   pool: PoolCounters | null;
+  /** The version of the handler serving new requests: 1 at start, one more for each reload (`reloads`). */
+  handlerVersion: number;
   /** Event-loop delay of the main thread, in milliseconds, since the server started. */
   eventLoopDelay: {
     /** Median delay. */

@@ -14,6 +14,9 @@
 //   stop      SIGINT/SIGTERM to the primary: every worker is told to shut down gracefully (its
 //             requests in flight are answered), then the primary exits — 0 if every worker
 //             stopped cleanly. A worker still alive shutdownTimeout + 5 s later is killed (exit 1).
+//   reload    SIGHUP to the primary: the workers reload the handler one at a time, each once the
+//             one before serves the new version; a failure stops there (src/cli/reload.ts). A
+//             SIGHUP during a rollout makes one more after it.
 //
 // Messages between them are plain objects over the cluster IPC channel (`sockserv:*` types).
 
@@ -21,6 +24,7 @@ import cluster, { type Worker } from 'node:cluster';
 import { availableParallelism } from 'node:os';
 import type { Logger } from '../logger.js';
 import type { BaseServer } from '../server/base-server.js';
+import { reloadWhenAsked, rollingReload } from './reload.js';
 
 /** Worker → primary: the server listens at `address` (as printed), on `port`. */
 interface ListeningMessage {
@@ -65,6 +69,7 @@ async function serveInWorker(server: BaseServer, describe: (server: BaseServer) 
   process.on('message', onMessage);
   process.once('SIGINT', () => stop('SIGINT'));
   process.once('SIGTERM', () => stop('SIGTERM'));
+  const stopReloads = reloadWhenAsked(server);
   try {
     const { port } = await server.listen();
     const address = describe(server);
@@ -79,6 +84,7 @@ async function serveInWorker(server: BaseServer, describe: (server: BaseServer) 
     // once): with the IPC channel gone nothing keeps the process up, and it exits with main's
     // exit code — 1 if listen() failed.
     process.off('message', onMessage);
+    stopReloads();
     cluster.worker?.disconnect();
   }
 }
@@ -122,6 +128,9 @@ class Supervisor {
   /** A worker exited badly while stopping, or the start failed: exit 1. */
   #failed = false;
   #killTimer: NodeJS.Timeout | undefined;
+  /** A rollout of SIGHUP runs; `#reloadAgain`: another SIGHUP came meanwhile. */
+  #reloading = false;
+  #reloadAgain = false;
   #done!: (code: number) => void;
 
   constructor(server: BaseServer, processes: number) {
@@ -135,6 +144,7 @@ class Supervisor {
     cluster.schedulingPolicy = cluster.SCHED_RR; // before the first fork: round-robin on every platform
     process.once('SIGINT', () => this.#stop('SIGINT'));
     process.once('SIGTERM', () => this.#stop('SIGTERM'));
+    process.on('SIGHUP', () => this.#reload());
     for (let index = 0; index < this.#processes; index++) {
       const slot: Slot = { index, worker: undefined, listening: false, listeningSince: 0, failures: 0, restartTimer: undefined };
       this.#slots.push(slot);
@@ -231,6 +241,24 @@ class Supervisor {
       }
     }, this.#shutdownTimeout + STOP_GRACE_MS);
     this.#finishIfAllExited();
+  }
+
+  /** SIGHUP: the listening workers reload one at a time, in slot order (src/cli/reload.ts). */
+  #reload(): void {
+    if (this.#stopping) return;
+    if (this.#reloading) {
+      this.#reloadAgain = true;
+      return;
+    }
+    this.#reloading = true;
+    const workers = this.#slots.filter((s) => s.listening && s.worker !== undefined).map((s) => s.worker!);
+    void rollingReload(workers, this.#logger).finally(() => {
+      this.#reloading = false;
+      if (this.#reloadAgain) {
+        this.#reloadAgain = false;
+        this.#reload();
+      }
+    });
   }
 
   #tell(worker: Worker): void {

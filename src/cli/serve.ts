@@ -5,6 +5,8 @@
 // --health-port serves /livez and /readyz (src/metrics/health.ts) from before the server listens
 // until it has drained; --metrics-port serves them too, next to /metrics. --drain-delay MS makes
 // SIGTERM turn /readyz to 503 first and keep serving MS ms before the drain closes the listener.
+// SIGHUP reloads the handler module from disk without dropping a connection, and --watch does on
+// a change of the module or a file it imports (src/cli/reload.ts, src/cli/watch.ts).
 
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -22,6 +24,8 @@ import { type CommandSpec, type OptionValues, commandHelp, parseCommand } from '
 import { serveProcesses, threadsPerProcess } from './cluster.js';
 import { failureReport } from './failure.js';
 import { type LogLevel, createCliLogger, parseLogLevel } from './log.js';
+import { reloadAndLog, reloadOnSighup } from './reload.js';
+import { watchImports } from './watch.js';
 import { UsageError, parseCount } from './usage-error.js';
 
 /** Where `sockserv serve` listens unless told: the port `npm start` serves examples/echo on. */
@@ -126,11 +130,18 @@ const SERVE = {
       help: 'serve only /livez (200 while the process answers) and /readyz (200 while listening, 503 before and while draining)',
     },
     'health-host': { type: 'string', value: 'HOST', default: '127.0.0.1', group: 'Observing', help: 'the address of --health-port' },
+    watch: {
+      type: 'boolean',
+      group: 'Reloading',
+      help: 'development: reload the handler when its module or a file it imports changes, keeping connections open (SIGHUP reloads too)',
+    },
   },
   notes:
     'Exit status: 0 after a graceful shutdown; 1 when the server cannot start, with one line on stderr\n' +
     'naming the error code (EADDRINUSE, ERR_HANDLER_LOAD, ...) and why (--log-level debug adds the\n' +
-    'stack); 2 on bad arguments.',
+    'stack); 2 on bad arguments. SIGHUP reloads the handler module from disk without dropping a\n' +
+    'connection (a module that does not load changes nothing: the error is logged); with --processes,\n' +
+    'one process at a time.',
 } satisfies CommandSpec;
 
 export async function serve(argv: string[]): Promise<number> {
@@ -139,26 +150,38 @@ export async function serve(argv: string[]): Promise<number> {
     process.stdout.write(commandHelp(SERVE));
     return 0;
   }
-  const { server, processes, health, drainDelay, logLevel } = parseServeArgs(parsed.values, parsed.positionals);
+  const { server, processes, health, drainDelay, logLevel, watch, module } = parseServeArgs(parsed.values, parsed.positionals);
   try {
-    return await run(server, processes, health, drainDelay);
+    return await run(server, processes, health, drainDelay, watch, module);
   } catch (error) {
     process.stderr.write(failureReport(error, logLevel === 'debug' || logLevel === 'trace'));
     return 1;
   }
 }
 
-async function run(server: BaseServer, processes: number | undefined, health: HealthOptions | undefined, drainDelay: number | undefined): Promise<number> {
+async function run(
+  server: BaseServer,
+  processes: number | undefined,
+  health: HealthOptions | undefined,
+  drainDelay: number | undefined,
+  watch: boolean,
+  module: string,
+): Promise<number> {
   if (processes !== undefined) {
     return serveProcesses(server, processes, (s) => addressUrl(s.address));
   }
   // Before listen(): /readyz answers 503 while the handler loads, then 200 once listening.
   if (health !== undefined) await serveHealth([server], health);
+  // Before listen() too: a SIGHUP that comes before the handler is installed kills the process.
+  const stopSighup = reloadOnSighup(server);
   const address = addressUrl(await server.listen());
+  // Watching before the listening line: once it is printed, a change reloads.
+  const watcher = watch ? await watchImports(module, () => reloadAndLog(server, 'watch'), server.logger) : undefined;
   process.stdout.write(`listening on ${address}\n`);
   const { workers } = server.stats();
   server.logger.info({ address, workers, framing: coreOf(server).framing.name }, 'serving');
   const shutDown = (signal: NodeJS.Signals) => {
+    watcher?.close();
     const { connections, requestsInFlight } = server.stats();
     server.logger.info({ signal, connections, requestsInFlight }, 'shutting down: finishing the requests in flight');
     void server.close();
@@ -172,7 +195,9 @@ async function run(server: BaseServer, processes: number | undefined, health: He
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
   await server.serveForever();
+  watcher?.close();
   await server.close();
+  stopSighup();
   server.logger.info('stopped');
   return 0;
 }
@@ -194,6 +219,9 @@ function parseServeArgs(
   health: HealthOptions | undefined;
   drainDelay: number | undefined;
   logLevel: LogLevel;
+  watch: boolean;
+  /** The handler module's absolute path. */
+  module: string;
 } {
   if (positionals.length !== 1) throw new UsageError('takes exactly one handler module: sockserv serve <handler-module> [options]');
   if (values.inline && values.workers !== undefined) throw new UsageError('--workers and --inline exclude each other');
@@ -236,6 +264,8 @@ function parseServeArgs(
   if (processes !== undefined && metricsPort !== undefined) {
     throw new UsageError('--processes and --metrics-port exclude each other: each process would answer for itself on one port');
   }
+  if (values.watch && values.inline) throw new UsageError('--watch reloads the handler in new worker threads: not with --inline (the main thread cannot load a new version of a module)');
+  if (values.watch && processes !== undefined) throw new UsageError('--watch is a development mode for one process: not with --processes (SIGHUP to the primary reloads every process in turn)');
   if (values['proxy-protocol'] && values.udp) throw new UsageError('--proxy-protocol is for stream connections: not with --udp');
   if (values['proxy-protocol'] && tls !== undefined) throw new UsageError('--proxy-protocol and TLS exclude each other: the PROXY header comes before the handshake');
   const logLevel = parseLogLevel(values['log-level']);
@@ -254,11 +284,11 @@ function parseServeArgs(
   };
   const address = { host: values.host ?? '127.0.0.1', port };
   const module = resolve(positionals[0]!);
+  const rest = { processes, health, drainDelay, logLevel, watch: values.watch === true, module };
   if (values.unix !== undefined) {
     const path = resolve(values.unix);
-    return { server: values.inline ? new UnixStreamServer(path, module, options) : new ThreadingUnixStreamServer(path, module, options), processes, health, drainDelay, logLevel };
+    return { server: values.inline ? new UnixStreamServer(path, module, options) : new ThreadingUnixStreamServer(path, module, options), ...rest };
   }
-  const rest = { processes, health, drainDelay, logLevel };
   if (values.udp) return { server: values.inline ? new UDPServer(address, module, options) : new ThreadingUDPServer(address, module, options), ...rest };
   return { server: values.inline ? new TCPServer(address, module, options) : new ThreadingTCPServer(address, module, options), ...rest };
 }

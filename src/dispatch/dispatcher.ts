@@ -1,9 +1,12 @@
 // Owns the dispatch contract: the one step where the inline TCPServer and the pooled
 // ThreadingTCPServer differ (Python's process_request). A dispatcher takes framed requests and
 // reports each outcome back to the connection that sent it, in any order; the connection orders.
+// A dispatcher may reload its handler (reload(): the pool's, src/dispatch/reload.ts); one that
+// cannot leaves it out or rejects with ERR_UNSUPPORTED.
 
 import type { SockservError } from '../errors.js';
 import type { ClientAddress, HandlerKind, ServerInfo } from '../handler.js';
+import type { HandlerRef } from '../handler-module.js';
 import type { Reply } from '../reply.js';
 import type { SessionPort } from '../session/protocol.js';
 import type { PoolCounters } from '../stats.js';
@@ -32,6 +35,13 @@ export interface DispatcherStats {
   utilization: number;
   /** Pooled servers: where the workers' time went and what waking cost (cumulative; null inline). */
   pool: PoolCounters | null;
+  /** The version of the handler serving new requests: 1 at start, one more for each reload that switched. */
+  handlerVersion: number;
+}
+
+/** What a session's connection offers its dispatcher: drain() ends the session's input as a shutdown does (a reload's old version past reloadTimeout). */
+export interface SessionOwner {
+  drain(): void;
 }
 
 /** Runs handlers for a server: InlineDispatcher (TCPServer…) or PoolDispatcher (ThreadingTCPServer…); made by createDispatcher(). */
@@ -43,9 +53,9 @@ export interface Dispatcher {
   /**
    * Starts a StreamRequestHandler session for one connection: returns the main thread's end of
    * its port and `done`, which resolves when the handler has returned and rejects when it could
-   * not run to the end (its worker died).
+   * not run to the end (its worker died). `owner`, if given, is the session's connection.
    */
-  startSession(clientAddress: ClientAddress): { port: SessionPort; done: Promise<void> };
+  startSession(clientAddress: ClientAddress, owner?: SessionOwner): { port: SessionPort; done: Promise<void> };
   /** False while the dispatcher's queue is full: the caller must stop reading and wait. */
   hasCapacity(): boolean;
   /** Calls sink.pump() once capacity returns. */
@@ -54,6 +64,12 @@ export interface Dispatcher {
   submit(sink: RequestSink, seq: number, request: Buffer): void;
   /** Queue, workers and utilization now. */
   stats(): DispatcherStats;
+  /**
+   * Loads a new version of the handler (`handler`, or the current module read again) and switches
+   * to it without dropping a connection; resolves with its version number once it serves. Absent
+   * (or rejecting with ERR_UNSUPPORTED) where the dispatcher cannot reload.
+   */
+  reload?(handler?: HandlerRef): Promise<{ version: number }>;
   /** Releases workers (unless the pool is shared). */
   close(): Promise<void>;
 }

@@ -6,6 +6,9 @@
 //
 // The price of the speed: a request that runs inline is not isolated. A handler that can exit
 // the process, loop, or block for long must not use this option — which is why it is opt-in.
+// A reload retires the lane for good (retire()): the main thread cannot load a new version of a
+// module it imported, so from the switch on every request uses the pool; runs already started
+// finish on the old version, as in-flight requests do on old workers.
 
 import { performance } from 'node:perf_hooks';
 import type { HandlerKind, ServerInfo } from '../handler.js';
@@ -62,6 +65,14 @@ export class InlineLane {
     } catch (err) {
       this.#logger.warn({ err }, 'inlineBelowMicros: the handler does not load on the main thread; every request uses the pool');
     }
+  }
+
+  /** A reload switched versions: the main thread's copy of the handler is the old one; never run inline again. */
+  retire(): void {
+    if (!this.#usable) return;
+    this.#usable = false;
+    this.#active = false;
+    this.#logger.info('inlineBelowMicros: the handler was reloaded, and the main thread cannot load a new version: every request uses the pool from now on');
   }
 
   /** The pool's measured cost per request (ms) for one batch. */

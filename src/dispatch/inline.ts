@@ -6,8 +6,10 @@
 //
 // Invariant: one connection's requests run one after another, as on a worker — while its async
 // handler awaits, its later requests wait here (`pipelining: 'parallel'` lets them overlap).
+// No reload: a new version needs a thread that never imported the module (ESM caches it per
+// thread and cannot unload it), and this is the main thread — reload() rejects (ERR_UNSUPPORTED).
 
-import { ErrorCodes, fromErrorInfo, requestTimeout as requestTimeoutError, toErrorInfo } from '../errors.js';
+import { ErrorCodes, SockservError, fromErrorInfo, requestTimeout as requestTimeoutError, toErrorInfo } from '../errors.js';
 import { type AnyHandlerClass, type ClientAddress, type HandlerClass, type HandlerKind, type ServerInfo, handlerKindOf } from '../handler.js';
 import { type HandlerRef, loadHandler } from '../handler-module.js';
 import type { ResolvedOptions } from '../options.js';
@@ -140,7 +142,20 @@ export class InlineDispatcher implements Dispatcher {
   }
 
   stats(): DispatcherStats {
-    return { queued: 0, running: this.#running, workers: 0, utilization: 0, pool: null };
+    return { queued: 0, running: this.#running, workers: 0, utilization: 0, pool: null, handlerVersion: 1 };
+  }
+
+  /**
+   * Always rejects: importing the module again on the main thread would re-run only the module
+   * itself (the modules it imports stay cached, old) and keep every version in memory for ever.
+   */
+  reload(): Promise<{ version: number }> {
+    return Promise.reject(
+      new SockservError(
+        ErrorCodes.UNSUPPORTED,
+        'an inline server cannot reload its handler: the handler runs on the main thread, which cannot unload a module it imported — use a Threading server (or `sockserv serve` without --inline), whose reload starts fresh worker threads',
+      ),
+    );
   }
 
   async close(): Promise<void> {}

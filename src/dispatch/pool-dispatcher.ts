@@ -7,6 +7,8 @@
 //   worker-channel.ts one channel's life and its shared memory (slots, rings, doorbell)
 //   recovery.ts       what a lost channel's requests become (at most once)
 //   watchdog.ts       requestTimeout
+//   handler-version.ts one version of the handler: its pool, its channels, its life
+//   reload.ts         the order of a reload, and the old version's timeline
 //
 // Invariants held here: a replacement channel lives on a thread that no other channel of this
 // server uses (it is placed only on a thread outside theirs, so it waits for the replacement worker
@@ -14,6 +16,12 @@
 // (every one lost to a load failure), waiting and later requests and sessions fail at once with
 // that error. close() always finishes: channels are told to end, loops still loading the handler
 // are waited for (a thread terminated inside module loading can abort the process), bounded.
+// Reloads: exactly one version serves (the scheduler picks only among its channels, sessions start
+// only there); older ones drain — a connection's requests on them are answered there, its next
+// ones wait for that and then go to the serving version — and retire once they carry nothing. A
+// draining version's channels are never replaced: a death there fails only the requests that had
+// started; the ones it had not started run on the serving version. A channel index (the
+// scheduler's key for parking) names one live channel; a retired channel's index is reused.
 
 import { performance } from 'node:perf_hooks';
 import { ErrorCodes, type ErrorInfo, SockservError, fromErrorInfo, requestTimeout, workerDied } from '../errors.js';
@@ -24,17 +32,23 @@ import type { ResolvedOptions } from '../options.js';
 import type { PoolCounters } from '../stats.js';
 import type { Reply } from '../reply.js';
 import { Kind } from './channel-protocol.js';
-import type { Dispatcher, DispatcherStats, RequestSink } from './dispatcher.js';
+import type { Dispatcher, DispatcherStats, RequestSink, SessionOwner } from './dispatcher.js';
+import { HandlerVersion } from './handler-version.js';
 import { InlineLane } from './inline-lane.js';
 import { type LossCause, recover } from './recovery.js';
+import { Reloader } from './reload.js';
 import { type ConnQueue, type Entry, Scheduler } from './scheduler.js';
 import { ChannelSessionEnd, type SessionPort } from './session-port.js';
 import { Watchdog } from './watchdog.js';
 import { type ReplyKind, WorkerChannel } from './worker-channel.js';
 import type { WorkerPool } from './worker-pool.js';
 
-type Limits = Pick<ResolvedOptions, 'maxQueuedRequests' | 'requestTimeout' | 'workerQueueMs' | 'pipelining' | 'readHighWaterMark' | 'maxFrameBytes'>;
+type Limits = Pick<
+  ResolvedOptions,
+  'maxQueuedRequests' | 'requestTimeout' | 'workerQueueMs' | 'pipelining' | 'readHighWaterMark' | 'maxFrameBytes' | 'reloadTimeout' | 'shutdownTimeout'
+>;
 type Channel = WorkerChannel<ConnQueue>;
+type Version = HandlerVersion<ConnQueue>;
 
 /** How long close() waits for running channel loops to end before the pool stops their threads. */
 const CLOSE_GRACE_MS = 1000;
@@ -42,22 +56,30 @@ const CLOSE_GRACE_MS = 1000;
 const BOOT_GRACE_MS = 10_000;
 
 export class PoolDispatcher implements Dispatcher {
-  readonly #pool: WorkerPool;
-  readonly #ownsPool: boolean;
-  readonly #handler: HandlerRef;
   readonly #limits: Limits;
   readonly #logger: Logger;
   readonly #scheduler: Scheduler;
+  /** Makes the pool of a reload's new version; null when the server runs on a shared pool (no reload). */
+  readonly #newPool: (() => WorkerPool) | null;
+  readonly #reloader: Reloader<ConnQueue>;
   #server: ServerInfo | undefined;
   #kind: HandlerKind = 'request';
-  /** The handler declared its requests safe to run twice: one that was running on a dead worker runs once more. */
-  #idempotent = false;
-  #sessions = 0;
+  /** The version that serves: the scheduler picks among its channels, sessions start there. */
+  #current: Version;
+  /** Every version still running: the serving one, older ones draining, a reload's starting one. */
+  readonly #versions = new Set<Version>();
+  /** The version of each channel (the watchdog stops a thread through its version's pool). */
+  readonly #versionOf = new WeakMap<Channel, Version>();
+  /** The channels of every running version (lost ones until replaced or retired): what is drained, published, scanned. */
   #channels: Channel[] = [];
-  /** The thread each channel was placed on (by index), so a replacement avoids the others'. */
-  readonly #placedOn: number[] = [];
-  /** The piscina tasks running the channels' loops, until they end. */
-  readonly #loops = new Set<Promise<unknown>>();
+  /** Channel indices free for reuse (a retired version's), and the next never used. */
+  readonly #freeIndices: number[] = [];
+  #nextIndex = 0;
+  /** Pools of retired versions still closing (close() waits for them). */
+  readonly #retiring = new Set<Promise<void>>();
+  #sessions = 0;
+  /** Each session's connection, told to drain when its version's reloadTimeout passes. */
+  readonly #owners = new WeakMap<ChannelSessionEnd, SessionOwner>();
   #nextSessionId = 0;
   #waiters = new Set<RequestSink>();
   #flushScheduled = false;
@@ -65,7 +87,7 @@ export class PoolDispatcher implements Dispatcher {
   readonly #startedAt = performance.now();
   #watchdog: Watchdog<ConnQueue> | null = null;
   #closing = false;
-  /** Every channel was lost to a load failure: no request can run any more; this is why. */
+  /** Every channel of the serving version was lost to a load failure: no request can run any more; this is why. */
   #unusable: SockservError | null = null;
   readonly #flush = () => this.#flushQueue();
   /** Runs cheap requests on the main thread when inlineBelowMicros is set; null otherwise. */
@@ -75,14 +97,21 @@ export class PoolDispatcher implements Dispatcher {
   /** Per connection, the sink its inline runs report through (it counts them). */
   readonly #inlineSinks = new WeakMap<ConnQueue, RequestSink>();
 
-  constructor(pool: WorkerPool, ownsPool: boolean, handler: HandlerRef, options: ResolvedOptions, logger: Logger) {
-    this.#pool = pool;
-    this.#ownsPool = ownsPool;
-    this.#handler = handler;
+  /**
+   * `pool` runs the first version (the server's own when `ownsPool`); `newPool` makes the pool of
+   * each reload's version, or is null when the pool is shared (reload() then rejects).
+   */
+  constructor(pool: WorkerPool, ownsPool: boolean, handler: HandlerRef, options: ResolvedOptions, logger: Logger, newPool: (() => WorkerPool) | null = null) {
+    this.#current = new HandlerVersion<ConnQueue>(handler, pool, ownsPool);
+    this.#current.number = 1;
+    this.#current.state = 'serving';
+    this.#versions.add(this.#current);
+    this.#newPool = newPool;
     this.#limits = options;
     this.#logger = logger;
     this.#scheduler = new Scheduler(options.pipelining !== 'parallel', options.workerQueueMs);
     this.#lane = options.inlineBelowMicros > 0 ? new InlineLane(handler, options, logger) : null;
+    this.#reloader = this.#makeReloader();
   }
 
   get handlerKind(): HandlerKind {
@@ -91,12 +120,11 @@ export class PoolDispatcher implements Dispatcher {
 
   async start(server: ServerInfo): Promise<void> {
     this.#server = server;
-    const loaded = await this.#pool.preload(this.#handler);
+    const version = this.#current;
+    const loaded = await version.pool.preload(version.handler);
     this.#kind = loaded.kind;
-    this.#idempotent = loaded.idempotent;
-    const opened: Array<Promise<void>> = [];
-    for (let i = 0; i < this.#pool.workers; i++) opened.push(this.#openChannel(i));
-    await Promise.all(opened);
+    version.idempotent = loaded.idempotent;
+    await this.#openChannels(version);
     if (this.#unusable) throw this.#unusable;
     if (this.#kind !== 'request') return; // a session server's channels carry sessions only
     if (this.#limits.requestTimeout > 0) {
@@ -111,7 +139,7 @@ export class PoolDispatcher implements Dispatcher {
               `a worker's event loop did not turn for requestTimeout (${this.#limits.requestTimeout} ms) outside any handler run (a blocking async continuation?): stopping it`,
             );
           }
-          return this.#pool.terminate(channel.threadId);
+          return this.#versionOf.get(channel)?.pool.terminate(channel.threadId) ?? false;
         },
       });
       this.#watchdog.start();
@@ -119,10 +147,18 @@ export class PoolDispatcher implements Dispatcher {
     await this.#lane?.start(server, this.#kind);
   }
 
-  /** A session goes to the open channel carrying the fewest; its bytes ride that channel's rings. */
-  startSession(clientAddress: ClientAddress): { port: SessionPort; done: Promise<void> } {
+  /**
+   * Loads `handler` (default: the serving version's module, read again) in a new pool's fresh
+   * threads and switches to it (reload.ts). Resolves once the new version serves.
+   */
+  reload(handler?: HandlerRef): Promise<{ version: number }> {
+    return this.#reloader.reload(handler);
+  }
+
+  /** A session goes to the serving version's open channel carrying the fewest; its bytes ride that channel's rings. */
+  startSession(clientAddress: ClientAddress, owner?: SessionOwner): { port: SessionPort; done: Promise<void> } {
     let channel: Channel | null = null;
-    for (const candidate of this.#channels) {
+    for (const candidate of this.#current.channels) {
       if (candidate.gone) continue;
       // An open channel before an opening one (whose records wait in its ring until it opens).
       if (channel === null || (candidate.open && !channel.open) || (candidate.open === channel.open && candidate.sessionCount < channel.sessionCount)) channel = candidate;
@@ -134,11 +170,14 @@ export class PoolDispatcher implements Dispatcher {
       end.done.catch(() => {}); // the caller's handler sees it; this copy must not be unhandled
       return { port: end, done: end.done };
     }
+    const version = this.#current;
     const end = new ChannelSessionEnd(channel, id);
+    if (owner !== undefined) this.#owners.set(end, owner);
     channel.openSession(end, clientAddress);
     this.#sessions++;
     const ended = () => {
       this.#sessions--;
+      if (version.state === 'draining') this.#checkRetired(version);
     };
     end.done.then(ended, ended);
     return { port: end, done: end.done };
@@ -177,13 +216,14 @@ export class PoolDispatcher implements Dispatcher {
       if (channel.osThreadId > 0) pool.workerTids.push(channel.osThreadId);
     }
     const wallMs = performance.now() - this.#startedAt;
-    const workers = this.#pool.workers;
+    const workers = this.#current.pool.workers;
     return {
       queued: this.#scheduler.queued,
       running,
       workers,
       utilization: wallMs > 0 ? Math.min(1, this.#busyMs / (wallMs * workers)) : 0,
       pool,
+      handlerVersion: this.#current.number,
     };
   }
 
@@ -191,54 +231,68 @@ export class PoolDispatcher implements Dispatcher {
     if (this.#closing) return;
     this.#closing = true;
     this.#watchdog?.stop();
+    const versions = [...this.#versions];
+    for (const version of versions) version.clearTimers();
     const loading = this.#channels.some((channel) => channel.phase === 'opening');
     for (const channel of this.#channels) channel.close();
     // Let the loops end before the threads go: piscina would otherwise receive their results after
     // it forgot the tasks, and log them as errors. A loop still loading the handler ends once
     // loaded; a worker stuck in a handler is stopped by the pool's close anyway.
-    let timer: NodeJS.Timeout | undefined;
-    const grace = new Promise<void>((resolve) => (timer = setTimeout(resolve, loading ? BOOT_GRACE_MS : CLOSE_GRACE_MS)));
-    await Promise.race([Promise.allSettled(this.#loops), grace]);
-    clearTimeout(timer);
-    if (this.#ownsPool) await this.#pool.close();
+    await settleWithin(versions.flatMap((version) => [...version.loops]), loading ? BOOT_GRACE_MS : CLOSE_GRACE_MS);
+    await Promise.all([...versions.filter((version) => version.ownsPool).map((version) => version.pool.close()), ...this.#retiring]);
   }
 
   // ---- channels --------------------------------------------------------------------------
 
-  /** Opens channel `index` on a thread no other channel of this server uses; resolves once it is open (or lost). */
-  #openChannel(index: number): Promise<void> {
+  /** Opens one channel per worker of the version's pool; resolves once each is open (or lost). */
+  #openChannels(version: Version): Promise<void> {
+    const opened: Array<Promise<void>> = [];
+    for (let slot = 0; slot < version.pool.workers; slot++) opened.push(this.#openChannel(version, slot, this.#takeIndex()));
+    return Promise.all(opened).then(() => {});
+  }
+
+  /**
+   * Opens the channel of `slot` of `version` (under channel index `index`) on a thread no other
+   * channel of that version uses; resolves once it is open (or lost).
+   */
+  #openChannel(version: Version, slot: number, index: number): Promise<void> {
     const channel = new WorkerChannel<ConnQueue>(index);
-    this.#channels[index] = channel;
+    const replaced = version.channels[slot];
+    version.channels[slot] = channel;
+    this.#versionOf.set(channel, version);
+    this.#channels = replaced === undefined ? [...this.#channels, channel] : this.#channels.map((c) => (c === replaced ? channel : c));
     const avoid = new Set<number>();
-    this.#channels.forEach((other, i) => {
-      if (i !== index && !other.gone && this.#placedOn[i] !== undefined) avoid.add(this.#placedOn[i]!);
+    version.channels.forEach((other, i) => {
+      if (i !== slot && !other.gone && version.placedOn[i] !== undefined) avoid.add(version.placedOn[i]!);
     });
     const task = {
-      handler: this.#handler,
+      handler: version.handler,
       server: this.#server!,
       buffers: channel.buffers,
       port: channel.workerPort,
       limits: { readHighWaterMark: this.#limits.readHighWaterMark, maxFrameBytes: this.#limits.maxFrameBytes },
     };
     let placedOn = 0;
-    const loop = this.#pool.runChannel(task, [channel.workerPort], avoid, (threadId) => {
+    const loop = version.pool.runChannel(task, [channel.workerPort], avoid, (threadId) => {
       placedOn = threadId;
-      if (this.#channels[index] === channel) this.#placedOn[index] = threadId;
+      if (version.channels[slot] === channel) version.placedOn[slot] = threadId;
     });
-    this.#loops.add(loop);
+    version.loops.add(loop);
     loop.then(
       (outcome) => {
-        this.#loops.delete(loop);
-        this.#pool.channelEnded(placedOn);
+        version.loops.delete(loop);
+        version.pool.channelEnded(placedOn);
         const error = (outcome as { error?: ErrorInfo } | null)?.error;
-        if (error) this.#channelLost(channel, fromErrorInfo(error, ErrorCodes.HANDLER_LOAD), 'load');
+        if (error) this.#channelLost(version, channel, fromErrorInfo(error, ErrorCodes.HANDLER_LOAD), 'load');
         else if (channel.phase === 'closing') channel.closed();
-        else this.#channelLost(channel, new Error('the channel loop ended unasked'), 'died');
+        else this.#channelLost(version, channel, new Error('the channel loop ended unasked'), 'died');
+        this.#checkRetired(version);
       },
       (error: unknown) => {
-        this.#loops.delete(loop);
-        this.#pool.channelEnded(placedOn);
-        this.#channelLost(channel, error, 'died');
+        version.loops.delete(loop);
+        version.pool.channelEnded(placedOn);
+        this.#channelLost(version, channel, error, 'died');
+        this.#checkRetired(version);
       },
     );
     const opened = new Promise<void>((resolve) => {
@@ -253,9 +307,13 @@ export class PoolDispatcher implements Dispatcher {
       );
     });
     channel.onBootTimeout = () =>
-      this.#channelLost(channel, new SockservError(ErrorCodes.HANDLER_LOAD, 'a worker did not load the handler in time'), 'load');
+      this.#channelLost(version, channel, new SockservError(ErrorCodes.HANDLER_LOAD, 'a worker did not load the handler in time'), 'load');
     channel.waitForReplies(() => this.#onReplies(channel));
     return opened;
+  }
+
+  #takeIndex(): number {
+    return this.#freeIndices.pop() ?? this.#nextIndex++;
   }
 
   #scheduleFlush(): void {
@@ -289,6 +347,8 @@ export class PoolDispatcher implements Dispatcher {
       this.#lane?.observePoolCost(busyMs / done);
     }
     this.#scheduler.unpark(channel.index);
+    // A reload's old version: its channel closes once it carries nothing.
+    if (channel.phase === 'draining' && channel.used === 0 && channel.sessionCount === 0) this.#checkRetired(this.#versionOf.get(channel)!);
   }
 
   readonly #deliver = (entry: Entry, kind: ReplyKind, bytes: Buffer | null, micros: number): void => {
@@ -305,10 +365,10 @@ export class PoolDispatcher implements Dispatcher {
     this.#flushScheduled = false;
     if (this.#closing) return;
     if (this.#unusable !== null) this.#failWaiting(this.#unusable);
-    for (const channel of this.#channels) if (channel.open && channel.hasReplies) this.#drain(channel);
-    this.#scheduler.steal(this.#channels, Date.now);
-    this.#scheduler.serve(this.#channels);
-    for (const channel of this.#channels) if (channel.open) channel.publish();
+    for (const channel of this.#channels) if (channel.running && channel.hasReplies) this.#drain(channel);
+    this.#scheduler.steal(this.#current.channels, Date.now);
+    this.#scheduler.serve(this.#current.channels);
+    for (const channel of this.#channels) if (channel.running) channel.publish();
     if (this.#waiters.size > 0 && this.hasCapacity()) this.#wakeWaiters();
   }
 
@@ -350,6 +410,138 @@ export class PoolDispatcher implements Dispatcher {
     return tracked;
   }
 
+  // ---- reloads (the order is reload.ts's) ------------------------------------------------
+
+  #makeReloader(): Reloader<ConnQueue> {
+    const self = this; // the host's getters read this dispatcher's private fields
+    return new Reloader<ConnQueue>(
+      {
+        get closing() {
+          return self.#closing;
+        },
+        get kind() {
+          return self.#kind;
+        },
+        get handler() {
+          return self.#current.handler;
+        },
+        newVersion: (handler) => {
+          if (this.#newPool === null) return null;
+          const version = new HandlerVersion<ConnQueue>(handler, this.#newPool(), true);
+          this.#versions.add(version); // close() closes it too
+          return version;
+        },
+        openChannels: (version) => this.#openChannels(version),
+        switchTo: (version) => this.#switchTo(version),
+        discard: (version) => this.#discard(version),
+        drainSessions: (version) => this.#drainSessions(version),
+        cut: (version) => this.#cut(version),
+      },
+      { reloadTimeout: this.#limits.reloadTimeout, shutdownTimeout: this.#limits.shutdownTimeout },
+    );
+  }
+
+  /** The switch, in one step: `version` serves from now on; the one before drains. */
+  #switchTo(version: Version): Version {
+    const old = this.#current;
+    version.number = old.number + 1;
+    version.state = 'serving';
+    this.#current = version;
+    old.state = 'draining';
+    for (const channel of old.channels) channel.beginDraining();
+    this.#unusable = null; // the new version loads, whatever the old one did
+    this.#lane?.retire();
+    // Connections parked on an old channel for room go to the new version now; one with requests
+    // outstanding there parks again until they are answered (the scheduler's order rule).
+    for (const channel of old.channels) this.#scheduler.unpark(channel.index);
+    this.#checkRetired(old);
+    this.#scheduleFlush();
+    return old;
+  }
+
+  /**
+   * A draining version: closes each channel that carries nothing any more, and once every one has
+   * ended, retires the version — its pool closes, its channel indices are free again.
+   */
+  #checkRetired(version: Version): void {
+    if (this.#closing || version.state !== 'draining') return;
+    for (const channel of version.channels) {
+      if ((channel.phase === 'draining' || channel.phase === 'opening') && channel.used === 0 && channel.sessionCount === 0) channel.close();
+    }
+    if (!version.finished) return;
+    version.state = 'retired';
+    this.#forget(version);
+    if (version.ownsPool) {
+      const closed = version.pool.close().catch((err: unknown) => this.#logger.debug({ err }, 'an old version\'s pool failed to close'));
+      this.#retiring.add(closed);
+      void closed.then(() => this.#retiring.delete(closed));
+    }
+  }
+
+  /** A reload that failed: its channels close, then its pool. */
+  async #discard(version: Version): Promise<void> {
+    const loading = version.channels.some((channel) => channel.phase === 'opening');
+    for (const channel of version.channels) channel.close();
+    await settleWithin([...version.loops], loading ? BOOT_GRACE_MS : CLOSE_GRACE_MS);
+    this.#forget(version);
+    await version.pool.close();
+  }
+
+  /** Drops a version that ran its last: its channels leave the sets, their indices are free. */
+  #forget(version: Version): void {
+    version.clearTimers();
+    if (!this.#versions.delete(version)) return;
+    const ended = new Set(version.channels);
+    this.#channels = this.#channels.filter((channel) => !ended.has(channel));
+    for (const channel of version.channels) {
+      if (channel.phase !== 'lost') addCounters(this.#retired, channel); // a lost one's are in already
+      this.#scheduler.unpark(channel.index); // nothing waits there; keeps the reused index clean
+      this.#freeIndices.push(channel.index);
+    }
+  }
+
+  /** reloadTimeout passed: the old version's sessions get EOF, as in a shutdown. */
+  #drainSessions(version: Version): void {
+    let sessions = 0;
+    for (const channel of version.channels) {
+      for (const end of channel.sessionEnds()) {
+        sessions++;
+        this.#owners.get(end)?.drain();
+      }
+    }
+    if (sessions > 0) {
+      this.#logger.info(
+        { version: version.number, sessions, reloadTimeout: this.#limits.reloadTimeout },
+        `reload: ${sessions} session${sessions === 1 ? '' : 's'} of handler version ${version.number} still open after reloadTimeout: ending their input, as in a shutdown`,
+      );
+    }
+  }
+
+  /** reloadTimeout + shutdownTimeout passed: what still runs on the old version is stopped (ERR_RELOAD_TIMEOUT). */
+  #cut(version: Version): void {
+    version.cut = true;
+    this.#logger.warn(
+      { code: ErrorCodes.RELOAD_TIMEOUT, version: version.number, carried: version.carried },
+      `reload: handler version ${version.number} still runs requests or sessions after reloadTimeout + shutdownTimeout: stopping its workers`,
+    );
+    for (const channel of version.channels) {
+      if (channel.running) {
+        if (!version.pool.terminate(channel.threadId)) this.#channelLost(version, channel, new Error('its worker is gone'), 'died');
+      } else if (channel.phase === 'opening') {
+        channel.close();
+        for (const end of channel.takeSessions()) end.fail(this.#reloadCut());
+      }
+    }
+    this.#checkRetired(version);
+  }
+
+  #reloadCut(): SockservError {
+    return new SockservError(
+      ErrorCodes.RELOAD_TIMEOUT,
+      `still running on the old handler version ${this.#limits.reloadTimeout + this.#limits.shutdownTimeout} ms after a reload (reloadTimeout + shutdownTimeout): stopped`,
+    );
+  }
+
   // ---- failures --------------------------------------------------------------------------
 
   /** The watchdog gave up on an async request: it fails now; the worker is told, and its acknowledgement frees the slot. */
@@ -360,9 +552,10 @@ export class PoolDispatcher implements Dispatcher {
 
   /**
    * The channel's worker died or was stopped ('died'), or its loop could not load the handler
-   * ('load'). What it published is delivered; the rest is judged by recovery.ts.
+   * ('load'). What it published is delivered; the rest is judged by recovery.ts. Only the serving
+   * version replaces a channel; a starting one (a reload) records why it cannot serve.
    */
-  #channelLost(channel: Channel, error: unknown, how: 'died' | 'load'): void {
+  #channelLost(version: Version, channel: Channel, error: unknown, how: 'died' | 'load'): void {
     if (channel.phase === 'lost' || channel.phase === 'closed') return;
     // A worker that dies before its loop opened never ran a request: it failed to start the
     // handler (an exit at import, say). Replacing it would only repeat that.
@@ -382,28 +575,36 @@ export class PoolDispatcher implements Dispatcher {
     const { resend, fail } = recover(lost, {
       died: how === 'died',
       killedFor: channel.killedFor,
-      idempotent: this.#idempotent,
+      idempotent: version.idempotent,
       closed: (conn: ConnQueue) => conn.sink.closed,
     });
     // Sent again first, in each connection's order, ahead of its later requests: failing a
-    // started one below may make its connection submit more.
+    // started one below may make its connection submit more. A draining version's go to the
+    // serving version (the scheduler picks only among its channels).
     for (const [conn, entries] of resend) this.#scheduler.putBack(conn, entries);
     for (const { entry, cause } of fail) {
-      if (!entry.conn.sink.closed) entry.conn.sink.complete(entry.seq, null, this.#failure(cause, error));
+      if (!entry.conn.sink.closed) entry.conn.sink.complete(entry.seq, null, this.#failure(cause, error, version));
     }
-    for (const end of sessions) end.fail(how === 'died' ? workerDied('session', error) : error);
+    for (const end of sessions) end.fail(version.cut ? this.#reloadCut() : how === 'died' ? workerDied('session', error) : error);
     this.#scheduler.unpark(channel.index);
-    if (how === 'died' && !this.#pool.closing) void this.#openChannel(channel.index);
-    else if (how === 'load') {
-      // The handler does not load on that worker: nothing sent there can run. The channel stays
-      // lost; if none is left, what waits and what comes later fails with this error.
-      this.#logger.error({ err: error }, 'a worker could not load the handler');
-      if (this.#channels.every((c) => c.gone)) this.#unusable = error instanceof SockservError ? error : new SockservError(ErrorCodes.HANDLER_LOAD, String(error));
+    if (version.state === 'starting') {
+      // A reload's new version: it will not serve (reload.ts rejects with this and discards it).
+      version.loadError ??= how === 'died' ? workerDied('request', error) : error;
+    } else if (version.state === 'serving') {
+      const slot = version.channels.indexOf(channel);
+      if (how === 'died' && !version.pool.closing) void this.#openChannel(version, slot, channel.index);
+      else if (how === 'load') {
+        // The handler does not load on that worker: nothing sent there can run. The channel stays
+        // lost; if none is left, what waits and what comes later fails with this error.
+        this.#logger.error({ err: error }, 'a worker could not load the handler');
+        if (version.channels.every((c) => c.gone)) this.#unusable = error instanceof SockservError ? error : new SockservError(ErrorCodes.HANDLER_LOAD, String(error));
+      }
     }
     this.#scheduleFlush();
   }
 
-  #failure(cause: LossCause, error: unknown): SockservError {
+  #failure(cause: LossCause, error: unknown, version: Version): SockservError {
+    if (version.cut && cause !== 'load') return this.#reloadCut();
     if (cause === 'timeout') return requestTimeout(this.#limits.requestTimeout, 'stopped');
     if (cause === 'died') return workerDied('request', error);
     return error instanceof SockservError ? error : new SockservError(ErrorCodes.HANDLER_LOAD, String(error));
@@ -423,6 +624,14 @@ function addCounters(into: PoolCounters, channel: Channel): void {
   into.wakesToMain += wakes.toMain;
   into.wakesToWorker += wakes.toWorker;
   into.missedWakes += wakes.missed;
+}
+
+/** Waits for `loops` to settle, at most `ms`. */
+async function settleWithin(loops: Array<Promise<unknown>>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const grace = new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)));
+  await Promise.race([Promise.allSettled(loops), grace]);
+  clearTimeout(timer);
 }
 
 /** An ERROR outcome's payload; a worker always sends valid JSON, but a bad one must not throw here. */

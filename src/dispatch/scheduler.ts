@@ -20,6 +20,9 @@
 // and steal() takes requests back from a worker held by a long run when another has none queued.
 // A request taken back never ran (the worker's start and the revoke are one compare-exchange) and
 // rejoins its connection's pending requests in order, ahead of its later ones.
+// A reload's old channels are draining (worker-channel.ts), never `accepting`: serve() is given
+// only the serving version's channels, and a connection bound to a draining one parks there until
+// its requests on it are answered — then its next request goes to the new version.
 
 import type { RequestSink } from './dispatcher.js';
 import { Fifo } from './fifo.js';

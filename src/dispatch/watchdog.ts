@@ -12,7 +12,8 @@
 // Invariants: a worker is stopped at most once (its channel's killedFor is set once), and for a
 // request named by its ref — slot and generation — so a slot reused before the stop lands is
 // never taken for the overdue request (STALLED when no request is to blame). What finished is
-// delivered before anything is judged.
+// delivered before anything is judged. Draining channels (a reload's old version) are scanned
+// like open ones: their requests are bound by requestTimeout all the same.
 
 import type { SlotEntry } from './slot-table.js';
 import type { WorkerChannel } from './worker-channel.js';
@@ -25,7 +26,7 @@ const MAX_SCAN_MS = 1000;
 const STALLED = -1;
 
 export interface WatchdogActions<C> {
-  /** The open channels to scan. */
+  /** The channels to scan (those neither open nor draining are skipped). */
   channels(): Iterable<WorkerChannel<C>>;
   /** Delivers what a channel has finished (before judging it). */
   drain(channel: WorkerChannel<C>): void;
@@ -60,9 +61,9 @@ export class Watchdog<C> {
 
   scan(now: number): void {
     for (const channel of this.#actions.channels()) {
-      if (!channel.open) continue;
+      if (!channel.running) continue;
       this.#actions.drain(channel);
-      if (!channel.open) continue;
+      if (!channel.running) continue;
       const { running, awaiting } = channel.overdue(now, this.#limitMs);
       for (const entry of awaiting) this.#actions.abandon(channel, entry);
       if (running !== null && channel.killedFor === 0) {

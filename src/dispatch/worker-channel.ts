@@ -2,13 +2,18 @@
 // outbound path it writes (record-writer.ts), the slots of the requests it carries
 // (slot-table.ts), the wake handshake (doorbell.ts) and the sessions it carries — and its life:
 //
-//   opening → open → closing → closed, or → lost (from opening or open)
+//   opening → open → draining → closing → closed, or → lost (from opening, open or draining)
 //
 // Invariant: the phase only moves forward. Requests are sent only while 'open' (the worker has
 // loaded the handler and started its loop: THREAD_ID is set); after 'lost' or 'closing' nothing is
 // written, no wait is armed again, and callbacks of this channel do nothing — a replacement is a
 // new WorkerChannel. An opening channel that does not open within BOOT_MS is lost. 'opening' →
 // 'open' happens when the worker sets the OPEN word (its loop loaded the handler and started).
+// 'draining' (a reload's old version, reload.ts): the channel takes no new request, PEER or
+// session — send() and introduce() refuse, so the scheduler never picks it and a connection
+// bound to it parks — while everything it already carries goes on as when open: outcomes are
+// read, ABANDON and session records written, the watchdog scans it. An opening channel asked to
+// drain opens straight into 'draining'.
 
 import { MessageChannel, type MessagePort, receiveMessageOnPort } from 'node:worker_threads';
 import {
@@ -38,7 +43,7 @@ const EMPTY = new Uint8Array(0);
 /** How long a channel may take to open (its worker booting and loading the handler) before it counts as lost. */
 const BOOT_MS = 30_000;
 
-export type ChannelPhase = 'opening' | 'open' | 'closing' | 'closed' | 'lost';
+export type ChannelPhase = 'opening' | 'open' | 'draining' | 'closing' | 'closed' | 'lost';
 
 /** An outcome read from the reply ring. */
 export type ReplyKind = typeof Kind.REPLY | typeof Kind.NO_REPLY | typeof Kind.ERROR;
@@ -71,6 +76,8 @@ export class WorkerChannel<C> {
   #lastBusyMicros = 0;
   #lastSyncDone = 0;
   #waiting = false;
+  /** beginDraining() came while opening: the channel opens into 'draining'. */
+  #drainWhenOpen = false;
   /** Sessions carried by this channel, by number. */
   readonly #sessions = new Map<number, ChannelSessionEnd>();
   /** The ref the watchdog stopped the worker for (STALLED: its event loop stopped turning), or 0: a worker is stopped at most once. */
@@ -113,7 +120,12 @@ export class WorkerChannel<C> {
     return this.#phase === 'open';
   }
 
-  /** Will never take requests again. */
+  /** Its loop serves what it carries: open, or draining. */
+  get running(): boolean {
+    return this.#phase === 'open' || this.#phase === 'draining';
+  }
+
+  /** Will never carry anything again (draining is not gone: what it carries goes on). */
   get gone(): boolean {
     return this.#phase === 'closing' || this.#phase === 'closed' || this.#phase === 'lost';
   }
@@ -248,6 +260,15 @@ export class WorkerChannel<C> {
     this.#out.publish();
   }
 
+  /**
+   * A reload switched to a new version: from now on this channel takes no new request or session;
+   * what it carries finishes here. From 'opening' it takes effect when the channel opens.
+   */
+  beginDraining(): void {
+    if (this.#phase === 'open') this.#phase = 'draining';
+    else if (this.#phase === 'opening') this.#drainWhenOpen = true;
+  }
+
   /** Asks the worker's loop to end (server closing). */
   close(): void {
     if (this.gone) return;
@@ -340,10 +361,10 @@ export class WorkerChannel<C> {
     });
   }
 
-  /** Moves 'opening' to 'open' once the worker's loop has started; true when it just did. */
+  /** Moves 'opening' to 'open' (or 'draining') once the worker's loop has started; true when it just did. */
   #opened(): boolean {
     if (this.#phase !== 'opening' || Atomics.load(this.#ctl, Ctl.OPEN) === 0) return false;
-    this.#phase = 'open';
+    this.#phase = this.#drainWhenOpen ? 'draining' : 'open';
     clearTimeout(this.#bootTimer);
     this.#bootTimer = undefined;
     queueMicrotask(() => this.onReady?.());
@@ -361,6 +382,11 @@ export class WorkerChannel<C> {
   /** Sessions on this channel now. */
   get sessionCount(): number {
     return this.#sessions.size;
+  }
+
+  /** The sessions on this channel now (not taken: they go on). */
+  sessionEnds(): IterableIterator<ChannelSessionEnd> {
+    return this.#sessions.values();
   }
 
   /** Starts session `id` on the worker; its messages go to and come from `end`. */

@@ -3,8 +3,12 @@
 // resource limits, nice — and carries one long-lived task per worker and dispatcher: a channel
 // loop (worker-channel.ts). Requests and sessions never travel as piscina tasks; they stream
 // through the channels' shared memory. One pool may serve several servers; each server's
-// dispatcher opens its own channel on every worker.
+// dispatcher opens its own channel on every worker. Its threads are reniced (workerNice) from the
+// moment piscina starts them, not only once they run: a reload boots a whole new pool while the
+// main thread serves every connection, and a booting thread must not take the CPU from it.
 
+import { readdirSync } from 'node:fs';
+import { setPriority } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import type { ResourceLimits, Transferable } from 'node:worker_threads';
 import { Piscina } from 'piscina';
@@ -80,6 +84,8 @@ export class WorkerPool {
     const threads = workers + (options.spareWorkers ?? DEFAULTS.spareWorkers);
     this.#threads = threads;
     this.#logger = options.logger ?? stderrLogger;
+    const nice = options.workerNice ?? DEFAULTS.workerNice;
+    const threadsBefore = nice > 0 ? taskIds() : null;
     this.#piscina = new Piscina({
       filename: workerEntryUrl().href,
       minThreads: threads,
@@ -92,8 +98,9 @@ export class WorkerPool {
       closeTimeout: CLOSE_TIMEOUT_MS,
       loadBalancer: this.#balance,
       resourceLimits: { maxOldGenerationSizeMb: options.workerHeapMb, ...options.resourceLimits },
-      workerData: { nice: options.workerNice ?? DEFAULTS.workerNice },
+      workerData: { nice },
     });
+    if (threadsBefore !== null) reniceNewThreads(threadsBefore, nice);
     // Without a listener, an error raised in a worker outside any task would crash the process.
     this.#piscina.on('error', (err: unknown) => {
       if (this.#closing) this.#logger.debug({ err }, 'worker pool closing');
@@ -208,4 +215,32 @@ export class WorkerPool {
     }
     return best;
   };
+}
+
+/** The ids of this process's threads (Linux), or null elsewhere. */
+function taskIds(): Set<number> | null {
+  if (process.platform !== 'linux') return null;
+  try {
+    return new Set(readdirSync('/proc/self/task').map(Number));
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Renices the threads started since `before` — the pool's workers, which piscina starts in its
+ * constructor — at once, so their boot (Node's bootstrap, module loading: the costly part of a
+ * reload) already yields to the main thread. Each worker renices itself too once it runs
+ * (handler-host.ts): that covers replacements started later. Best effort.
+ */
+function reniceNewThreads(before: Set<number> | null, nice: number): void {
+  if (before === null) return;
+  for (const tid of taskIds() ?? []) {
+    if (before.has(tid)) continue;
+    try {
+      setPriority(tid, nice);
+    } catch {
+      // not permitted, or gone: the worker renices itself when it runs
+    }
+  }
 }

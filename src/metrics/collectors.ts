@@ -54,6 +54,29 @@ export function registerServerMetrics(registry: Registry, sampler: StatsSampler)
       }
     },
   });
+  new Counter({
+    name: 'sockserv_reloads_total',
+    help: 'server.reload() calls (SIGHUP, serve --watch), by outcome: ok (the new version serves), or failed (it did not load; the version before kept serving)',
+    labelNames: ['server', 'outcome'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const { label, stats } of sampler.samples()) {
+        this.inc({ server: label, outcome: 'ok' }, stats.reloads);
+        this.inc({ server: label, outcome: 'failed' }, stats.reloadsFailed);
+      }
+    },
+  });
+  new Gauge({
+    name: 'sockserv_handler_info',
+    help: 'Always 1; handler_version is the version of the handler serving new requests (1 at start, one more per reload)',
+    labelNames: ['server', 'handler_version'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const { label, stats } of sampler.samples()) this.set({ server: label, handler_version: String(stats.handlerVersion) }, 1);
+    },
+  });
   for (const [name, help, read] of GAUGES) {
     new Gauge({
       name,

@@ -21,7 +21,7 @@
 //
 // Methods for the caller:
 //   listen() serveForever() shutdown() close() handleRequest(timeout) stats() address addresses
-//   serving connectionCount recordRequestDurations() onClose(callback)
+//   serving connectionCount recordRequestDurations() onClose(callback) reload(handler)
 // Methods that may be overridden:
 //   verifyRequest(request, clientAddress)   → false refuses the connection (allow-lists go here)
 //   processRequest / finishRequest          → how an accepted connection starts being served
@@ -214,6 +214,44 @@ export abstract class BaseServer implements AsyncDisposable {
     return this.#closing;
   }
 
+  /**
+   * Loads a new version of the handler and switches to it without dropping a connection (nginx's
+   * SIGHUP; `sockserv serve` reloads on SIGHUP and, with --watch, on a file change). Pooled
+   * servers (ThreadingTCPServer and the other Threading servers) only: an inline server rejects
+   * with ERR_UNSUPPORTED (the main thread cannot unload a module), and so does a server on a shared
+   * `pool` (its threads serve other servers).
+   *
+   * The module — `handler`, or the one served now, read again from disk with everything it
+   * imports — is loaded and validated in fresh worker threads first. If it does not load, nothing
+   * changes: the version serving goes on and this rejects with ERR_HANDLER_LOAD (naming file:line)
+   * or ERR_HANDLER_INVALID. Otherwise, from the switch on, every new request and session goes to
+   * the new version. Requests already sent to a worker finish on the old version, and a
+   * connection's next request waits for them: its replies stay in order, nothing runs twice,
+   * nothing is lost. Sessions (StreamRequestHandler) stay on the old version until they end, or
+   * until `reloadTimeout` ms (default 30 000), when they get EOF as in a shutdown; whatever still
+   * runs on the old version `shutdownTimeout` ms after that is cut (ERR_RELOAD_TIMEOUT). The old
+   * threads stop once they carry nothing. Reloads run one at a time, in the order called.
+   *
+   * @param handler A module path or URL (the `exportName` option names the class); default: the module served now.
+   * @returns Once the new version serves: its number, as `stats().handlerVersion` reports it (1 at start).
+   */
+  async reload(handler?: string | URL): Promise<{ version: number }> {
+    if (this.#state === 'starting') await this.#listening?.catch(() => {});
+    if (this.#state === 'new') throw new SockservError(ErrorCodes.BAD_OPTION, 'the server is not listening yet: await listen() first');
+    if (this.#state !== 'serving') throw new SockservError(ErrorCodes.SERVER_CLOSED, 'the server is shutting down or closed');
+    const dispatcher = this.#dispatcher!;
+    const { counters } = this.#core;
+    try {
+      if (dispatcher.reload === undefined) throw new SockservError(ErrorCodes.UNSUPPORTED, 'this server\'s dispatcher cannot reload its handler');
+      const result = await dispatcher.reload(handler === undefined ? undefined : toHandlerRef(handler, this.options.exportName));
+      counters.reloads++;
+      return result;
+    } catch (error) {
+      counters.reloadsFailed++;
+      throw error;
+    }
+  }
+
   /** `await using server = new ThreadingTCPServer(...)`: closes the server (Python's `with`). */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
@@ -221,7 +259,7 @@ export abstract class BaseServer implements AsyncDisposable {
 
   /** A snapshot of the server's counters and gauges (what the metrics endpoint reports). Cheap: no I/O. */
   stats(): ServerStats {
-    const dispatch = this.#dispatcher?.stats() ?? { queued: 0, running: 0, workers: 0, utilization: 0, pool: null };
+    const dispatch = this.#dispatcher?.stats() ?? { queued: 0, running: 0, workers: 0, utilization: 0, pool: null, handlerVersion: 1 };
     const { counters, connections, requestDurations } = this.#core;
     return {
       ...counters,
@@ -231,6 +269,7 @@ export abstract class BaseServer implements AsyncDisposable {
       workers: dispatch.workers,
       poolUtilization: dispatch.utilization,
       pool: dispatch.pool,
+      handlerVersion: dispatch.handlerVersion,
       eventLoopDelay: this.#loopDelay.snapshot(),
       requestDurations: requestDurations?.snapshot() ?? null,
     };

@@ -28,8 +28,9 @@ export function ThreadingMixIn<TBase extends ServerClass>(Base: TBase) {
       if (options.pool !== undefined && !(options.pool instanceof WorkerPool)) {
         throw badOption('pool must be a WorkerPool (new WorkerPool({ workers }))');
       }
-      const pool =
-        options.pool ??
+      // A pool of its own per handler version: a reload starts a new one (src/dispatch/reload.ts).
+      // A shared pool serves other servers too, so a server on one cannot reload.
+      const newPool = () =>
         new WorkerPool({
           workers: options.workers,
           workerHeapMb: options.workerHeapMb,
@@ -37,7 +38,8 @@ export function ThreadingMixIn<TBase extends ServerClass>(Base: TBase) {
           spareWorkers: options.spareWorkers,
           logger: this.logger,
         });
-      return new PoolDispatcher(pool, options.pool === undefined, source, options, this.logger);
+      if (options.pool !== undefined) return new PoolDispatcher(options.pool, false, source, options, this.logger, null);
+      return new PoolDispatcher(newPool(), true, source, options, this.logger, newPool);
     }
   }
   return ThreadingServer;

@@ -38,7 +38,7 @@ export class SessionConnection {
     this.#host = host;
     this.lastActive = host.clock;
     this.#window = host.options.readHighWaterMark;
-    const { port, done } = host.dispatcher.startSession(clientAddress);
+    const { port, done } = host.dispatcher.startSession(clientAddress, this); // this: drain() past a reload's reloadTimeout
     this.#port = port;
     port.on('message', (message: ToServer) => this.#receive(message));
     this.#send({ t: 'wwin', n: host.options.writeHighWaterMark });

@@ -68,8 +68,8 @@ export class Cli {
       const deadline = Date.now() + timeoutMs;
       const poll = () => {
         if (done()) return resolve();
-        if (this.child.exitCode !== null || Date.now() > deadline) {
-          return reject(new Error(`no ${what}: exit ${this.child.exitCode}; stdout ${JSON.stringify(this.stdout)}; stderr ${this.tail()}`));
+        if (this.child.exitCode !== null || this.child.signalCode !== null || Date.now() > deadline) {
+          return reject(new Error(`no ${what}: exit ${this.child.exitCode ?? this.child.signalCode}; stdout ${JSON.stringify(this.stdout)}; stderr ${this.tail()}`));
         }
         setTimeout(poll, 10);
       };
