@@ -99,7 +99,8 @@ test('a worker turns its event loop under sustained load: an async reply does no
 }, 30_000);
 
 test('when no worker can load the handler any more, requests fail at once with ERR_HANDLER_LOAD instead of waiting for ever', async () => {
-  const { port, entries } = await start({ workers: 1 });
+  // No spare thread: the replacement is a new thread, booted after the fixture stopped loading.
+  const { port, entries } = await start({ workers: 1, spareWorkers: 0 });
   writeFileSync(failFile, 'x'); // a replacement worker will not load the fixture
   const victim = await registry.peer(port);
   victim.write('exit\n');
