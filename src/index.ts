@@ -52,7 +52,7 @@ export {
   resolveFraming,
 } from './framing/index.js';
 export type { Framer, FramerFactory, FramerLimits, FramingSpec, ResolvedFraming } from './framing/index.js';
-export { RespFramer, encodeCommand, parseCommand, respArray, respBulk, respError, respInteger, respNullBulk, respSimple } from './resp/index.js';
+export { RespFramer, encodeCommand, parseCommand, respArray, respBulk, respError, respInteger, respNullBulk, respPush, respSimple } from './resp/index.js';
 export { silentLogger, stderrLogger } from './logger.js';
 export type { LogFn, Logger } from './logger.js';
 export { REQUEST_DURATION_BOUNDS_MS } from './stats.js';
