@@ -12,6 +12,8 @@ import type { PoolCounters } from '../stats.js';
 export interface RequestSink {
   /** The peer that sent the requests. */
   readonly clientAddress: ClientAddress;
+  /** The connection's client id (its name in rooms: handlers see it as `this.clientId`); absent for a datagram. */
+  readonly clientId?: string;
   /** True once the connection is gone; its outcomes are then dropped. */
   readonly closed: boolean;
   /** Reports the outcome of request `seq`. */
@@ -43,9 +45,9 @@ export interface Dispatcher {
   /**
    * Starts a StreamRequestHandler session for one connection: returns the main thread's end of
    * its port and `done`, which resolves when the handler has returned and rejects when it could
-   * not run to the end (its worker died).
+   * not run to the end (its worker died). `clientId` is the connection's name in rooms.
    */
-  startSession(clientAddress: ClientAddress): { port: SessionPort; done: Promise<void> };
+  startSession(clientAddress: ClientAddress, clientId?: string): { port: SessionPort; done: Promise<void> };
   /** False while the dispatcher's queue is full: the caller must stop reading and wait. */
   hasCapacity(): boolean;
   /** Calls sink.pump() once capacity returns. */

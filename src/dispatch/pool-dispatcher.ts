@@ -14,6 +14,8 @@
 // (every one lost to a load failure), waiting and later requests and sessions fail at once with
 // that error. close() always finishes: channels are told to end, loops still loading the handler
 // are waited for (a thread terminated inside module loading can abort the process), bounded.
+// Handlers' room calls (ROOM records) go to the server's rooms (src/rooms/registry.ts) as each
+// channel's drain reads them, in ring order with its outcomes, and are answered on that channel.
 
 import { performance } from 'node:perf_hooks';
 import { ErrorCodes, type ErrorInfo, SockservError, fromErrorInfo, requestTimeout, workerDied } from '../errors.js';
@@ -23,6 +25,8 @@ import type { Logger } from '../logger.js';
 import type { ResolvedOptions } from '../options.js';
 import type { PoolCounters } from '../stats.js';
 import type { Reply } from '../reply.js';
+import { encodeRoomError } from '../rooms/records.js';
+import type { RoomRegistry } from '../rooms/registry.js';
 import { Kind } from './channel-protocol.js';
 import type { Dispatcher, DispatcherStats, RequestSink } from './dispatcher.js';
 import { InlineLane } from './inline-lane.js';
@@ -47,6 +51,7 @@ export class PoolDispatcher implements Dispatcher {
   readonly #handler: HandlerRef;
   readonly #limits: Limits;
   readonly #logger: Logger;
+  readonly #rooms: RoomRegistry;
   readonly #scheduler: Scheduler;
   #server: ServerInfo | undefined;
   #kind: HandlerKind = 'request';
@@ -75,14 +80,15 @@ export class PoolDispatcher implements Dispatcher {
   /** Per connection, the sink its inline runs report through (it counts them). */
   readonly #inlineSinks = new WeakMap<ConnQueue, RequestSink>();
 
-  constructor(pool: WorkerPool, ownsPool: boolean, handler: HandlerRef, options: ResolvedOptions, logger: Logger) {
+  constructor(pool: WorkerPool, ownsPool: boolean, handler: HandlerRef, options: ResolvedOptions, logger: Logger, rooms: RoomRegistry) {
     this.#pool = pool;
     this.#ownsPool = ownsPool;
     this.#handler = handler;
     this.#limits = options;
     this.#logger = logger;
+    this.#rooms = rooms;
     this.#scheduler = new Scheduler(options.pipelining !== 'parallel', options.workerQueueMs);
-    this.#lane = options.inlineBelowMicros > 0 ? new InlineLane(handler, options, logger) : null;
+    this.#lane = options.inlineBelowMicros > 0 ? new InlineLane(handler, options, logger, rooms) : null;
   }
 
   get handlerKind(): HandlerKind {
@@ -112,7 +118,7 @@ export class PoolDispatcher implements Dispatcher {
   }
 
   /** A session goes to the open channel carrying the fewest; its bytes ride that channel's rings. */
-  startSession(clientAddress: ClientAddress): { port: SessionPort; done: Promise<void> } {
+  startSession(clientAddress: ClientAddress, clientId = ''): { port: SessionPort; done: Promise<void> } {
     let channel: Channel | null = null;
     for (const candidate of this.#channels) {
       if (candidate.gone) continue;
@@ -127,7 +133,7 @@ export class PoolDispatcher implements Dispatcher {
       return { port: end, done: end.done };
     }
     const end = new ChannelSessionEnd(channel, id);
-    channel.openSession(end, clientAddress);
+    channel.openSession(end, clientAddress, clientId);
     this.#sessions++;
     const ended = () => {
       this.#sessions--;
@@ -242,6 +248,8 @@ export class PoolDispatcher implements Dispatcher {
         () => resolve(),
       );
     });
+    channel.onRoom = (call, op, payload) =>
+      this.#rooms.fromWorker(op, payload, (error) => channel.ackRoom(call, error === null ? null : encodeRoomError(error)));
     channel.onBootTimeout = () =>
       this.#channelLost(channel, new SockservError(ErrorCodes.HANDLER_LOAD, 'a worker did not load the handler in time'), 'load');
     channel.waitForReplies(() => this.#onReplies(channel));
@@ -321,6 +329,7 @@ export class PoolDispatcher implements Dispatcher {
       const sink = conn.sink;
       tracked = {
         clientAddress: sink.clientAddress,
+        clientId: sink.clientId,
         get closed() {
           return sink.closed;
         },

@@ -18,6 +18,7 @@
 // (inline-lane.ts) sends nothing to the pool until it ends. No channel with room is passed over
 // while a request that may go there waits: serve() stops only when no channel takes the next one.
 
+import { peerPayload } from './channel-protocol.js';
 import type { RequestSink } from './dispatcher.js';
 import { Fifo } from './fifo.js';
 import { RequestCosts } from './request-costs.js';
@@ -268,7 +269,7 @@ export class Scheduler {
   /** Makes sure the channel's worker knows the connection's address (a PEER record before its first request there). */
   #introduce(conn: ConnQueue, channel: Channel): boolean {
     if (conn.peerOf === channel && channel.knowsPeer(conn.peerNumber)) return true;
-    const number = channel.introduce(conn.id, Buffer.from(JSON.stringify(conn.sink.clientAddress)));
+    const number = channel.introduce(conn.id, peerPayload(conn.sink.clientAddress, conn.sink.clientId ?? ''));
     if (number === 0) return false;
     conn.peerOf = channel;
     conn.peerNumber = number;

@@ -7,6 +7,7 @@ import type { Dispatcher } from '../dispatch/dispatcher.js';
 import { WorkerPool } from '../dispatch/worker-pool.js';
 import { badOption } from '../errors.js';
 import type { BaseServer } from './base-server.js';
+import { coreOf } from './core.js';
 
 // TypeScript accepts a class as a mix-in base only if its constructor takes `...args: any[]`.
 /** Any server class ThreadingMixIn can extend. */
@@ -36,7 +37,7 @@ export function ThreadingMixIn<TBase extends ServerClass>(Base: TBase) {
           workerNice: options.workerNice,
           logger: this.logger,
         });
-      return new PoolDispatcher(pool, options.pool === undefined, source, options, this.logger);
+      return new PoolDispatcher(pool, options.pool === undefined, source, options, this.logger, coreOf(this).rooms);
     }
   }
   return ThreadingServer;
