@@ -52,6 +52,7 @@ import { MemoryBudget } from './memory-budget.js';
 import { type Logger, stderrLogger } from '../logger.js';
 import { type ResolvedOptions, type ServerOptions, resolveOptions } from '../options.js';
 import { ProxyHeaderReader } from '../proxy/header-reader.js';
+import { RedisPubSub } from '../rooms/redis-pubsub.js';
 import { RoomRegistry } from '../rooms/registry.js';
 import { SessionConnection } from '../session/session-connection.js';
 import { LoopDelayMonitor, RequestDurations, type ServerStats } from '../stats.js';
@@ -102,6 +103,7 @@ export abstract class BaseServer implements AsyncDisposable {
     this.#hooks = new HookGuard(this.logger);
     this.handlerSource = typeof handler === 'function' ? handler : toHandlerRef(handler, this.options.exportName);
     const framing = resolveFraming(this.options.framing);
+    const { pubsub } = this.options;
     this.#core = new ServerCore(
       this.options,
       this.logger,
@@ -109,7 +111,7 @@ export abstract class BaseServer implements AsyncDisposable {
       new LiveConnections(this.logger),
       this.#hooks,
       new MemoryBudget(this.options.maxClientMemory, this.logger),
-      new RoomRegistry(this.options, this.logger, framing.push, null),
+      new RoomRegistry(this.options, this.logger, framing.push, pubsub === undefined ? null : new RedisPubSub(pubsub, this.logger)),
       this,
     );
     this.#core.accept = (socket, clientAddress) => this.#accept(socket, clientAddress);
@@ -406,6 +408,7 @@ export abstract class BaseServer implements AsyncDisposable {
     this.#dispatcher = dispatcher;
     this.#core.dispatcher = dispatcher;
     try {
+      await this.#core.rooms.start(); // pubsub: Redis must answer before anything listens
       await dispatcher.start(this.#info);
       if (this.options.metrics) {
         const { serveMetrics } = await import('../metrics/index.js'); // prom-client loads only when asked for
