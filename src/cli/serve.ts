@@ -5,6 +5,8 @@
 // --health-port serves /livez and /readyz (src/metrics/health.ts) from before the server listens
 // until it has drained; --metrics-port serves them too, next to /metrics. --drain-delay MS makes
 // SIGTERM turn /readyz to 503 first and keep serving MS ms before the drain closes the listener.
+// --pubsub redis://HOST:PORT shares rooms between processes and machines; --processes N without it
+// refuses room calls (ERR_PUBSUB_REQUIRED) rather than give each process rooms of its own.
 
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -28,7 +30,7 @@ export const SERVE_USAGE = `usage: sockserv serve <handler-module> [--export NAM
          [--max-client-memory BYTES]
          [--tls-cert FILE --tls-key FILE] [--log-level trace|debug|info|warn|error|silent]
          [--metrics-port N [--metrics-host H]] [--health-port N [--health-host H]]
-         [--drain-delay MS] [--processes N] [--proxy-protocol]
+         [--drain-delay MS] [--processes N] [--pubsub redis://HOST:PORT] [--proxy-protocol]
   <handler-module> may be .js, .mjs, .cjs, or TypeScript as written (.ts in a "type": "module"
   package, .mts): sockserv compiles it with tsx as it loads.
   Logs are JSON lines on stderr (readable lines on a terminal), at --log-level (default info).
@@ -39,6 +41,9 @@ export const SERVE_USAGE = `usage: sockserv serve <handler-module> [--export NAM
   for MS ms (time for a load balancer's health checks to notice), then drains (default 0).
   --processes N runs N processes behind the one port (node:cluster), each with its own pool of
   --workers threads (default: the cores shared out); see docs/deployment.md.
+  --pubsub redis://HOST:PORT: rooms (join, broadcast, sendTo) are shared through Redis pub/sub
+  with every server given the same URL — needed for rooms with --processes N, which otherwise
+  refuses them (ERR_PUBSUB_REQUIRED).
   --proxy-protocol: every connection starts with a PROXY v1/v2 header from a load balancer.
   --max-client-memory: buffered request and reply bytes of all connections (default 256 MiB);
   past it the connections holding the most are closed (ERR_CLIENT_MEMORY).`;
@@ -113,6 +118,7 @@ function parseServeArgs(argv: string[]): {
         'health-host': { type: 'string' },
         'drain-delay': { type: 'string' },
         processes: { type: 'string' },
+        pubsub: { type: 'string' },
         'proxy-protocol': { type: 'boolean' },
       },
     });
@@ -161,6 +167,9 @@ function parseServeArgs(argv: string[]): {
   if (processes !== undefined && metricsPort !== undefined) {
     throw new UsageError('--processes and --metrics-port exclude each other: each process would answer for itself on one port');
   }
+  if (values.pubsub !== undefined && !/^rediss?:\/\/./.test(values.pubsub)) {
+    throw new UsageError(`--pubsub must be a redis:// or rediss:// URL (got "${values.pubsub}")`);
+  }
   if (values['proxy-protocol'] && values.udp) throw new UsageError('--proxy-protocol is for stream connections: not with --udp');
   if (values['proxy-protocol'] && tls !== undefined) throw new UsageError('--proxy-protocol and TLS exclude each other: the PROXY header comes before the handshake');
   const options = {
@@ -175,15 +184,18 @@ function parseServeArgs(argv: string[]): {
     maxClientMemory: parseCount('--max-client-memory', values['max-client-memory'], 1),
     inlineBelowMicros: parseCount('--inline-below-micros', values['inline-below-micros']),
     shutdownTimeout: parseCount('--shutdown-timeout', values['shutdown-timeout']),
+    pubsub: values.pubsub,
   };
   const address = { host: values.host ?? '127.0.0.1', port };
   const module = resolve(positionals[0]!);
+  let server: BaseServer;
   if (values.unix !== undefined) {
     const path = resolve(values.unix);
-    return { server: values.inline ? new UnixStreamServer(path, module, options) : new ThreadingUnixStreamServer(path, module, options), processes, health, drainDelay };
-  }
-  if (values.udp) return { server: values.inline ? new UDPServer(address, module, options) : new ThreadingUDPServer(address, module, options), processes, health, drainDelay };
-  return { server: values.inline ? new TCPServer(address, module, options) : new ThreadingTCPServer(address, module, options), processes, health, drainDelay };
+    server = values.inline ? new UnixStreamServer(path, module, options) : new ThreadingUnixStreamServer(path, module, options);
+  } else if (values.udp) server = values.inline ? new UDPServer(address, module, options) : new ThreadingUDPServer(address, module, options);
+  else server = values.inline ? new TCPServer(address, module, options) : new ThreadingTCPServer(address, module, options);
+  if (processes !== undefined && values.pubsub === undefined) coreOf(server).rooms.refuseWithout(`served by --processes ${processes}`);
+  return { server, processes, health, drainDelay };
 }
 
 function readFileOrUsage(flag: string, path: string): Buffer {
