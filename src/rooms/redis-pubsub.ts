@@ -92,9 +92,9 @@ export class RedisPubSub implements RemoteRooms {
       pingInterval: PING_MS,
       socket: {
         connectTimeout: CONNECT_TIMEOUT_MS,
-        // The first connection must work (start() fails otherwise); after that, reconnect for ever.
-        reconnectStrategy: (retries: number, cause: Error) =>
-          this.#started && !this.#closing ? Math.min(BACKOFF_FIRST_MS * 2 ** retries, BACKOFF_MAX_MS) : cause,
+        // The first connection must work (start() fails otherwise: false gives up, and connect()
+        // rejects with the cause); after that, reconnect for ever.
+        reconnectStrategy: (retries: number) => (this.#started && !this.#closing ? Math.min(BACKOFF_FIRST_MS * 2 ** retries, BACKOFF_MAX_MS) : false),
       },
     };
     const pub = createClient(options) as Client;
