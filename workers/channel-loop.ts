@@ -34,6 +34,7 @@ import {
 import { TO_MAIN, TO_WORKER, ring, sleep } from '../src/dispatch/doorbell.js';
 import { RingReader, RingWriter } from '../src/dispatch/ring.js';
 import { type SessionPort, encodeSessionMessage, readSessionMessage } from '../src/dispatch/session-port.js';
+import type { RoomTerms } from '../src/rooms/records.js';
 import { safeErrorJson } from '../src/errors.js';
 import type { AnyHandlerClass, ClientAddress, HandlerClass, ServerInfo } from '../src/handler.js';
 import type { Reply } from '../src/reply.js';
@@ -50,6 +51,8 @@ export interface ChannelTask {
   port: MessagePort;
   /** Limits of the sessions this channel may carry. */
   limits: SessionLimits;
+  /** What the handlers' room calls must know of the server's rooms. */
+  rooms: RoomTerms;
 }
 
 const UNKNOWN_PEER: Peer = { address: ['', 0], clientId: '' };
@@ -102,7 +105,7 @@ export class ChannelLoop {
     this.#meters = new Float64Array(buffers.meters);
     this.#requests = new RingReader(buffers.request, this.#ctl, Ctl.REQ_WRITE, Ctl.REQ_READ);
     this.#out = new OutcomeWriter(new RingWriter(buffers.reply, this.#ctl, Ctl.REP_WRITE, Ctl.REP_READ), this.#ctl, task.port);
-    this.#rooms = new RoomsClient(this.#out);
+    this.#rooms = new RoomsClient(this.#out, task.rooms);
   }
 
   /** Serves the channel until the main thread closes it. Ends on CLOSE; a failure in here ends it too (and rejects). */

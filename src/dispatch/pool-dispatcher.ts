@@ -215,6 +215,7 @@ export class PoolDispatcher implements Dispatcher {
       buffers: channel.buffers,
       port: channel.workerPort,
       limits: { readHighWaterMark: this.#limits.readHighWaterMark, maxFrameBytes: this.#limits.maxFrameBytes },
+      rooms: this.#rooms.workerTerms(),
     };
     let placedOn = 0;
     const loop = this.#pool.runChannel(task, [channel.workerPort], avoid, (threadId) => {
@@ -249,7 +250,7 @@ export class PoolDispatcher implements Dispatcher {
       );
     });
     channel.onRoom = (call, op, payload) =>
-      this.#rooms.fromWorker(op, payload, (error) => channel.ackRoom(call, error === null ? null : encodeRoomError(error)));
+      this.#rooms.fromWorker(op, payload, call === 0 ? null : (error) => channel.ackRoom(call, error === null ? null : encodeRoomError(error)));
     channel.onBootTimeout = () =>
       this.#channelLost(channel, new SockservError(ErrorCodes.HANDLER_LOAD, 'a worker did not load the handler in time'), 'load');
     channel.waitForReplies(() => this.#onReplies(channel));

@@ -2,14 +2,16 @@
 // ROOM_ACK records of src/dispatch/channel-protocol.ts): both sides import this, so they cannot
 // drift apart.
 //
-//   ROOM      worker → main  slot word: the call's number (never 0); conn word: its RoomOp.
-//                            payload: u16 sender length, sender (UTF-8), u16 target length,
-//                            target (the room, or the client id of SEND_TO), then the message.
+//   ROOM      worker → main  slot word: the call's number, or 0 when no answer is wanted;
+//                            conn word: its RoomOp. payload: u16 sender length, sender (UTF-8),
+//                            u16 target length, target (the room, or the client id of SEND_TO),
+//                            then the message.
 //   ROOM_ACK  main → worker  slot word: the call's number; conn word: 0 done, 1 failed.
 //                            payload: nothing, or (failed) { code, message } as JSON.
 //
-// A call is answered once its effect is queued on the main thread (for every local member), so
-// `await this.broadcast(…)` resolves exactly as the inline servers' direct call does.
+// A call that asked for an answer gets it once its effect is queued on the main thread (for every
+// local member). Which calls ask is the worker's choice (workers/rooms-client.ts), from the terms
+// the main thread gives it when the channel opens (RoomTerms).
 
 import { ErrorCodes, type ErrorCode, SockservError } from '../errors.js';
 
@@ -23,6 +25,14 @@ export const RoomOp = {
   SEND_TO: 5,
 } as const;
 export type RoomOpCode = (typeof RoomOp)[keyof typeof RoomOp];
+
+/** What a worker must know to tell which calls only the main thread can decide (given with its channel). */
+export interface RoomTerms {
+  /** Every call is refused (several processes without pubsub): each asks for its answer. */
+  refused: boolean;
+  /** A bigger message is refused (ERR_FRAME_TOO_LONG). */
+  maxPushBytes: number;
+}
 
 /** A decoded ROOM payload. */
 export interface RoomCall {

@@ -32,7 +32,7 @@ import type { Logger } from '../logger.js';
 import type { ResolvedOptions } from '../options.js';
 import type { RoomStats } from '../stats.js';
 import { type RoomAccess, checkClientId, checkRoom, messageBytes, noSuchClient } from './access.js';
-import { RoomOp, decodeRoomCall } from './records.js';
+import { RoomOp, type RoomTerms, decodeRoomCall } from './records.js';
 
 /** A connection as the rooms see it (Connection, SessionConnection). */
 export interface RoomMember {
@@ -148,6 +148,11 @@ export class RoomRegistry implements RoomAccess, RoomMembership, LocalDelivery {
     );
   }
 
+  /** What a worker must know of this server's rooms (its channel carries it: workers/rooms-client.ts). */
+  workerTerms(): RoomTerms {
+    return { refused: this.#refusal !== null, maxPushBytes: this.#maxPushBytes };
+  }
+
   // ---- connections -----------------------------------------------------------------------
 
   admit(member: RoomMember): string {
@@ -182,8 +187,12 @@ export class RoomRegistry implements RoomAccess, RoomMembership, LocalDelivery {
     return settle(() => this.#sendTo(checkClientId(clientId), messageBytes(data)));
   }
 
-  /** A ROOM record from a worker: applied now; `answer` gets its outcome (at once, or once another process answered). */
-  fromWorker(op: number, payload: Buffer, answer: (error: SockservError | null) => void): void {
+  /**
+   * A ROOM record from a worker: applied now; `answer` (when the call asked for one) gets its
+   * outcome — at once, or once another process answered. A call that asked for none cannot fail
+   * here (the worker asks whenever it might); if one does, it is logged.
+   */
+  fromWorker(op: number, payload: Buffer, answer: ((error: SockservError | null) => void) | null): void {
     let outcome: SockservError | null | Promise<SockservError | null>;
     try {
       const { sender, target, data } = decodeRoomCall(payload);
@@ -195,9 +204,14 @@ export class RoomRegistry implements RoomAccess, RoomMembership, LocalDelivery {
     } catch (error) {
       outcome = error instanceof SockservError ? error : new SockservError(ErrorCodes.BAD_OPTION, String(error));
     }
-    if (outcome instanceof Promise) outcome.then(answer, (error: unknown) => answer(asError(error)));
-    else answer(outcome);
+    const reply = answer ?? this.#unanswered;
+    if (outcome instanceof Promise) outcome.then(reply, (error: unknown) => reply(asError(error)));
+    else reply(outcome);
   }
+
+  readonly #unanswered = (error: SockservError | null): void => {
+    if (error !== null) this.#logger.warn({ err: error, code: error.code }, 'a room call that asked for no answer failed');
+  };
 
   // ---- what the server object offers -----------------------------------------------------
 
