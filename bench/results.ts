@@ -67,8 +67,8 @@ export interface ManyConnections {
   bytesPerConnection: number;
 }
 
-export type ScenarioId = 'trivial' | 'cpu' | 'responsiveness' | 'connections' | 'cheap' | 'sessions' | 'churn';
-export const SCENARIO_IDS: readonly ScenarioId[] = ['trivial', 'cpu', 'responsiveness', 'connections', 'cheap', 'sessions', 'churn'];
+export type ScenarioId = 'trivial' | 'cpu' | 'responsiveness' | 'connections' | 'cheap' | 'sessions' | 'churn' | 'broadcast';
+export const SCENARIO_IDS: readonly ScenarioId[] = ['trivial', 'cpu', 'responsiveness', 'connections', 'cheap', 'sessions', 'churn', 'broadcast'];
 
 export interface ScenarioResult {
   id: ScenarioId;
