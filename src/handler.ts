@@ -93,8 +93,9 @@ export abstract class HandlerBase<TRequest> {
 
   /**
    * Makes this connection a member of `room` (a non-empty string of at most 1024 bytes); joining
-   * twice is one membership. Membership ends with leave() or when the connection closes. Resolves
-   * once the server has it: a broadcast sent after that reaches this connection.
+   * twice is one membership. Membership ends with leave() or when the connection closes. Once it
+   * resolves, the server applies the join before anything this handler does next (its reply, its
+   * next call): a broadcast that follows reaches this connection.
    */
   join(room: string): Promise<void> {
     return this.#rooms.join(this.#clientId, room);
@@ -110,9 +111,12 @@ export abstract class HandlerBase<TRequest> {
    * included unless `exceptSelf`. Each member gets it framed as a reply is (a line, a length
    * prefix; a RESP push `>3 message <room> <data>` with `framing: 'resp'`; raw bytes for a
    * StreamRequestHandler session), after what is already queued for it and never inside one of
-   * its replies; one sender's messages reach each member once, in the order sent. Resolves once
-   * the message is queued for every member on this server (the sender never waits for a slow
-   * member: one that does not read is closed past `maxPushBytes`).
+   * its replies; one sender's messages reach each member once, in the order sent. Once it
+   * resolves, the message is queued for every member on this server before anything this handler
+   * does next — its reply, its next call (inline it is queued already; from a worker it travels
+   * ahead of them, on the worker's one ordered path). The sender never waits for a slow member:
+   * one that does not read is closed past `maxPushBytes`. Await it: a rejection (a bad room,
+   * ERR_PUBSUB_REQUIRED) left unawaited is an unhandled rejection.
    */
   broadcast(room: string, data: string | Uint8Array, options: BroadcastOptions = {}): Promise<void> {
     return this.#rooms.broadcast(this.#clientId, room, data, options.exceptSelf === true);
@@ -120,8 +124,9 @@ export abstract class HandlerBase<TRequest> {
 
   /**
    * Sends `data` to the connection `clientId` (framed as broadcast() frames it; a RESP push is
-   * `>2 message <data>`). Resolves once it is queued for that connection; rejects with
-   * ERR_NO_SUCH_CLIENT when that connection is gone (or never was).
+   * `>2 message <data>`), on this server or — with `pubsub` — another. Resolves once it is queued
+   * for that connection; rejects with ERR_NO_SUCH_CLIENT when that connection is gone (or never
+   * was).
    */
   sendTo(clientId: string, data: string | Uint8Array): Promise<void> {
     return this.#rooms.sendTo(this.#clientId, clientId, data);

@@ -9,6 +9,8 @@
 // written, no wait is armed again, and callbacks of this channel do nothing — a replacement is a
 // new WorkerChannel. An opening channel that does not open within BOOT_MS is lost. 'opening' →
 // 'open' happens when the worker sets the OPEN word (its loop loaded the handler and started).
+// Handlers' room calls (ROOM records) are handed to onRoom as drain() reads them, in ring order
+// with the outcomes; their answers (ROOM_ACK) take the ordered outbound path, never after 'lost'.
 
 import { MessageChannel, type MessagePort, receiveMessageOnPort } from 'node:worker_threads';
 import {
