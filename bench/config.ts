@@ -55,6 +55,12 @@ export interface BenchConfig {
     /** Concurrent one-request connections (the issue's 8 client threads). */
     connections: number;
   };
+  broadcast: {
+    /** Connections in the one room; each sends `messages` lines, at most `window` unconfirmed. */
+    connections: number;
+    messages: number;
+    window: number;
+  };
 }
 
 export function benchConfig(quick: boolean): BenchConfig {
@@ -78,5 +84,6 @@ export function benchConfig(quick: boolean): BenchConfig {
     cheap: { connections: 32, pingWeight: 4, heavyWeight: 1, floorRate: 2000, floorConnections: 8 },
     sessions: { connections: 50, pipelines: [16, 1], idleSessions: quick ? 1_000 : 4_000, batch: 500 },
     churn: { connections: 8 },
+    broadcast: { connections: 50, messages: quick ? 40 : 200, window: 4 },
   };
 }

@@ -1,5 +1,5 @@
-// Owns the targets of issues 9 (streaming worker channels) and 13 (sessions and churn), judged
-// like the others in targets.ts: each names the group and rows it reads and is met, not met, or
+// Owns the targets of issues 9 (streaming worker channels), 13 (sessions and churn) and 20 (rooms:
+// broadcast fan-out), judged like the others in targets.ts: each names the group and rows it reads and is met, not met, or
 // not measured (its scenario skipped, failed, or — RESP PBKDF2 — not in the bench yet). Ratios
 // here name their own baseline row, which need not be the group's (PBKDF2 against CPython).
 
@@ -43,6 +43,14 @@ const RATIOS: Ratio[] = [
   },
   { name: 'Churn: framed pool vs node:net (#13)', group: 'churn', server: 'sockserv pool', baseline: 'node:net (Buffers)', min: 0.8 },
   { name: 'Churn: sessions vs node:net (#13)', group: 'churn', server: 'sockserv sessions (pool)', baseline: 'node:net (Buffers)', min: 0.8 },
+  { name: 'Broadcast fan-out: pool vs node:net chat (#20)', group: 'broadcast', server: 'sockserv pool', baseline: 'node:net chat (Buffers)', min: 0.8 },
+  {
+    name: 'Broadcast fan-out: 2 processes + Redis vs node:net chat (#20)',
+    group: 'broadcast',
+    server: 'sockserv --processes 2 + Redis',
+    baseline: 'node:net chat (Buffers)',
+    min: 1.0,
+  },
 ];
 
 export function evaluateIssueTargets(results: BenchResults, groups: Map<string, Group>): TargetResult[] {

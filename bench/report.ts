@@ -55,7 +55,7 @@ export function renderReport(results: BenchResults, targets: TargetResult[], cha
     '```sh',
     'npm run bench                       # all scenarios, about 3 minutes',
     'npm run bench -- --quick            # smoke run of every scenario, under a minute',
-    'npm run bench -- --only cpu         # one scenario: trivial | cpu | responsiveness | connections | cheap | sessions | churn (comma-separated for several)',
+    'npm run bench -- --only cpu         # one scenario: trivial | cpu | responsiveness | connections | cheap | sessions | churn | broadcast (comma-separated for several)',
     'npm run bench -- --report-only      # rewrite this file and the chart from bench/results/latest.json',
     '```',
     '',

@@ -67,8 +67,8 @@ export interface ManyConnections {
   bytesPerConnection: number;
 }
 
-export type ScenarioId = 'trivial' | 'cpu' | 'responsiveness' | 'connections' | 'cheap' | 'sessions' | 'churn' | 'light';
-export const SCENARIO_IDS: readonly ScenarioId[] = ['trivial', 'cpu', 'responsiveness', 'connections', 'cheap', 'sessions', 'churn', 'light'];
+export type ScenarioId = 'trivial' | 'cpu' | 'responsiveness' | 'connections' | 'cheap' | 'sessions' | 'churn' | 'broadcast' | 'light';
+export const SCENARIO_IDS: readonly ScenarioId[] = ['trivial', 'cpu', 'responsiveness', 'connections', 'cheap', 'sessions', 'churn', 'broadcast', 'light'];
 
 export interface ScenarioResult {
   id: ScenarioId;

@@ -2,7 +2,7 @@
 // bench/results/latest.json, BENCHMARKS.md and BENCHMARKS.svg. Also owns the run's bounds: a
 // watchdog caps the whole run, and every server child is stopped at the end, on errors and on
 // SIGINT/SIGTERM (the children also exit by themselves if this process dies).
-//   npm run bench [-- --quick] [-- --only trivial,cpu,responsiveness,connections,cheap,sessions,churn] [-- --report-only]
+//   npm run bench [-- --quick] [-- --only trivial,cpu,responsiveness,connections,cheap,sessions,churn,broadcast] [-- --report-only]
 
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -22,6 +22,7 @@ import { responsiveness } from './scenarios/responsiveness.js';
 import type { BenchContext, Scenario } from './scenarios/scenario.js';
 import { sessions } from './scenarios/sessions.js';
 import { trivial } from './scenarios/trivial.js';
+import { broadcast } from './scenarios/broadcast.js';
 import { REPO_ROOT } from './servers.js';
 import { evaluateTargets } from './targets.js';
 import type { TargetResult } from './results.js';
@@ -34,6 +35,7 @@ const SCENARIOS: Record<ScenarioId, Scenario> = {
   cheap: cheapUnderHeavy,
   sessions,
   churn,
+  broadcast,
   light,
 };
 const RESULTS_PATH = join(REPO_ROOT, 'bench/results/latest.json');

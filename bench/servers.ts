@@ -74,6 +74,35 @@ export function netEcho(): ServerSpec {
   return nodeServer('node:net (Buffers)', 'net-echo.js', []);
 }
 
+/** sockserv's broadcast handler (rooms), on the pool (ThreadingTCPServer) or inline (TCPServer). */
+export function sockservBroadcast(mode: 'pool' | 'inline', workers: number): ServerSpec {
+  return nodeServer(`sockserv ${mode}`, 'sockserv.js', ['--listen', `${mode}:broadcast`, '--workers', String(workers)]);
+}
+
+/**
+ * The broadcast handler served by the CLI in two processes sharing the room through Redis
+ * (`--processes 2 --pubsub`), one worker each.
+ */
+export function sockservBroadcastProcesses(redisUrl: string): ServerSpec {
+  return {
+    name: 'sockserv --processes 2 + Redis',
+    command: process.execPath,
+    args: ['dist/src/cli/main.js', 'serve', 'dist/bench/handlers/broadcast.js', '--port', '0', '--processes', '2', '--workers', '1', '--pubsub', redisUrl, '--log-level', 'warn'],
+    listeners: 1,
+    cwd: REPO_ROOT,
+  };
+}
+
+/** The hand-written node:net chat server (Buffers only): the broadcast scenario's baseline. */
+export function netChat(): ServerSpec {
+  return nodeServer('node:net chat (Buffers)', 'net-chat.js', []);
+}
+
+/** A ws WebSocket broadcast server, as the ws README broadcasts. */
+export function wsBroadcast(): ServerSpec {
+  return nodeServer('ws broadcast', 'ws-broadcast.js', []);
+}
+
 /** The same server under another display name (a second row of one server in a group). */
 export function renamed(spec: ServerSpec, name: string): ServerSpec {
   return { ...spec, name };

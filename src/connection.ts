@@ -9,6 +9,7 @@
 // budget, which may close it. Once it has ended, the socket belongs to the lingering close
 // (src/server/lingering-close.ts): input is drained and dropped, never framed. When the server
 // records request durations (metrics), it notes when each request was framed and times it at release.
+// Rooms (src/rooms/) push messages to it with push(): framed as a reply, queued after its output.
 
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
@@ -20,6 +21,7 @@ import type { Logger } from './logger.js';
 import type { ResolvedOptions } from './options.js';
 import { ReplyOrder } from './reply-order.js';
 import { type Reply, replyBytes } from './reply.js';
+import type { RoomMember, RoomMembership } from './rooms/registry.js';
 import type { HookGuard } from './server/hook-guard.js';
 import type { MemoryBudget } from './server/memory-budget.js';
 import type { RequestDurations, ServerCounters } from './stats.js';
@@ -37,6 +39,8 @@ export interface ServerConnection {
   readonly lastActive: number;
   /** Whether idleTimeout may close it now. */
   readonly idleCandidate: boolean;
+  /** Its name in rooms (connections and sessions; not the PROXY header reader or the UDP endpoint). */
+  readonly clientId?: string;
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -63,11 +67,19 @@ export interface ConnectionHost {
   readonly hooks: HookGuard;
   /** maxClientMemory: where connections report the bytes they hold. */
   readonly memory: MemoryBudget;
+  /** The server's rooms: each connection gets its client id there. */
+  readonly rooms: RoomMembership;
 }
 
-export class Connection implements RequestSink, Flushable, ServerConnection {
+export class Connection implements RequestSink, Flushable, ServerConnection, RoomMember {
   readonly socket: Socket;
   readonly clientAddress: ClientAddress;
+  /** Its name in rooms (handlers' `this.clientId`). */
+  readonly clientId: string;
+  /** Pushes are framed as replies. */
+  readonly rawPushes = false;
+  /** Unsent bytes past which flushOutput cuts the client: writeBufferHardLimit, or maxPushBytes once rooms push to it (their limit, src/rooms/registry.ts). */
+  #writeLimit: number;
   inWriteSet = false;
   lastActive: number;
   readonly #host: ConnectionHost;
@@ -109,6 +121,8 @@ export class Connection implements RequestSink, Flushable, ServerConnection {
     this.#host = host;
     this.#order = new ReplyOrder(host.options.maxInFlightPerConnection);
     this.lastActive = host.clock;
+    this.#writeLimit = host.options.writeBufferHardLimit;
+    this.clientId = host.rooms.admit(this);
     socket.on('data', this.#onData);
     socket.on('end', this.#onEnd);
     socket.on('drain', this.#onDrain);
@@ -156,6 +170,19 @@ export class Connection implements RequestSink, Flushable, ServerConnection {
     this.socket.destroy();
   }
 
+  /**
+   * A message from a room broadcast or sendTo: framed as a reply is and queued after the output
+   * already queued, so it never splits a reply. Returns the bytes now waiting to be sent to this
+   * client (ours and the socket's), or -1 once it takes no more output.
+   */
+  push(message: Buffer): number {
+    if (this.#phase === 'ended' || this.#phase === 'closed' || this.socket.destroyed) return -1;
+    this.#writeLimit = Math.max(this.#host.options.writeBufferHardLimit, this.#host.options.maxPushBytes);
+    this.#queueReply(message);
+    this.#host.memory.note(this);
+    return this.#outBytes + this.socket.writableLength;
+  }
+
   /** Frames and dispatches buffered requests for as long as every limit allows. */
   pump(): void {
     if (this.#pumping || this.#phase !== 'open') return;
@@ -198,7 +225,7 @@ export class Connection implements RequestSink, Flushable, ServerConnection {
         host.hooks.failed('Framer.encode', this.clientAddress, err, () => this.socket.destroy());
         return;
       }
-      if (this.socket.writableLength > this.#host.options.writeBufferHardLimit) {
+      if (this.socket.writableLength > this.#writeLimit) {
         this.#overflow();
         return;
       }

@@ -47,6 +47,17 @@ export const ErrorCodes = Object.freeze({
   DATAGRAMS_IN_FLIGHT: 'ERR_DATAGRAMS_IN_FLIGHT',
   /** After a reload, a request or session still ran on the old version `reloadTimeout` + `shutdownTimeout` ms after the switch: it was cut. */
   RELOAD_TIMEOUT: 'ERR_RELOAD_TIMEOUT',
+  /** `sendTo(clientId, …)` named a connection that is gone (or never was): nothing was sent. */
+  NO_SUCH_CLIENT: 'ERR_NO_SUCH_CLIENT',
+  /**
+   * A room call (join, leave, broadcast, sendTo) in a server running in several processes without
+   * `pubsub`: each process would have rooms of its own, so they are refused rather than split.
+   */
+  PUBSUB_REQUIRED: 'ERR_PUBSUB_REQUIRED',
+  /** The `pubsub` server (Redis) cannot be reached: the server does not start, or a message to other processes was dropped (logged). */
+  PUBSUB_UNAVAILABLE: 'ERR_PUBSUB_UNAVAILABLE',
+  /** A connection did not read what rooms pushed to it: its unsent output passed `maxPushBytes` (or `pushSoftLimit` for `pushSoftSeconds`), and it was closed. */
+  PUSH_BUFFER_OVERFLOW: 'ERR_PUSH_BUFFER_OVERFLOW',
 } as const);
 
 /** One of the ErrorCodes values: 'ERR_FRAME_TOO_LONG', 'ERR_HANDLER_FAILED', … */

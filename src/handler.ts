@@ -6,6 +6,13 @@
 // A handler runs in whichever thread its server chose (a pool worker, or the main thread for the
 // inline servers); the runner calls setup(), handle(), then finish() — finish() even if handle()
 // throws. The static `kind` tells the server which request path the class needs.
+//
+// Every handler can talk to other connections (rooms, src/rooms/): `clientId`, join(), leave(),
+// broadcast(), sendTo(). The runner binds the handler's rooms just before constructing it
+// (bindRooms), and the constructor takes them: a handler holds its client id and one RoomAccess
+// shared by every handler of its thread — nothing per request beyond two fields.
+
+import { NO_ROOMS, type RoomAccess } from './rooms/access.js';
 
 /** The peer of a request: [host, port] for TCP and UDP, as Python's (host, port) tuple; [path, 0] for Unix sockets. */
 export type ClientAddress = readonly [host: string, port: number];
@@ -27,13 +34,32 @@ export interface ServerInfo {
   readonly data: unknown;
 }
 
+/** Options of `broadcast()`. */
+export interface BroadcastOptions {
+  /** Leave out the sending connection itself (default false: a member hears its own broadcasts). */
+  exceptSelf?: boolean;
+}
+
+/** What the next handler constructed takes as its rooms (set by the runners through bindRooms, taken by the constructor). */
+const binding: { rooms: RoomAccess; clientId: string } = { rooms: NO_ROOMS, clientId: '' };
+
+/**
+ * The runners (run-handler.ts, run-session.ts) call this right before constructing a handler:
+ * that instance's rooms are `rooms`, its client id `clientId`. A handler constructed without it
+ * (by hand, in a unit test) has no rooms: its calls reject ERR_UNSUPPORTED.
+ */
+export function bindRooms(rooms: RoomAccess, clientId: string): void {
+  binding.rooms = rooms;
+  binding.clientId = clientId;
+}
+
 /** 'request': one handler per framed request. 'stream': one handler per connection (a session). */
 export type HandlerKind = 'request' | 'stream';
 
 /** What `handle()` may return: bytes or text are appended to the reply, anything else is ignored. */
 export type HandlerResult = string | Uint8Array | void | undefined | null;
 
-/** The shape every handler shares: request, clientAddress, server; setup → handle → finish. */
+/** The shape every handler shares: request, clientAddress, server, the rooms; setup → handle → finish. */
 export abstract class HandlerBase<TRequest> {
   /** Which request path the server gives this class. */
   static readonly kind: HandlerKind = 'request';
@@ -43,11 +69,67 @@ export abstract class HandlerBase<TRequest> {
   readonly clientAddress: ClientAddress;
   /** What the handler may know of its server (a snapshot cloned into each worker). */
   readonly server: ServerInfo;
+  readonly #rooms: RoomAccess;
+  readonly #clientId: string;
 
   constructor(request: TRequest, clientAddress: ClientAddress, server: ServerInfo) {
     this.request = request;
     this.clientAddress = clientAddress;
     this.server = server;
+    this.#rooms = binding.rooms;
+    this.#clientId = binding.clientId;
+    binding.rooms = NO_ROOMS;
+    binding.clientId = '';
+  }
+
+  /**
+   * This connection's id: unique on its server (across every process sharing rooms through
+   * `pubsub`), the same for every request of the connection, for its whole life. Hand it to others
+   * so they can `sendTo()` it. '' for a datagram (UDP has no connection).
+   */
+  get clientId(): string {
+    return this.#clientId;
+  }
+
+  /**
+   * Makes this connection a member of `room` (a non-empty string of at most 1024 bytes); joining
+   * twice is one membership. Membership ends with leave() or when the connection closes. Once it
+   * resolves, the server applies the join before anything this handler does next (its reply, its
+   * next call): a broadcast that follows reaches this connection.
+   */
+  join(room: string): Promise<void> {
+    return this.#rooms.join(this.#clientId, room);
+  }
+
+  /** Ends this connection's membership of `room` (nothing if it was not a member). */
+  leave(room: string): Promise<void> {
+    return this.#rooms.leave(this.#clientId, room);
+  }
+
+  /**
+   * Sends `data` to every member of `room` — on every process, with `pubsub` — this connection
+   * included unless `exceptSelf`. Each member gets it framed as a reply is (a line, a length
+   * prefix; a RESP push `>3 message <room> <data>` with `framing: 'resp'`; raw bytes for a
+   * StreamRequestHandler session), after what is already queued for it and never inside one of
+   * its replies; one sender's messages reach each member once, in the order sent. Once it
+   * resolves, the message is queued for every member on this server before anything this handler
+   * does next — its reply, its next call (inline it is queued already; from a worker it travels
+   * ahead of them, on the worker's one ordered path). The sender never waits for a slow member:
+   * one that does not read is closed past `maxPushBytes`. Await it: a rejection (a bad room,
+   * ERR_PUBSUB_REQUIRED) left unawaited is an unhandled rejection.
+   */
+  broadcast(room: string, data: string | Uint8Array, options: BroadcastOptions = {}): Promise<void> {
+    return this.#rooms.broadcast(this.#clientId, room, data, options.exceptSelf === true);
+  }
+
+  /**
+   * Sends `data` to the connection `clientId` (framed as broadcast() frames it; a RESP push is
+   * `>2 message <data>`), on this server or — with `pubsub` — another. Resolves once it is queued
+   * for that connection; rejects with ERR_NO_SUCH_CLIENT when that connection is gone (or never
+   * was).
+   */
+  sendTo(clientId: string, data: string | Uint8Array): Promise<void> {
+    return this.#rooms.sendTo(this.#clientId, clientId, data);
   }
 
   /** Runs before handle(); may be async. */

@@ -8,7 +8,7 @@
  */
 
 export { BaseRequestHandler, BytesReader, DatagramRequestHandler, HandlerBase } from './handler.js';
-export type { AnyHandlerClass, ClientAddress, HandlerClass, HandlerKind, HandlerResult, ServerInfo } from './handler.js';
+export type { AnyHandlerClass, BroadcastOptions, ClientAddress, HandlerClass, HandlerKind, HandlerResult, ServerInfo } from './handler.js';
 export { StreamRequestHandler } from './session/stream-handler.js';
 export { SessionReader, SessionSocket, SessionWriter } from './session/stream-io.js';
 export { BaseServer } from './server/base-server.js';
@@ -32,7 +32,7 @@ export { WorkerPool } from './dispatch/worker-pool.js';
 export type { WorkerPoolOptions } from './dispatch/worker-pool.js';
 export type { Dispatcher, DispatcherStats, RequestSink, SessionOwner } from './dispatch/dispatcher.js';
 export { DEFAULTS } from './options.js';
-export type { MetricsOptions, ResolvedOptions, ServerOptions, SharedWorkerPool } from './options.js';
+export type { MetricsOptions, PubSubOptions, ResolvedOptions, ServerOptions, SharedWorkerPool } from './options.js';
 export { ErrorCodes, SockservError } from './errors.js';
 export type { ErrorCode } from './errors.js';
 export {
@@ -52,11 +52,11 @@ export {
   resolveFraming,
 } from './framing/index.js';
 export type { Framer, FramerFactory, FramerLimits, FramingSpec, ResolvedFraming } from './framing/index.js';
-export { RespFramer, encodeCommand, parseCommand, respArray, respBulk, respError, respInteger, respNullBulk, respSimple } from './resp/index.js';
+export { RespFramer, encodeCommand, parseCommand, respArray, respBulk, respError, respInteger, respNullBulk, respPush, respSimple } from './resp/index.js';
 export { silentLogger, stderrLogger } from './logger.js';
 export type { LogFn, Logger } from './logger.js';
 export { REQUEST_DURATION_BOUNDS_MS } from './stats.js';
-export type { PoolCounters, RequestDurationsSnapshot, ServerStats } from './stats.js';
+export type { PoolCounters, RequestDurationsSnapshot, RoomStats, ServerStats } from './stats.js';
 export type { MetricsEndpoint, MeteredServer } from './metrics/index.js';
 export { markNotReady, serveHealth } from './metrics/health.js'; // no prom-client: health alone stays light
 export type { HealthEndpoint, HealthOptions } from './metrics/health.js';

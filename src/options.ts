@@ -117,6 +117,26 @@ export interface ServerOptions {
   /** Lingering close (nginx's lingering_timeout): ms to wait for more input (or the client's FIN) before closing. Default 5000. */
   lingeringTimeout?: number;
   // ---- end of issue #10 options ----
+  // ---- rooms: connections that talk to each other (issue #20) ----
+  /**
+   * Bytes a connection may have waiting to be sent to it (its unsent replies and pushes) when a
+   * room broadcast or sendTo queues a message for it: past it that connection is closed
+   * (ERR_PUSH_BUFFER_OVERFLOW, logged) — Redis's client-output-buffer-limit for pub/sub clients.
+   * The sender never waits for a slow member. Also the largest message one broadcast may carry.
+   * Default 32 MiB.
+   */
+  maxPushBytes?: number;
+  /** The soft limit beside `maxPushBytes`: a connection whose unsent output stays past this for `pushSoftSeconds` when pushed to is closed the same way. Default 8 MiB. */
+  pushSoftLimit?: number;
+  /** Seconds a connection may stay past `pushSoftLimit` (0: none). Default 60. */
+  pushSoftSeconds?: number;
+  /**
+   * Rooms across processes and machines: every server given the same Redis (`'redis://host:port'`,
+   * or `{ url, prefix }`) shares its rooms, broadcasts and client ids through Redis pub/sub, as
+   * Socket.IO's Redis adapter does. The server does not start if Redis cannot be reached
+   * (ERR_PUBSUB_UNAVAILABLE). Default: none — rooms are this server's own.
+   */
+  pubsub?: string | PubSubOptions;
   /** Structured-clonable data handlers see as `this.server.data`. Default null. */
   handlerData?: unknown;
   /** pino-compatible logger. Default: warnings and errors to stderr. */
@@ -137,6 +157,14 @@ export interface SharedWorkerPool {
   close(): Promise<void>;
 }
 
+/** The `pubsub` option in full: the Redis server, and the prefix of the channels (servers sharing rooms use the same one). */
+export interface PubSubOptions {
+  /** `redis://[[user]:password@]host[:port][/db]` or `rediss://…` (TLS). */
+  url: string;
+  /** Prefix of the pub/sub channels: servers share rooms only with servers using the same one. Default 'sockserv'. */
+  prefix?: string;
+}
+
 /** Where the metrics endpoint listens (the `metrics` option, and `serveMetrics` of `sockserv/metrics`). */
 export interface MetricsOptions {
   /** TCP port of the HTTP endpoint; 0 picks a free one (read it from `endpoint.port`). */
@@ -146,11 +174,13 @@ export interface MetricsOptions {
 }
 
 /** ServerOptions with every default filled in: a server's `options`. */
-export type ResolvedOptions = Required<Omit<ServerOptions, 'pool' | 'logger' | 'tls' | 'metrics'>> & {
+export type ResolvedOptions = Required<Omit<ServerOptions, 'pool' | 'logger' | 'tls' | 'metrics' | 'pubsub'>> & {
   pool: SharedWorkerPool | undefined;
   logger: Logger | undefined;
   tls: TlsOptions | undefined;
   metrics: MetricsOptions | undefined;
+  /** The `pubsub` option as { url, prefix }, or undefined. */
+  pubsub: Required<PubSubOptions> | undefined;
 };
 
 /** The default of every ServerOptions field that has one (frozen). `workers` is the machine's available parallelism. */
@@ -189,7 +219,11 @@ export const DEFAULTS = Object.freeze({
   maxDatagramsInFlight: 4096,
   lingeringTime: 30_000,
   lingeringTimeout: 5000,
-} as const satisfies Omit<ResolvedOptions, 'pool' | 'logger' | 'tls' | 'metrics'>);
+  // issue #20: rooms (Redis's client-output-buffer-limit pubsub 32mb 8mb 60)
+  maxPushBytes: 32 * 1024 * 1024,
+  pushSoftLimit: 8 * 1024 * 1024,
+  pushSoftSeconds: 60,
+} as const satisfies Omit<ResolvedOptions, 'pool' | 'logger' | 'tls' | 'metrics' | 'pubsub'>);
 
 const POSITIVE_INTEGERS = [
   'workers',
@@ -206,6 +240,8 @@ const POSITIVE_INTEGERS = [
   'maxClientMemory',
   'maxInFlightBytesPerConnection',
   'maxDatagramsInFlight',
+  'maxPushBytes',
+  'pushSoftLimit',
 ] as const;
 
 export function resolveOptions(options: ServerOptions = {}): ResolvedOptions {
@@ -216,7 +252,7 @@ export function resolveOptions(options: ServerOptions = {}): ResolvedOptions {
       throw badOption(`${key} must be a positive integer (got ${String(value)})`);
     }
   }
-  for (const key of ['workerQueueMs', 'shutdownTimeout', 'reloadTimeout', 'idleTimeout', 'requestTimeout', 'workerNice', 'inlineBelowMicros', 'lingeringTime', 'lingeringTimeout'] as const) {
+  for (const key of ['workerQueueMs', 'shutdownTimeout', 'reloadTimeout', 'idleTimeout', 'requestTimeout', 'workerNice', 'inlineBelowMicros', 'lingeringTime', 'lingeringTimeout', 'pushSoftSeconds'] as const) {
     if (!(typeof merged[key] === 'number' && merged[key] >= 0)) {
       throw badOption(`${key} must be a non-negative number (got ${String(merged[key])})`);
     }
@@ -250,7 +286,21 @@ export function resolveOptions(options: ServerOptions = {}): ResolvedOptions {
     }
   }
   merged.metrics = options.metrics;
+  if (merged.pushSoftLimit > merged.maxPushBytes) throw badOption('pushSoftLimit must be at most maxPushBytes');
+  merged.pubsub = resolvePubsub(options.pubsub);
   return merged;
+}
+
+function resolvePubsub(pubsub: ServerOptions['pubsub']): Required<PubSubOptions> | undefined {
+  if (pubsub === undefined) return undefined;
+  const { url, prefix = 'sockserv' } = typeof pubsub === 'string' ? { url: pubsub } : pubsub;
+  if (typeof url !== 'string' || !/^rediss?:\/\/./.test(url)) {
+    throw badOption(`pubsub must be a redis:// or rediss:// URL (got ${JSON.stringify(url)})`);
+  }
+  if (typeof prefix !== 'string' || prefix.length === 0 || /\s/.test(prefix)) {
+    throw badOption(`pubsub.prefix must be a non-empty string without spaces (got ${JSON.stringify(prefix)})`);
+  }
+  return { url, prefix };
 }
 
 function stripUndefined<T extends object>(value: T): Partial<T> {

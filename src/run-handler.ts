@@ -1,17 +1,22 @@
 // Owns running one request through a handler class: construct, setup, handle, finish, and
 // collect the reply bytes. Shared by the inline dispatcher (main thread) and the pool worker, so
 // both run handlers identically. Stays synchronous when the handler is synchronous: no promise
-// is created per request unless a handler method returns one.
+// is created per request unless a handler method returns one. The handler's rooms (`rooms`, and
+// the connection's `clientId`) are bound to it as it is constructed.
 
-import { type ClientAddress, type HandlerClass, type HandlerResult, type ServerInfo, kReplyChunks } from './handler.js';
+import { type ClientAddress, type HandlerClass, type HandlerResult, type ServerInfo, bindRooms, kReplyChunks } from './handler.js';
 import { type Reply, replyBytes } from './reply.js';
+import type { RoomAccess } from './rooms/access.js';
 
 export function runHandler(
   Handler: HandlerClass,
   request: Buffer,
   clientAddress: ClientAddress,
   server: ServerInfo,
+  rooms: RoomAccess,
+  clientId: string,
 ): Reply | Promise<Reply> {
+  bindRooms(rooms, clientId);
   const handler = new Handler(request, clientAddress, server);
   const setupDone = handler.setup();
   if (isThenable(setupDone)) return finishAsync(handler, setupDone, undefined);

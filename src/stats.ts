@@ -61,6 +61,18 @@ export interface PoolCounters {
   workerTids: number[];
 }
 
+/** The rooms' part of server.stats() (src/rooms/registry.ts). */
+export interface RoomStats {
+  /** Rooms with at least one member on this server. */
+  rooms: number;
+  /** Memberships: a connection in three rooms counts three. */
+  memberships: number;
+  /** Messages queued to connections by broadcasts and sendTo (one per member reached), since start. */
+  pushes: number;
+  /** Connections closed for not reading what rooms pushed to them (maxPushBytes, pushSoftLimit), since start. */
+  pushDisconnects: number;
+}
+
 /** What `server.stats()` returns: the counters, plus gauges read at the time of the call. */
 export interface ServerStats extends ServerCounters {
   /** Connections open now. */
@@ -92,6 +104,8 @@ export interface ServerStats extends ServerCounters {
    * Framed TCP/Unix requests only: not datagrams, not StreamRequestHandler sessions.
    */
   requestDurations: RequestDurationsSnapshot | null;
+  /** Rooms, memberships and the messages pushed to connections (broadcast, sendTo). */
+  rooms: RoomStats;
 }
 
 /** Upper bounds (ms) of the request-duration buckets: 0.1 ms .. 10 s, Prometheus' usual 1-2.5-5 steps. */

@@ -218,6 +218,7 @@ class World {
       buffers: channel.buffers,
       port: channel.workerPort,
       limits: { readHighWaterMark: 65536, maxFrameBytes: 1 << 20 },
+      rooms: { refused: false, maxPushBytes: 32 << 20 },
     });
     const record: LoopRecord = {
       gen,
@@ -1019,6 +1020,7 @@ describe('defects the model found, now regression tests (fixed in ec8731d and d2
       buffers: channel.buffers,
       port: channel.workerPort,
       limits: { readHighWaterMark: 65536, maxFrameBytes: 1 << 20 },
+      rooms: { refused: false, maxPushBytes: 32 << 20 },
     });
     const running = loop.run();
     expect(channel.checkOpen()).toBe(true);

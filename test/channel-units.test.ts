@@ -70,7 +70,7 @@ const wiredNow: Wired[] = [];
 /** A WorkerChannel and a ChannelLoop running test/fixtures/model-handler.js, on this thread. */
 function wire(sizes: ChannelSizes = SMALL): Wired {
   const channel = new WorkerChannel<null>(0, sizes);
-  const loop = new ChannelLoop(ModelHandler, { server: SERVER, buffers: channel.buffers, port: channel.workerPort, limits: LIMITS });
+  const loop = new ChannelLoop(ModelHandler, { server: SERVER, buffers: channel.buffers, port: channel.workerPort, limits: LIMITS, rooms: { refused: false, maxPushBytes: 32 << 20 } });
   let ended = false;
   let failure: unknown;
   const running = loop.run().then(
@@ -317,7 +317,7 @@ describe('(b) queues free what they consumed', () => {
       while (ran < 200_000) {
         while (inQueue < 10 && random() < 0.6) {
           const conn = random() < 0.5 ? Math.floor(random() * 4) : -1;
-          queue.add({ ref: ++ref, conn, request, peer, urgent: random() < 0.3 });
+          queue.add({ ref: ++ref, conn, request, peer, clientId: "", urgent: random() < 0.3 });
           inQueue++;
         }
         const next = queue.next();

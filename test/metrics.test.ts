@@ -141,10 +141,14 @@ describe('serveMetrics', () => {
         'sockserv_pool_utilization_ratio',
         'sockserv_pool_workers',
         'sockserv_protocol_errors_total',
+        'sockserv_push_disconnects_total',
+        'sockserv_pushes_total',
         'sockserv_reloads_total',
         'sockserv_request_duration_seconds',
         'sockserv_requests_in_flight',
         'sockserv_requests_total',
+        'sockserv_room_memberships',
+        'sockserv_rooms',
       ].sort(),
     );
     for (const family of ours) {

@@ -50,6 +50,7 @@ async function hangingRequestAfter(before: number) {
     buffers: channel.buffers,
     port: channel.workerPort,
     limits: { readHighWaterMark: 65536, maxFrameBytes: 1 << 20 },
+    rooms: { refused: false, maxPushBytes: 32 << 20 },
   });
   const running = loop.run();
   const hanging = entry(before);

@@ -20,6 +20,7 @@ test('a connection introduced again is the newest on both sides: after PEER_CACH
     buffers: channel.buffers,
     port: channel.workerPort,
     limits: { readHighWaterMark: 65536, maxFrameBytes: 1 << 20 },
+    rooms: { refused: false, maxPushBytes: 32 << 20 },
   });
   const running = loop.run();
   expect(channel.checkOpen()).toBe(true); // the loop started: the channel takes requests

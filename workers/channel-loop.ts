@@ -15,6 +15,8 @@
 //     BLOCKED_RETRY_MS); the thread never blocks, and the main thread never waits on a worker.
 //   - Once the loop has ended (closed, or an internal failure), nothing more runs here: a late
 //     async outcome cannot start the requests held behind it.
+//   - Handlers' room calls (rooms-client.ts) are written through the same outcome writer, so they
+//     keep their order with the outcomes; their answers (ROOM_ACK) are read with the requests.
 
 import { readlinkSync } from 'node:fs';
 import { type MessagePort, receiveMessageOnPort, threadId } from 'node:worker_threads';
@@ -30,11 +32,13 @@ import {
   UNORDERED,
   URGENT,
   queuedState,
+  readPeer,
   slotOf,
 } from '../src/dispatch/channel-protocol.js';
 import { TO_MAIN, TO_WORKER, ring, sleep } from '../src/dispatch/doorbell.js';
 import { RingReader, RingWriter } from '../src/dispatch/ring.js';
 import { type SessionPort, encodeSessionMessage, readSessionMessage } from '../src/dispatch/session-port.js';
+import type { RoomTerms } from '../src/rooms/records.js';
 import { safeErrorJson } from '../src/errors.js';
 import type { AnyHandlerClass, ClientAddress, HandlerClass, ServerInfo } from '../src/handler.js';
 import type { Reply } from '../src/reply.js';
@@ -42,6 +46,7 @@ import { isThenable, runHandler } from '../src/run-handler.js';
 import type { SessionLimits } from '../src/session/protocol.js';
 import { runSession } from '../src/session/run-session.js';
 import { OutcomeWriter } from './outcome-writer.js';
+import { RoomsClient } from './rooms-client.js';
 import { type Queued, RunQueue } from './run-queue.js';
 
 export interface ChannelTask {
@@ -50,9 +55,17 @@ export interface ChannelTask {
   port: MessagePort;
   /** Limits of the sessions this channel may carry. */
   limits: SessionLimits;
+  /** What the handlers' room calls must know of the server's rooms. */
+  rooms: RoomTerms;
 }
 
-const UNKNOWN_PEER: ClientAddress = ['', 0];
+const UNKNOWN_PEER: Peer = { address: ['', 0], clientId: '' };
+
+/** A connection as the worker knows it from its PEER record: its address, and its client id (rooms). */
+interface Peer {
+  address: ClientAddress;
+  clientId: string;
+}
 /** A turn of the duty cycle ends after this many runs, or TURN_MS, whichever comes first (Netty checks its clock every 64 tasks). */
 const RUNS_PER_TURN = 64;
 const TURN_MS = 5;
@@ -72,8 +85,10 @@ export class ChannelLoop {
   readonly #requests: RingReader;
   readonly #out: OutcomeWriter;
   readonly #queue = new RunQueue();
-  /** Client addresses by connection id; the oldest is dropped first, as the main thread mirrors. */
-  readonly #peers = new Map<number, ClientAddress>();
+  /** Handlers' room calls, and their answers. */
+  readonly #rooms: RoomsClient;
+  /** Client addresses and ids by connection id; the oldest is dropped first, as the main thread mirrors. */
+  readonly #peers = new Map<number, Peer>();
   /** Sessions this channel runs, by number. */
   readonly #sessions = new Map<number, WorkerSessionEnd>();
   readonly #limits: SessionLimits;
@@ -94,6 +109,7 @@ export class ChannelLoop {
     this.#meters = new Float64Array(buffers.meters);
     this.#requests = new RingReader(buffers.request, this.#ctl, Ctl.REQ_WRITE, Ctl.REQ_READ);
     this.#out = new OutcomeWriter(new RingWriter(buffers.reply, this.#ctl, Ctl.REP_WRITE, Ctl.REP_READ), this.#ctl, task.port);
+    this.#rooms = new RoomsClient(this.#out, task.rooms);
   }
 
   /** Serves the channel until the main thread closes it. Ends on CLOSE; a failure in here ends it too (and rejects). */
@@ -121,6 +137,7 @@ export class ChannelLoop {
       }
     } finally {
       this.#ended = true;
+      this.#rooms.close();
     }
     this.#port.close();
     return null;
@@ -159,10 +176,11 @@ export class ChannelLoop {
     while (reader.next()) {
       const kind = reader.kind & KIND_MASK;
       if (kind === Kind.REQUEST) this.#queue.add(this.#readRequest(reader));
-      else if (kind === Kind.PEER) this.#remember(reader.conn, JSON.parse(reader.bytes.toString('utf8', reader.start, reader.start + reader.length)) as ClientAddress);
+      else if (kind === Kind.PEER) this.#remember(reader.conn, readPeer(reader.bytes.toString('utf8', reader.start, reader.start + reader.length)));
       else if (kind === Kind.ABANDON) this.#abandon(reader.slot);
       else if (kind === Kind.PING) Atomics.store(this.#ctl, Ctl.PONG, reader.slot);
-      else if (kind === Kind.SESSION_OPEN) this.#openSession(reader.conn, JSON.parse(reader.bytes.toString('utf8', reader.start, reader.start + reader.length)) as ClientAddress);
+      else if (kind === Kind.ROOM_ACK) this.#rooms.settle(reader.slot, reader.conn, reader.length === 0 ? '' : reader.bytes.toString('utf8', reader.start, reader.start + reader.length));
+      else if (kind === Kind.SESSION_OPEN) this.#openSession(reader.conn, readPeer(reader.bytes.toString('utf8', reader.start, reader.start + reader.length)));
       else if (kind === Kind.SESSION_DATA || kind === Kind.SESSION_CTRL) this.#sessionMessage(reader, kind === Kind.SESSION_DATA);
     }
     reader.release();
@@ -178,11 +196,13 @@ export class ChannelLoop {
       request = Buffer.allocUnsafe(reader.length);
       reader.bytes.copy(request, 0, reader.start, reader.start + reader.length);
     }
+    const peer = this.#peers.get(reader.conn) ?? UNKNOWN_PEER;
     return {
       ref: reader.slot,
       conn: (reader.kind & UNORDERED) === 0 ? reader.conn : -1,
       request,
-      peer: this.#peers.get(reader.conn) ?? UNKNOWN_PEER,
+      peer: peer.address,
+      clientId: peer.clientId,
       urgent: (reader.kind & URGENT) !== 0,
     };
   }
@@ -213,7 +233,7 @@ export class ChannelLoop {
     let failure: unknown;
     let failed = false;
     try {
-      outcome = runHandler(this.#Handler as HandlerClass, entry.request, entry.peer, this.#server);
+      outcome = runHandler(this.#Handler as HandlerClass, entry.request, entry.peer, this.#server, this.#rooms, entry.clientId);
     } catch (error) {
       failed = true;
       failure = error;
@@ -260,12 +280,12 @@ export class ChannelLoop {
 
   // ---- sessions ------------------------------------------------------------------------
 
-  #openSession(id: number, clientAddress: ClientAddress): void {
+  #openSession(id: number, peer: Peer): void {
     const end = new WorkerSessionEnd(this, id);
     this.#sessions.set(id, end);
     // The handler runs interleaved with this loop and the other sessions while it awaits;
     // runSession reports its end (and any error) as the session's last message.
-    void runSession(this.#Handler, end, clientAddress, this.#server, this.#limits);
+    void runSession(this.#Handler, end, peer.address, this.#server, this.#limits, this.#rooms, peer.clientId);
   }
 
   #sessionMessage(reader: RingReader, data: boolean): void {
@@ -283,7 +303,7 @@ export class ChannelLoop {
     if (this.#out.blocked) ring(this.#ctl, TO_WORKER); // the loop writes what waits; it may be asleep
   }
 
-  #remember(conn: number, peer: ClientAddress): void {
+  #remember(conn: number, peer: Peer): void {
     // Re-inserted as the newest (Map.set would keep its old place): the main thread counts it
     // from this PEER on, so it must not be the next one forgotten here.
     this.#peers.delete(conn);

@@ -52,6 +52,11 @@ export class OutcomeWriter {
     if (!this.#waiting.empty || !this.#write(kind, ref, bytes, micros)) this.#waiting.push({ kind, ref, micros, bytes });
   }
 
+  /** Writes a record into the ring now, or nothing (false) when records wait or the ring has no room. */
+  writeNow(kind: number, ref: number, bytes: Uint8Array | null, conn: number): boolean {
+    return this.#waiting.empty && this.#write(kind, ref, bytes, conn);
+  }
+
   /** Writes what waited, as far as the ring has room; true when nothing waits any more. */
   flush(): boolean {
     for (let next = this.#waiting.peek(); next !== undefined; next = this.#waiting.peek()) {

@@ -16,6 +16,8 @@ export interface Queued {
   conn: number;
   request: Buffer;
   peer: ClientAddress;
+  /** The connection's client id (its handler's `this.clientId`). */
+  clientId: string;
   urgent: boolean;
 }
 

@@ -1,6 +1,7 @@
 // The sockserv servers under test, one process with one listener per --listen MODE:HANDLER, in
 // order: MODE is `pool` (ThreadingTCPServer) or `inline` (TCPServer), HANDLER a module of
-// bench/handlers (echo-session is a StreamRequestHandler: framing does not apply to it).
+// bench/handlers (echo-session is a StreamRequestHandler: framing does not apply to it;
+// broadcast uses rooms).
 // SIGUSR2 prints `stats [server.stats() per listener]` as one JSON line.
 //   node dist/bench/servers/sockserv.js --listen pool:ping [--workers N] [--inline-below-micros US]
 //   node dist/bench/servers/sockserv.js --listen pool:pbkdf2 --listen inline:ping
@@ -26,8 +27,8 @@ process.on('SIGUSR2', () => {
 
 for (const spec of values.listen ?? ['pool:ping']) {
   const [mode, handler] = spec.split(':');
-  if ((mode !== 'pool' && mode !== 'inline') || !/^(ping|pbkdf2|echo|mixed|echo-session)$/.test(handler ?? '')) {
-    throw new Error(`--listen wants pool|inline:ping|pbkdf2|echo|mixed|echo-session (got ${spec})`);
+  if ((mode !== 'pool' && mode !== 'inline') || !/^(ping|pbkdf2|echo|mixed|echo-session|broadcast)$/.test(handler ?? '')) {
+    throw new Error(`--listen wants pool|inline:ping|pbkdf2|echo|mixed|echo-session|broadcast (got ${spec})`);
   }
   const module = new URL(`../handlers/${handler}.js`, import.meta.url);
   const address = { host: values.host, port: 0 };

@@ -7,6 +7,8 @@
 // SIGTERM turn /readyz to 503 first and keep serving MS ms before the drain closes the listener.
 // SIGHUP reloads the handler module from disk without dropping a connection, and --watch does on
 // a change of the module or a file it imports (src/cli/reload.ts, src/cli/watch.ts).
+// --pubsub redis://HOST:PORT shares rooms between processes and machines; --processes N without it
+// refuses room calls (ERR_PUBSUB_REQUIRED) rather than give each process rooms of its own.
 
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -73,6 +75,12 @@ const SERVE = {
       default: 1,
       group: 'Handlers',
       help: 'N processes behind the one port (node:cluster), each with its own pool; see docs/deployment.md',
+    },
+    pubsub: {
+      type: 'string',
+      value: 'URL',
+      group: 'Handlers',
+      help: 'redis://HOST:PORT: share rooms (join, broadcast, sendTo) with every server given the same URL; needed for rooms with --processes, which otherwise refuses them (ERR_PUBSUB_REQUIRED)',
     },
     framing: {
       type: 'string',
@@ -266,6 +274,9 @@ function parseServeArgs(
   }
   if (values.watch && values.inline) throw new UsageError('--watch reloads the handler in new worker threads: not with --inline (the main thread cannot load a new version of a module)');
   if (values.watch && processes !== undefined) throw new UsageError('--watch is a development mode for one process: not with --processes (SIGHUP to the primary reloads every process in turn)');
+  if (values.pubsub !== undefined && !/^rediss?:\/\/./.test(values.pubsub)) {
+    throw new UsageError(`--pubsub must be a redis:// or rediss:// URL (got "${values.pubsub}")`);
+  }
   if (values['proxy-protocol'] && values.udp) throw new UsageError('--proxy-protocol is for stream connections: not with --udp');
   if (values['proxy-protocol'] && tls !== undefined) throw new UsageError('--proxy-protocol and TLS exclude each other: the PROXY header comes before the handshake');
   const logLevel = parseLogLevel(values['log-level']);
@@ -281,16 +292,19 @@ function parseServeArgs(
     maxClientMemory: parseCount('--max-client-memory', values['max-client-memory'], 1),
     inlineBelowMicros: parseCount('--inline-below-micros', values['inline-below-micros']),
     shutdownTimeout: parseCount('--shutdown-timeout', values['shutdown-timeout']),
+    pubsub: values.pubsub,
   };
   const address = { host: values.host ?? '127.0.0.1', port };
   const module = resolve(positionals[0]!);
   const rest = { processes, health, drainDelay, logLevel, watch: values.watch === true, module };
+  let server: BaseServer;
   if (values.unix !== undefined) {
     const path = resolve(values.unix);
-    return { server: values.inline ? new UnixStreamServer(path, module, options) : new ThreadingUnixStreamServer(path, module, options), ...rest };
-  }
-  if (values.udp) return { server: values.inline ? new UDPServer(address, module, options) : new ThreadingUDPServer(address, module, options), ...rest };
-  return { server: values.inline ? new TCPServer(address, module, options) : new ThreadingTCPServer(address, module, options), ...rest };
+    server = values.inline ? new UnixStreamServer(path, module, options) : new ThreadingUnixStreamServer(path, module, options);
+  } else if (values.udp) server = values.inline ? new UDPServer(address, module, options) : new ThreadingUDPServer(address, module, options);
+  else server = values.inline ? new TCPServer(address, module, options) : new ThreadingTCPServer(address, module, options);
+  if (processes !== undefined && values.pubsub === undefined) coreOf(server).rooms.refuseWithout(`served by --processes ${processes}`);
+  return { server, ...rest };
 }
 
 function readFileOrUsage(flag: string, path: string): Buffer {

@@ -9,7 +9,11 @@
 //     current one is stale and ignored. A slot number alone never identifies a request.
 //   - A record's header is (length, kind, slot word, conn word) in both directions: the slot word
 //     is a ref (0 for records without one), the conn word a connection or session number — or,
-//     in an outcome, the handler's run time in µs.
+//     in an outcome, the handler's run time in µs. ROOM and ROOM_ACK records (a handler's room
+//     calls, src/rooms/records.ts) carry a call number in the slot word, never a ref: they free
+//     no slot.
+//   - A connection's client id (its name in rooms) reaches the worker with its address: in the
+//     PEER record before its first request there, in SESSION_OPEN for a session (peerPayload).
 //   - `states[slot]` is written −ref (queued, for that ref) by the main thread before the request
 //     is published. The worker starts a request by compare-exchanging −ref → ref (STARTED); the
 //     main thread may revoke a request not yet started by compare-exchanging −ref → REVOKED. One
@@ -21,8 +25,8 @@
 //   states   Int32Array: per slot, 0 (queued) or the ref of the request that started there
 //   started  Float64Array: per slot, the epoch ms its request started (the requestTimeout watchdog)
 //   meters   Float64Array: the worker's own time accounts (Meter), written by the worker only
-//   request  ring main → worker: REQUEST / PEER / ABANDON records, and sessions' SESSION_* records
-//   reply    ring worker → main: REPLY / NO_REPLY / ERROR records, and sessions' SESSION_* records
+//   request  ring main → worker: REQUEST / PEER / ABANDON / ROOM_ACK records, and sessions' SESSION_* records
+//   reply    ring worker → main: REPLY / NO_REPLY / ERROR / ROOM records, and sessions' SESSION_* records
 // Payloads too big for a ring record travel as transferred buffers on the channel's MessagePort,
 // announced in order by a record with the BIG flag; that slower path is never an error.
 
@@ -78,13 +82,13 @@ const METERS = 2;
 export const Kind = {
   /** main → worker: run the request in the record (or, with BIG, in the next port message). */
   REQUEST: 1,
-  /** main → worker: the client address of connection `conn` (JSON), sent before its first request. */
+  /** main → worker: the client address and client id of connection `conn` (peerPayload), sent before its first request. */
   PEER: 2,
   /** main → worker: the watchdog failed request `ref` while its async handler awaited: let its connection go on. */
   ABANDON: 7,
   /** main → worker: are you turning? The loop answers by storing the record's slot word in Ctl.PONG (watchdog.ts). */
-  PING: 11,
-  /** main → worker: start a session (StreamRequestHandler) numbered `conn`; the payload is its client address (JSON). */
+  PING: 13,
+  /** main → worker: start a session (StreamRequestHandler) numbered `conn`; the payload is its client address and id (peerPayload). */
   SESSION_OPEN: 8,
   /** Either way: bytes of session `conn` (main → worker) or `slot` (worker → main), raw. */
   SESSION_DATA: 9,
@@ -96,6 +100,10 @@ export const Kind = {
   NO_REPLY: 5,
   /** worker → main: `ref` failed; the payload is its ErrorInfo as JSON. */
   ERROR: 6,
+  /** worker → main: a handler's room call (join, leave, broadcast, sendTo), in order with the outcomes; slot word: its call number, conn word: the operation (src/rooms/records.ts). */
+  ROOM: 11,
+  /** main → worker: the answer to room call `slot` (conn word 0: done, 1: failed, the payload its error). */
+  ROOM_ACK: 12,
 } as const;
 
 /** Or-ed into a kind: the payload is the next message on the channel's port (a transferred buffer). */
@@ -143,6 +151,17 @@ export const REVOKED = 0;
  * the doorbell (doorbell.ts), which by its protocol never misses a wake (MISSED_WAKES counts any).
  */
 export const WAKE_CHECK_MS = 50;
+
+/** The payload of PEER and SESSION_OPEN: a connection's address and client id, as JSON `[host, port, clientId]`. */
+export function peerPayload(address: readonly [string, number], clientId: string): Buffer {
+  return Buffer.from(JSON.stringify([address[0], address[1], clientId]));
+}
+
+/** Reads peerPayload's JSON: the address (as handlers see it) and the client id ('' if absent). */
+export function readPeer(json: string): { address: readonly [string, number]; clientId: string } {
+  const [host, port, clientId] = JSON.parse(json) as [string, number, string?];
+  return { address: [host, port], clientId: clientId ?? '' };
+}
 
 /** Peers a worker remembers per channel; the oldest is forgotten first, mirrored by the main thread. */
 export const PEER_CACHE = 4096;

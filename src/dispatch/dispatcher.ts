@@ -15,6 +15,8 @@ import type { PoolCounters } from '../stats.js';
 export interface RequestSink {
   /** The peer that sent the requests. */
   readonly clientAddress: ClientAddress;
+  /** The connection's client id (its name in rooms: handlers see it as `this.clientId`); absent for a datagram. */
+  readonly clientId?: string;
   /** True once the connection is gone; its outcomes are then dropped. */
   readonly closed: boolean;
   /** Reports the outcome of request `seq`. */
@@ -53,9 +55,10 @@ export interface Dispatcher {
   /**
    * Starts a StreamRequestHandler session for one connection: returns the main thread's end of
    * its port and `done`, which resolves when the handler has returned and rejects when it could
-   * not run to the end (its worker died). `owner`, if given, is the session's connection.
+   * not run to the end (its worker died). `owner`, if given, is the session's connection;
+   * `clientId` is the connection's name in rooms.
    */
-  startSession(clientAddress: ClientAddress, owner?: SessionOwner): { port: SessionPort; done: Promise<void> };
+  startSession(clientAddress: ClientAddress, owner?: SessionOwner, clientId?: string): { port: SessionPort; done: Promise<void> };
   /** False while the dispatcher's queue is full: the caller must stop reading and wait. */
   hasCapacity(): boolean;
   /** Calls sink.pump() once capacity returns. */

@@ -15,6 +15,7 @@ import type { HandlerKind, ServerInfo } from '../handler.js';
 import type { HandlerRef } from '../handler-module.js';
 import type { Logger } from '../logger.js';
 import type { ResolvedOptions } from '../options.js';
+import type { RoomAccess } from '../rooms/access.js';
 import type { RequestSink } from './dispatcher.js';
 import { InlineDispatcher } from './inline.js';
 
@@ -44,8 +45,8 @@ export class InlineLane {
   #cooldownUntil = 0;
   #cooldownMs = FIRST_COOLDOWN_MS;
 
-  constructor(handler: HandlerRef, options: ResolvedOptions, logger: Logger) {
-    this.#inline = new InlineDispatcher(handler, options);
+  constructor(handler: HandlerRef, options: ResolvedOptions, logger: Logger, rooms: RoomAccess) {
+    this.#inline = new InlineDispatcher(handler, options, rooms);
     this.#thresholdMs = options.inlineBelowMicros / 1000;
     // One run this long ends the lane at once; shorter outliers (a first call, a GC) only move the average.
     this.#stallMs = Math.max(10 * this.#thresholdMs, STALL_FLOOR_MS);

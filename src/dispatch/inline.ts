@@ -2,7 +2,8 @@
 // (Python's synchronous TCPServer). The right choice for trivial handlers: no hop at all. A
 // synchronous handler completes before submit() returns; an async one completes later. Sessions
 // (StreamRequestHandler) run here too, over an in-thread port pair (no MessageChannel, no copies),
-// interleaved while they await.
+// interleaved while they await. Handlers' room calls go straight to the server's rooms (`rooms`,
+// the registry on this same thread).
 //
 // Invariant: one connection's requests run one after another, as on a worker — while its async
 // handler awaits, its later requests wait here (`pipelining: 'parallel'` lets them overlap).
@@ -14,14 +15,16 @@ import { type AnyHandlerClass, type ClientAddress, type HandlerClass, type Handl
 import { type HandlerRef, loadHandler } from '../handler-module.js';
 import type { ResolvedOptions } from '../options.js';
 import type { Reply } from '../reply.js';
+import type { RoomAccess } from '../rooms/access.js';
 import { isThenable, runHandler } from '../run-handler.js';
 import { runSession } from '../session/run-session.js';
-import type { Dispatcher, DispatcherStats, RequestSink } from './dispatcher.js';
+import type { Dispatcher, DispatcherStats, RequestSink, SessionOwner } from './dispatcher.js';
 import { type SessionPort, localPorts } from './session-port.js';
 
 export class InlineDispatcher implements Dispatcher {
   readonly #source: HandlerRef | AnyHandlerClass;
   readonly #options: ResolvedOptions;
+  readonly #rooms: RoomAccess;
   #Handler: AnyHandlerClass | undefined;
   #server: ServerInfo | undefined;
   #running = 0;
@@ -29,9 +32,10 @@ export class InlineDispatcher implements Dispatcher {
   /** Connections with an async run awaiting, and their requests held behind it. */
   readonly #held = new Map<RequestSink, Array<{ seq: number; request: Buffer }>>();
 
-  constructor(source: HandlerRef | AnyHandlerClass, options: ResolvedOptions) {
+  constructor(source: HandlerRef | AnyHandlerClass, options: ResolvedOptions, rooms: RoomAccess) {
     this.#source = source;
     this.#options = options;
+    this.#rooms = rooms;
     this.#ordered = options.pipelining !== 'parallel';
   }
 
@@ -62,7 +66,7 @@ export class InlineDispatcher implements Dispatcher {
   #run(sink: RequestSink, seq: number, request: Buffer): void {
     let reply: Reply | Promise<Reply>;
     try {
-      reply = runHandler(this.#Handler as HandlerClass, request, sink.clientAddress, this.#server!);
+      reply = runHandler(this.#Handler as HandlerClass, request, sink.clientAddress, this.#server!, this.#rooms, sink.clientId ?? '');
     } catch (error) {
       sink.complete(seq, null, fromErrorInfo(toErrorInfo(error), ErrorCodes.HANDLER_FAILED));
       return;
@@ -123,13 +127,13 @@ export class InlineDispatcher implements Dispatcher {
     }
   }
 
-  startSession(clientAddress: ClientAddress): { port: SessionPort; done: Promise<void> } {
+  startSession(clientAddress: ClientAddress, _owner?: SessionOwner, clientId = ''): { port: SessionPort; done: Promise<void> } {
     const [port, handlerSide] = localPorts();
     this.#running++;
     const done = runSession(this.#Handler!, handlerSide, clientAddress, this.#server!, {
       readHighWaterMark: this.#options.readHighWaterMark,
       maxFrameBytes: this.#options.maxFrameBytes,
-    }).then(
+    }, this.#rooms, clientId).then(
       () => {
         this.#running--;
       },

@@ -22,6 +22,8 @@
 // draining version's channels are never replaced: a death there fails only the requests that had
 // started; the ones it had not started run on the serving version. A channel index (the
 // scheduler's key for parking) names one live channel; a retired channel's index is reused.
+// Handlers' room calls (ROOM records) go to the server's rooms (src/rooms/registry.ts) as each
+// channel's drain reads them, in ring order with its outcomes, and are answered on that channel.
 
 import { performance } from 'node:perf_hooks';
 import { ErrorCodes, type ErrorInfo, SockservError, fromErrorInfo, requestTimeout, workerDied } from '../errors.js';
@@ -31,6 +33,8 @@ import type { Logger } from '../logger.js';
 import type { ResolvedOptions } from '../options.js';
 import type { PoolCounters } from '../stats.js';
 import type { Reply } from '../reply.js';
+import { encodeRoomError } from '../rooms/records.js';
+import type { RoomRegistry } from '../rooms/registry.js';
 import { Kind } from './channel-protocol.js';
 import type { Dispatcher, DispatcherStats, RequestSink, SessionOwner } from './dispatcher.js';
 import { HandlerVersion } from './handler-version.js';
@@ -58,6 +62,7 @@ const BOOT_GRACE_MS = 10_000;
 export class PoolDispatcher implements Dispatcher {
   readonly #limits: Limits;
   readonly #logger: Logger;
+  readonly #rooms: RoomRegistry;
   readonly #scheduler: Scheduler;
   /** Makes the pool of a reload's new version; null when the server runs on a shared pool (no reload). */
   readonly #newPool: (() => WorkerPool) | null;
@@ -101,7 +106,15 @@ export class PoolDispatcher implements Dispatcher {
    * `pool` runs the first version (the server's own when `ownsPool`); `newPool` makes the pool of
    * each reload's version, or is null when the pool is shared (reload() then rejects).
    */
-  constructor(pool: WorkerPool, ownsPool: boolean, handler: HandlerRef, options: ResolvedOptions, logger: Logger, newPool: (() => WorkerPool) | null = null) {
+  constructor(
+    pool: WorkerPool,
+    ownsPool: boolean,
+    handler: HandlerRef,
+    options: ResolvedOptions,
+    logger: Logger,
+    rooms: RoomRegistry,
+    newPool: (() => WorkerPool) | null = null,
+  ) {
     this.#current = new HandlerVersion<ConnQueue>(handler, pool, ownsPool);
     this.#current.number = 1;
     this.#current.state = 'serving';
@@ -109,8 +122,9 @@ export class PoolDispatcher implements Dispatcher {
     this.#newPool = newPool;
     this.#limits = options;
     this.#logger = logger;
+    this.#rooms = rooms;
     this.#scheduler = new Scheduler(options.pipelining !== 'parallel', options.workerQueueMs);
-    this.#lane = options.inlineBelowMicros > 0 ? new InlineLane(handler, options, logger) : null;
+    this.#lane = options.inlineBelowMicros > 0 ? new InlineLane(handler, options, logger, rooms) : null;
     this.#reloader = this.#makeReloader();
   }
 
@@ -156,7 +170,7 @@ export class PoolDispatcher implements Dispatcher {
   }
 
   /** A session goes to the serving version's open channel carrying the fewest; its bytes ride that channel's rings. */
-  startSession(clientAddress: ClientAddress, owner?: SessionOwner): { port: SessionPort; done: Promise<void> } {
+  startSession(clientAddress: ClientAddress, owner?: SessionOwner, clientId = ''): { port: SessionPort; done: Promise<void> } {
     let channel: Channel | null = null;
     for (const candidate of this.#current.channels) {
       if (candidate.gone) continue;
@@ -173,7 +187,7 @@ export class PoolDispatcher implements Dispatcher {
     const version = this.#current;
     const end = new ChannelSessionEnd(channel, id);
     if (owner !== undefined) this.#owners.set(end, owner);
-    channel.openSession(end, clientAddress);
+    channel.openSession(end, clientAddress, clientId);
     this.#sessions++;
     const ended = () => {
       this.#sessions--;
@@ -271,6 +285,7 @@ export class PoolDispatcher implements Dispatcher {
       buffers: channel.buffers,
       port: channel.workerPort,
       limits: { readHighWaterMark: this.#limits.readHighWaterMark, maxFrameBytes: this.#limits.maxFrameBytes },
+      rooms: this.#rooms.workerTerms(),
     };
     let placedOn = 0;
     const loop = version.pool.runChannel(task, [channel.workerPort], avoid, (threadId) => {
@@ -306,6 +321,8 @@ export class PoolDispatcher implements Dispatcher {
         () => resolve(),
       );
     });
+    channel.onRoom = (call, op, payload) =>
+      this.#rooms.fromWorker(op, payload, call === 0 ? null : (error) => channel.ackRoom(call, error === null ? null : encodeRoomError(error)));
     channel.onBootTimeout = () =>
       this.#channelLost(version, channel, new SockservError(ErrorCodes.HANDLER_LOAD, 'a worker did not load the handler in time'), 'load');
     channel.waitForReplies(() => this.#onReplies(channel));
@@ -392,6 +409,7 @@ export class PoolDispatcher implements Dispatcher {
       const sink = conn.sink;
       tracked = {
         clientAddress: sink.clientAddress,
+        clientId: sink.clientId,
         get closed() {
           return sink.closed;
         },

@@ -24,6 +24,7 @@
 // only the serving version's channels, and a connection bound to a draining one parks there until
 // its requests on it are answered — then its next request goes to the new version.
 
+import { peerPayload } from './channel-protocol.js';
 import type { RequestSink } from './dispatcher.js';
 import { Fifo } from './fifo.js';
 import { RequestCosts } from './request-costs.js';
@@ -321,7 +322,7 @@ export class Scheduler {
   /** Makes sure the channel's worker knows the connection's address (a PEER record before its first request there). */
   #introduce(conn: ConnQueue, channel: Channel): boolean {
     if (conn.peerOf === channel && channel.knowsPeer(conn.peerNumber)) return true;
-    const number = channel.introduce(conn.id, Buffer.from(JSON.stringify(conn.sink.clientAddress)));
+    const number = channel.introduce(conn.id, peerPayload(conn.sink.clientAddress, conn.sink.clientId ?? ''));
     if (number === 0) return false;
     conn.peerOf = channel;
     conn.peerNumber = number;

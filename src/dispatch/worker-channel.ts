@@ -14,6 +14,8 @@
 // bound to it parks — while everything it already carries goes on as when open: outcomes are
 // read, ABANDON and session records written, the watchdog scans it. An opening channel asked to
 // drain opens straight into 'draining'.
+// Handlers' room calls (ROOM records) are handed to onRoom as drain() reads them, in ring order
+// with the outcomes; their answers (ROOM_ACK) take the ordered outbound path, never after 'lost'.
 
 import { MessageChannel, type MessagePort, receiveMessageOnPort } from 'node:worker_threads';
 import {
@@ -29,6 +31,7 @@ import {
   UNORDERED,
   URGENT,
   allocateChannel,
+  peerPayload,
 } from './channel-protocol.js';
 import { TO_MAIN, TO_WORKER, ringAlways, sleep } from './doorbell.js';
 import { RecordWriter } from './record-writer.js';
@@ -89,6 +92,8 @@ export class WorkerChannel<C> {
   onReady: (() => void) | null = null;
   /** Told once if the channel does not open within BOOT_MS. */
   onBootTimeout: (() => void) | null = null;
+  /** Told of each ROOM record (a handler's room call), in ring order with the outcomes: its call number, operation and payload (a copy). */
+  onRoom: ((call: number, op: number, payload: Buffer) => void) | null = null;
 
   constructor(index: number, sizes: ChannelSizes = CHANNEL_SIZES) {
     this.index = index;
@@ -318,6 +323,10 @@ export class WorkerChannel<C> {
         this.#receiveSession(reader, kind === (Kind.SESSION_DATA as number));
         continue;
       }
+      if (kind === (Kind.ROOM as number)) {
+        this.#receiveRoom(reader);
+        continue;
+      }
       let bytes: Buffer | null = null;
       if (reader.kind & BIG) {
         const message = receiveMessageOnPort(this.#port);
@@ -371,6 +380,24 @@ export class WorkerChannel<C> {
     return true;
   }
 
+  /** Answers room call `call` (a ROOM_ACK on the ordered outbound path): done, or the error's payload. */
+  ackRoom(call: number, error: Buffer | null): void {
+    if (this.gone) return;
+    this.#out.mustWrite(Kind.ROOM_ACK, call, error === null ? 0 : 1, error ?? EMPTY);
+  }
+
+  #receiveRoom(reader: RingReader): void {
+    let payload: Buffer;
+    if (reader.kind & BIG) {
+      const message = receiveMessageOnPort(this.#port);
+      payload = message ? Buffer.from(message.message as ArrayBuffer) : Buffer.alloc(0);
+    } else {
+      payload = Buffer.allocUnsafe(reader.length); // a copy: members share it after the ring is released
+      reader.bytes.copy(payload, 0, reader.start, reader.start + reader.length);
+    }
+    this.onRoom?.(reader.slot, reader.conn, payload);
+  }
+
   /** Checks whether the loop has started (the reply wait also does); true if open. */
   checkOpen(): boolean {
     this.#opened();
@@ -389,10 +416,10 @@ export class WorkerChannel<C> {
     return this.#sessions.values();
   }
 
-  /** Starts session `id` on the worker; its messages go to and come from `end`. */
-  openSession(end: ChannelSessionEnd, clientAddress: readonly [string, number]): void {
+  /** Starts session `id` on the worker (for the connection `clientId`); its messages go to and come from `end`. */
+  openSession(end: ChannelSessionEnd, clientAddress: readonly [string, number], clientId: string): void {
     this.#sessions.set(end.id, end);
-    this.#out.mustWrite(Kind.SESSION_OPEN, 0, end.id, Buffer.from(JSON.stringify(clientAddress)));
+    this.#out.mustWrite(Kind.SESSION_OPEN, 0, end.id, peerPayload(clientAddress, clientId));
   }
 
   sendSession(id: number, message: { t: string; b?: ArrayBuffer }): void {

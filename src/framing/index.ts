@@ -2,7 +2,7 @@
 // 'delimiter:0d0a', { delimiter }, or a FramerFactory) into a factory that makes one Framer per connection.
 
 import { type SockservError, badOption } from '../errors.js';
-import { respError } from '../resp/encode.js';
+import { respBulk, respError, respPush } from '../resp/encode.js';
 import { RespFramer } from '../resp/framer.js';
 import { DelimiterFramer, LineFramer } from './delimiter.js';
 import type { FramerFactory } from './framer.js';
@@ -35,6 +35,12 @@ export interface ResolvedFraming {
   create: FramerFactory;
   /** The protocol's own error reply (before framer.encode), where it has one: RESP's `-ERR …`. */
   errorReply?: (error: SockservError) => Buffer;
+  /**
+   * How a message rooms push (broadcast to `room`, or sendTo: null) is wrapped before
+   * framer.encode, where the protocol has a form for it: RESP's push. Absent: the message is
+   * framed as a reply is.
+   */
+  push?: (data: Buffer, room: string | null) => Buffer;
 }
 
 /** Checks a `framing` option and makes its framer factory; throws ERR_BAD_OPTION for an unknown or malformed one. */
@@ -56,6 +62,7 @@ export function resolveFraming(spec: FramingSpec): ResolvedFraming {
         name: 'resp',
         create: (limits) => new RespFramer(limits),
         errorReply: (error) => respError(`ERR ${error.code}`),
+        push: (data, room) => respPush(room === null ? [MESSAGE, respBulk(data)] : [MESSAGE, respBulk(room), respBulk(data)]),
       };
   }
   if (typeof spec === 'string' && spec.startsWith('delimiter:')) {
@@ -69,6 +76,8 @@ export function resolveFraming(spec: FramingSpec): ResolvedFraming {
     `unknown framing ${JSON.stringify(spec)}: use raw, line, length, resp, delimiter:HEX or a FramerFactory`,
   );
 }
+
+const MESSAGE = respBulk('message');
 
 function delimiterFraming(bytes: Uint8Array, name: string): ResolvedFraming {
   if (bytes.length === 0) throw badOption('framing delimiter must not be empty');

@@ -16,6 +16,8 @@ const COUNTERS: ReadonlyArray<[name: string, help: string, read: Read]> = [
   ['sockserv_protocol_errors_total', 'Bad input: connections ended for ERR_FRAME_TOO_LONG or ERR_FRAME_INVALID, datagrams dropped for maxPacketSize', (s) => s.protocolErrors],
   ['sockserv_bytes_received_total', 'Bytes read from clients', (s) => s.bytesIn],
   ['sockserv_bytes_sent_total', 'Reply bytes handed to client sockets', (s) => s.bytesOut],
+  ['sockserv_pushes_total', 'Messages queued to connections by room broadcasts and sendTo (one per member reached)', (s) => s.rooms.pushes],
+  ['sockserv_push_disconnects_total', 'Connections closed for not reading what rooms pushed to them (maxPushBytes, pushSoftLimit)', (s) => s.rooms.pushDisconnects],
 ];
 
 /** Gauges: the state now. */
@@ -25,6 +27,8 @@ const GAUGES: ReadonlyArray<[name: string, help: string, read: Read]> = [
   ['sockserv_pool_queue_requests', 'Requests waiting for a worker pool slot', (s) => s.queuedRequests],
   ['sockserv_pool_workers', 'Worker threads in the pool (0 for inline servers)', (s) => s.workers],
   ['sockserv_pool_utilization_ratio', 'Fraction of worker time spent busy since the server started (0..1)', (s) => s.poolUtilization],
+  ['sockserv_rooms', 'Rooms with at least one member on this server', (s) => s.rooms.rooms],
+  ['sockserv_room_memberships', 'Room memberships on this server (a connection in three rooms counts three)', (s) => s.rooms.memberships],
 ];
 
 /** Registers every sockserv metric family on `registry`, reading the servers through `sampler`. */

@@ -8,6 +8,7 @@
 //   respBulk('hi')            $2\r\nhi\r\n
 //   respNullBulk()            $-1\r\n
 //   respArray([a, b])         *2\r\n<a><b>            (items are already-encoded replies)
+//   respPush([a, b])          >2\r\n<a><b>            (RESP3 out-of-band push: what rooms send)
 //   encodeCommand(['GET','k']) *2\r\n$3\r\nGET\r\n$1\r\nk\r\n
 
 const CRLF = '\r\n';
@@ -51,6 +52,15 @@ export function respNullBulk(): Buffer {
 /** `*n\r\n` followed by the items, which are already-encoded replies (nest arrays freely). */
 export function respArray(items: readonly Uint8Array[]): Buffer {
   const header = Buffer.from(`*${items.length}${CRLF}`, 'latin1');
+  return Buffer.concat([header, ...items]);
+}
+
+/**
+ * `>n\r\n` followed by the items: a RESP3 push, data the server sends unasked (Redis's pub/sub
+ * messages). Rooms send `>3 message <room> <data>` (broadcast) and `>2 message <data>` (sendTo).
+ */
+export function respPush(items: readonly Uint8Array[]): Buffer {
+  const header = Buffer.from(`>${items.length}${CRLF}`, 'latin1');
   return Buffer.concat([header, ...items]);
 }
 

@@ -11,4 +11,4 @@
 
 export { RespFramer } from './framer.js';
 export { parseCommand } from './command.js';
-export { encodeCommand, respArray, respBulk, respError, respInteger, respNullBulk, respSimple } from './encode.js';
+export { encodeCommand, respArray, respBulk, respError, respInteger, respNullBulk, respPush, respSimple } from './encode.js';

@@ -22,6 +22,7 @@
 // Methods for the caller:
 //   listen() serveForever() shutdown() close() handleRequest(timeout) stats() address addresses
 //   serving connectionCount recordRequestDurations() onClose(callback) reload(handler)
+//   broadcast(room, data) sendTo(clientId, data) rooms() members(room)   (rooms: src/rooms/)
 // Methods that may be overridden:
 //   verifyRequest(request, clientAddress)   → false refuses the connection (allow-lists go here)
 //   processRequest / finishRequest          → how an accepted connection starts being served
@@ -51,6 +52,8 @@ import { MemoryBudget } from './memory-budget.js';
 import { type Logger, stderrLogger } from '../logger.js';
 import { type ResolvedOptions, type ServerOptions, resolveOptions } from '../options.js';
 import { ProxyHeaderReader } from '../proxy/header-reader.js';
+import { RedisPubSub } from '../rooms/redis-pubsub.js';
+import { RoomRegistry } from '../rooms/registry.js';
 import { SessionConnection } from '../session/session-connection.js';
 import { LoopDelayMonitor, RequestDurations, type ServerStats } from '../stats.js';
 
@@ -99,13 +102,16 @@ export abstract class BaseServer implements AsyncDisposable {
     this.logger = this.options.logger ?? stderrLogger;
     this.#hooks = new HookGuard(this.logger);
     this.handlerSource = typeof handler === 'function' ? handler : toHandlerRef(handler, this.options.exportName);
+    const framing = resolveFraming(this.options.framing);
+    const { pubsub } = this.options;
     this.#core = new ServerCore(
       this.options,
       this.logger,
-      resolveFraming(this.options.framing),
+      framing,
       new LiveConnections(this.logger),
       this.#hooks,
       new MemoryBudget(this.options.maxClientMemory, this.logger),
+      new RoomRegistry(this.options, this.logger, framing.push, pubsub === undefined ? null : new RedisPubSub(pubsub, this.logger)),
       this,
     );
     this.#core.accept = (socket, clientAddress) => this.#accept(socket, clientAddress);
@@ -207,6 +213,7 @@ export abstract class BaseServer implements AsyncDisposable {
       if (this.#state === 'starting') await this.#listening?.catch(() => {});
       await this.#shutdownWithin(this.options.blockOnClose ? this.options.shutdownTimeout : 0);
       await this.#dispatcher?.close();
+      await this.#core.rooms.close();
       this.#loopDelay.stop();
       await this.#runCloseCallbacks();
       this.#state = 'closed';
@@ -272,6 +279,7 @@ export abstract class BaseServer implements AsyncDisposable {
       handlerVersion: dispatch.handlerVersion,
       eventLoopDelay: this.#loopDelay.snapshot(),
       requestDurations: requestDurations?.snapshot() ?? null,
+      rooms: this.#core.rooms.stats(),
     };
   }
 
@@ -284,6 +292,32 @@ export abstract class BaseServer implements AsyncDisposable {
     this.#core.requestDurations ??= new RequestDurations();
   }
 
+  // ---- rooms: connections that talk to each other ----------------------------------------
+
+  /**
+   * Sends `data` to every member of `room` (on every process sharing rooms through `pubsub`),
+   * framed as handlers' broadcast() frames it. Resolves once it is queued for every member on
+   * this server; rejects ERR_PUBSUB_REQUIRED when several processes serve without `pubsub`.
+   */
+  broadcast(room: string, data: string | Uint8Array): Promise<void> {
+    return this.#core.rooms.broadcast('', room, data, false);
+  }
+
+  /** Sends `data` to the connection `clientId` (a handler's `this.clientId`); rejects ERR_NO_SUCH_CLIENT when it is gone. */
+  sendTo(clientId: string, data: string | Uint8Array): Promise<void> {
+    return this.#core.rooms.sendTo('', clientId, data);
+  }
+
+  /** The rooms that have members on this server (with `pubsub`, other processes' members are theirs to list). */
+  rooms(): string[] {
+    return this.#core.rooms.rooms();
+  }
+
+  /** The client ids of this server's members of `room` ([] if none). */
+  members(room: string): string[] {
+    return this.#core.rooms.members(room);
+  }
+
   /** Runs `callback` (awaited) when close() has released the listener and the workers: resources tied to this server's life, like a metrics endpoint. */
   onClose(callback: () => unknown): void {
     this.#closeCallbacks.push(callback);
@@ -294,7 +328,7 @@ export abstract class BaseServer implements AsyncDisposable {
   /** Makes the dispatcher: inline (the handler runs on the main thread). ThreadingMixIn overrides. */
   createDispatcher(): Dispatcher {
     if (typeof this.handlerSource === 'function') checkHandlerClass(this.handlerSource, 'given to the server');
-    return new InlineDispatcher(this.handlerSource, this.options);
+    return new InlineDispatcher(this.handlerSource, this.options, this.#core.rooms);
   }
 
   /** Return false to refuse a connection (the place for allow-lists). Default: accept all. */
@@ -414,6 +448,7 @@ export abstract class BaseServer implements AsyncDisposable {
     this.#dispatcher = dispatcher;
     this.#core.dispatcher = dispatcher;
     try {
+      await this.#core.rooms.start(); // pubsub: Redis must answer before anything listens
       await dispatcher.start(this.#info);
       if (this.options.metrics) {
         const { serveMetrics } = await import('../metrics/index.js'); // prom-client loads only when asked for
@@ -425,6 +460,7 @@ export abstract class BaseServer implements AsyncDisposable {
       this.#state = 'stopped';
       this.#stopped.resolve();
       await dispatcher.close().catch(() => {});
+      await this.#core.rooms.close().catch(() => {});
       await this.#runCloseCallbacks();
       throw error;
     }

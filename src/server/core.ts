@@ -1,7 +1,8 @@
 // Owns the plumbing a server hands to what serves its connections — Connection, SessionConnection,
 // the PROXY header reader, the UDP endpoint — and to its transports: the resolved options, the
 // logger, the counters behind stats(), the write set, the dispatcher, the coarse clock, the live
-// connections, the hook guard, the memory budget, and the overridable steps bound to the server.
+// connections, the hook guard, the memory budget, the rooms (src/rooms/), and the overridable
+// steps bound to the server.
 // One is made in BaseServer's constructor. Keeping all of this off BaseServer keeps the class a
 // user subclasses down to Python's methods, the documented options and stats(): a subclass field
 // named `counters` or `writeSet` cannot break the server, and none of it is in the .d.ts.
@@ -17,6 +18,7 @@ import type { ClientAddress } from '../handler.js';
 import type { Logger } from '../logger.js';
 import type { ResolvedOptions } from '../options.js';
 import type { ProxyHeaderHost } from '../proxy/header-reader.js';
+import type { RoomRegistry } from '../rooms/registry.js';
 import { type RequestDurations, type ServerCounters, newCounters } from '../stats.js';
 import { WriteSet } from '../write-set.js';
 import type { HookGuard } from './hook-guard.js';
@@ -52,6 +54,8 @@ export class ServerCore implements ConnectionHost, ProxyHeaderHost {
     readonly connections: LiveConnections,
     readonly hooks: HookGuard,
     readonly memory: MemoryBudget,
+    /** Which connection is in which room; client ids; the push path. */
+    readonly rooms: RoomRegistry,
     steps: ServerSteps,
   ) {
     this.#steps = steps;
@@ -77,9 +81,10 @@ export class ServerCore implements ConnectionHost, ProxyHeaderHost {
     this.connections.add(connection);
   }
 
-  /** A tracked connection has closed. */
+  /** A tracked connection has closed: it is forgotten, and its room memberships end. */
   connectionClosed(connection: ServerConnection): void {
     this.connections.delete(connection);
+    if (connection.clientId !== undefined) this.rooms.forget(connection.clientId);
   }
 
   /** Resolves when the next request finishes (handleRequest); `cancel` forgets the wait. */

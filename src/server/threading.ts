@@ -7,6 +7,7 @@ import type { Dispatcher } from '../dispatch/dispatcher.js';
 import { WorkerPool } from '../dispatch/worker-pool.js';
 import { badOption } from '../errors.js';
 import type { BaseServer } from './base-server.js';
+import { coreOf } from './core.js';
 
 // TypeScript accepts a class as a mix-in base only if its constructor takes `...args: any[]`.
 /** Any server class ThreadingMixIn can extend. */
@@ -38,8 +39,8 @@ export function ThreadingMixIn<TBase extends ServerClass>(Base: TBase) {
           spareWorkers: options.spareWorkers,
           logger: this.logger,
         });
-      if (options.pool !== undefined) return new PoolDispatcher(options.pool, false, source, options, this.logger, null);
-      return new PoolDispatcher(newPool(), true, source, options, this.logger, newPool);
+      if (options.pool !== undefined) return new PoolDispatcher(options.pool, false, source, options, this.logger, coreOf(this).rooms, null);
+      return new PoolDispatcher(newPool(), true, source, options, this.logger, coreOf(this).rooms, newPool);
     }
   }
   return ThreadingServer;

@@ -120,6 +120,11 @@ export class SessionChannel {
     for (const waiter of this.#writeWaiters.splice(0)) waiter.resolve();
   }
 
+  /** Sends the writes gathered so far now (a room call goes after them: src/session/run-session.ts). */
+  flushWrites(): void {
+    this.#flush();
+  }
+
   tooLong(what: string): SockservError {
     return new SockservError(ErrorCodes.FRAME_TOO_LONG, `${what} exceeds maxFrameBytes (${this.limits.maxFrameBytes})`);
   }

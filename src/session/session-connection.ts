@@ -6,17 +6,25 @@
 // handler's write() waits while its unacknowledged bytes pass the write window; a handler that
 // does not await its writes and passes writeBufferHardLimit is disconnected). When the handler
 // ends — or its worker dies — the connection is closed cleanly (a lingering close, through
-// shutdownRequest). The bytes it holds are reported to the server's memory budget.
+// shutdownRequest). The bytes it holds are reported to the server's memory budget. Rooms
+// (src/rooms/) push messages to it with push(): raw bytes, written between the handler's writes.
 
 import type { Socket } from 'node:net';
 import type { ConnectionHost } from '../connection.js';
 import { ErrorCodes, SockservError, fromErrorInfo } from '../errors.js';
 import type { ClientAddress } from '../handler.js';
+import type { RoomMember } from '../rooms/registry.js';
 import { type SessionPort, type ToHandler, type ToServer, ownBuffer } from './protocol.js';
 
-export class SessionConnection {
+export class SessionConnection implements RoomMember {
   readonly socket: Socket;
   readonly clientAddress: ClientAddress;
+  /** Its name in rooms (the handler's `this.clientId`). */
+  readonly clientId: string;
+  /** Pushes reach a session as raw bytes. */
+  readonly rawPushes = true;
+  /** Unsent bytes past which the handler's writes cut the client: writeBufferHardLimit, or maxPushBytes once rooms push to it. */
+  #writeLimit: number;
   /** Server clock of the last byte in either direction. */
   lastActive: number;
   readonly #host: ConnectionHost;
@@ -38,7 +46,9 @@ export class SessionConnection {
     this.#host = host;
     this.lastActive = host.clock;
     this.#window = host.options.readHighWaterMark;
-    const { port, done } = host.dispatcher.startSession(clientAddress, this); // this: drain() past a reload's reloadTimeout
+    this.#writeLimit = host.options.writeBufferHardLimit;
+    this.clientId = host.rooms.admit(this);
+    const { port, done } = host.dispatcher.startSession(clientAddress, this, this.clientId); // this: drain() past a reload's reloadTimeout
     this.#port = port;
     port.on('message', (message: ToServer) => this.#receive(message));
     this.#send({ t: 'wwin', n: host.options.writeHighWaterMark });
@@ -104,6 +114,20 @@ export class SessionConnection {
     return this.socket.writableLength + Math.max(0, this.#unacked);
   }
 
+  /**
+   * A message from a room broadcast or sendTo: written to the socket as it is, between the
+   * handler's writes (each reaches the socket whole). Returns the bytes now waiting to be sent,
+   * or -1 once the connection takes no more output.
+   */
+  push(message: Buffer): number {
+    if (this.#closed || this.socket.destroyed || this.socket.writableEnded) return -1;
+    this.#writeLimit = Math.max(this.#host.options.writeBufferHardLimit, this.#host.options.maxPushBytes);
+    this.#host.counters.bytesOut += message.length;
+    this.socket.write(message);
+    this.#host.memory.note(this);
+    return this.socket.writableLength;
+  }
+
   /** The memory budget closes this connection (ERR_CLIENT_MEMORY; the budget logs it). */
   evict(): void {
     this.socket.destroy();
@@ -127,7 +151,7 @@ export class SessionConnection {
             this.#flushedSinceAck = 0;
           }
         });
-        if (this.socket.writableLength > this.#host.options.writeBufferHardLimit) {
+        if (this.socket.writableLength > this.#writeLimit) {
           // Only a handler that does not await its writes gets here (awaited ones wait for acks).
           this.#host.logger.warn(
             { code: ErrorCodes.WRITE_BUFFER_OVERFLOW, client: this.clientAddress.join(':') },

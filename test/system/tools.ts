@@ -14,6 +14,7 @@ export interface Tool {
 export const TOOLS = {
   nginx: { command: 'nginx', versionArgs: ['-v'], packages: 'nginx libnginx-mod-stream' },
   redisCli: { command: 'redis-cli', versionArgs: ['--version'], packages: 'redis-tools' },
+  redisServer: { command: 'redis-server', versionArgs: ['--version'], packages: 'redis-server' },
   openssl: { command: 'openssl', versionArgs: ['version'], packages: 'openssl' },
   haproxy: { command: 'haproxy', versionArgs: ['-v'], packages: 'haproxy' },
 } as const satisfies Record<string, Tool>;
