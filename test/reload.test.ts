@@ -36,8 +36,10 @@ afterEach(async () => {
 });
 
 /** The fixtures' ledger layout (test/fixtures/version-1.js): runs by id, the flag, the run log. */
-const LEDGER_WORDS = 1 << 18;
+const LEDGER_WORDS = 1 << 22;
 const FLAG = LEDGER_WORDS >> 2;
+/** Request ids per connection in the pipelined reload test: six connections' ids stay below FLAG. */
+const ID_STRIDE = 150_000;
 const LOG = FLAG + 1;
 
 class ReloadServer extends ThreadingTCPServer {
@@ -128,8 +130,11 @@ describe.each([['serial'], ['parallel']] as const)('pipelining %s: a reload unde
     // has resolved and 20 of the requests it sent after that are answered.
     const drive = async (c: number): Promise<void> => {
       const count = counts[c]!;
-      let next = c * 4000 + 1;
+      // Each connection's ids are its own (a stride of ID_STRIDE): ids of two connections that
+      // met would read as one request run twice.
+      let next = c * ID_STRIDE + 1;
       for (;;) {
+        if (next + 6 >= (c + 1) * ID_STRIDE) throw new Error(`connection ${c} ran out of request ids`);
         const wave = Array.from({ length: 6 }, (_, k) => next + k);
         next += wave.length;
         sent[c]!.push(...wave);
