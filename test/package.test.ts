@@ -6,7 +6,8 @@
 // the npm cache that `npm ci` filled (--prefer-offline): no network needed after `npm ci`.
 
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -48,8 +49,10 @@ afterEach(async () => {
   await registry.cleanup();
 });
 
-afterAll(() => {
-  if (dir) rmSync(dir, { recursive: true, force: true });
+// Asynchronous: removing a whole npm install synchronously can keep the event loop from turning
+// for longer than the suite's loop watchdog allows (2 s).
+afterAll(async () => {
+  if (dir) await rm(dir, { recursive: true, force: true });
 });
 
 /** Runs `command args` in the project; resolves with its process once stdout says `listening on tcp://127.0.0.1:PORT`. */
