@@ -16,7 +16,7 @@
 import { setInterval } from 'node:timers';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Worker } from 'node:worker_threads';
+import { isMainThread, Worker } from 'node:worker_threads';
 import { writeSync } from 'node:fs';
 
 /** Int32 slots of the shared state (the watcher thread reads the same layout). */
@@ -35,6 +35,9 @@ let instance;
  * @returns {{ arm(): void, disarm(): void, label(text: string): void }}
  */
 export function loopWatchdog() {
+  // The watcher pauses and measures the process's main thread: a heartbeat from any other thread
+  // would be judged against the wrong thread.
+  if (!isMainThread) throw new Error('loop watchdog: start it from the main thread');
   instance ??= start();
   return instance;
 }
