@@ -25,7 +25,14 @@ const REPORT_LINE = /has not turned its event loop for (\d+) ms of its own time 
 const children: ChildProcess[] = [];
 const dirs: string[] = [];
 afterEach(() => {
-  for (const child of children.splice(0)) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  // The whole process group: a jest child leaves worker processes of its own behind otherwise.
+  for (const child of children.splice(0)) {
+    try {
+      process.kill(-child.pid!, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
   for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
 });
 
@@ -43,6 +50,7 @@ function run(script: string, args: string[] = ['--import', REGISTER, '-e', scrip
   dirs.push(reportDir);
   const child = spawn(process.execPath, args, {
     cwd: ROOT,
+    detached: true, // a process group of its own, killed whole by afterEach
     stdio: ['ignore', 'pipe', 'pipe'],
     // The children's watchdog kills with the defaults whatever this run's (a probe run sets SOCKSERV_LOOP_WATCHDOG_LOG).
     env: { ...process.env, JEST_WORKER_ID: undefined, SOCKSERV_LOOP_WATCHDOG_MS: undefined, SOCKSERV_LOOP_WATCHDOG_LOG: undefined, SOCKSERV_LOOP_WATCHDOG_DIR: reportDir, ...env },
