@@ -7,8 +7,12 @@
 // errorReply, shutdownRequest, the Framer) runs guarded (src/server/hook-guard.ts). It reports
 // the bytes it holds (unframed input, requests in flight, unsent output) to the server's memory
 // budget, which may close it. Once it has ended, the socket belongs to the lingering close
-// (src/server/lingering-close.ts): input is drained and dropped, never framed. When the server
-// records request durations (metrics), it notes when each request was framed and times it at release.
+// (src/server/lingering-close.ts): input is drained and dropped, never framed. Once its socket is
+// destroyed — by us, by the memory budget, by an error, or by user code in a hook — it is 'cut':
+// nothing is framed, dispatched or written any more, and nothing waits for a flush (a write to a
+// destroyed socket fails on the next tick, and a wait re-armed from that failure never lets the
+// event loop turn to deliver 'close': issue 16). When the server records request durations
+// (metrics), it notes when each request was framed and times it at release.
 // Rooms (src/rooms/) push messages to it with push(): framed as a reply, queued after its output.
 
 import type { Socket } from 'node:net';
@@ -108,9 +112,11 @@ export class Connection implements RequestSink, Flushable, ServerConnection, Roo
    * Where the connection is in its life, as ws's readyState; it only moves forward:
    * 'open' (reading, framing, dispatching — also while finishing after FIN, drain or bad input),
    * 'failing' (a request failed under onHandlerError 'close', or a hook threw: later outcomes are
-   * dropped, what is queued flushes, then it ends), 'ended' (our FIN is out), 'closed'.
+   * dropped, what is queued flushes, then it ends), 'ended' (our FIN is out), 'cut' (the socket
+   * was destroyed before we ended: outcomes are dropped, nothing more is written; 'close' is
+   * coming), 'closed'.
    */
-  #phase: 'open' | 'failing' | 'ended' | 'closed' = 'open';
+  #phase: 'open' | 'failing' | 'ended' | 'cut' | 'closed' = 'open';
   /** One clock reading shared by the releases of one complete() call; -1 = not read yet. */
   #releasedAt = -1;
 
@@ -156,6 +162,7 @@ export class Connection implements RequestSink, Flushable, ServerConnection, Roo
   /** Cut the connection now (shutdown timeout, server close). */
   destroy(error?: Error): void {
     this.socket.destroy(error);
+    this.#cut();
   }
 
   /** Bytes held for this client: unframed input, requests in flight, unsent output (ours and the socket's). */
@@ -165,9 +172,7 @@ export class Connection implements RequestSink, Flushable, ServerConnection, Roo
 
   /** The memory budget closes this connection (ERR_CLIENT_MEMORY; the budget logs it). */
   evict(): void {
-    this.#out = [];
-    this.#outBytes = 0;
-    this.socket.destroy();
+    this.destroy();
   }
 
   /**
@@ -186,6 +191,10 @@ export class Connection implements RequestSink, Flushable, ServerConnection, Roo
   /** Frames and dispatches buffered requests for as long as every limit allows. */
   pump(): void {
     if (this.#pumping || this.#phase !== 'open') return;
+    if (this.socket.destroyed) {
+      this.#cut(); // destroyed where no event told us (user code in a hook, an error not yet emitted)
+      return;
+    }
     this.#pumping = true;
     try {
       this.#dispatchBuffered();
@@ -200,11 +209,15 @@ export class Connection implements RequestSink, Flushable, ServerConnection, Roo
     this.#releasedAt = -1;
     this.#order.complete(seq, reply, error, this.#release);
     if (!this.#pumping) this.pump();
-    if (!this.#isClosed()) this.#host.memory.note(this);
+    if (!this.#isGone()) this.#host.memory.note(this);
   }
 
   flushOutput(): void {
-    if (this.#phase === 'closed') return;
+    if (this.#isGone()) return;
+    if (this.socket.destroyed) {
+      this.#cut();
+      return;
+    }
     if (this.#outBytes > 0) {
       const out = this.#out;
       const bytes = this.#outBytes;
@@ -222,7 +235,7 @@ export class Connection implements RequestSink, Flushable, ServerConnection, Roo
         }
       } catch (err) {
         // A custom framer's encode() may have pushed something that is not bytes.
-        host.hooks.failed('Framer.encode', this.clientAddress, err, () => this.socket.destroy());
+        host.hooks.failed('Framer.encode', this.clientAddress, err, () => this.destroy());
         return;
       }
       if (this.socket.writableLength > this.#writeLimit) {
@@ -345,12 +358,18 @@ export class Connection implements RequestSink, Flushable, ServerConnection, Roo
    * Reading paused on the socket's own backlog: Node emits 'drain' only after a write() that
    * returned false, which never happens while writeHighWaterMark is under the socket's own buffer
    * size. An empty write's callback runs once everything before it has been flushed.
+   * Never on a destroyed socket (whose writableNeedDrain reads false): the write would fail on
+   * the next tick, and its callback's pump() would arm another — a nextTick loop.
    */
   #waitForSocketFlush(): void {
-    if (this.#awaitingFlush || this.socket.writableNeedDrain) return;
+    if (this.#awaitingFlush || this.socket.writableNeedDrain || this.socket.destroyed) return;
     this.#awaitingFlush = true;
-    this.socket.write(EMPTY, () => {
+    this.socket.write(EMPTY, (err) => {
       this.#awaitingFlush = false;
+      // Re-arms only through pump(). What ends it once the socket is destroyed: this error
+      // (the write failed: 'close' follows and ends the connection), and pump(), which does
+      // nothing unless the connection is open and its socket is not destroyed.
+      if (err) return;
       this.pump();
     });
   }
@@ -369,8 +388,21 @@ export class Connection implements RequestSink, Flushable, ServerConnection, Roo
   }
 
   /** Read through a call: the phase may have moved in code this method called (TypeScript would narrow a field read). */
-  #isClosed(): boolean {
-    return this.#phase === 'closed';
+  #isGone(): boolean {
+    return this.#phase === 'cut' || this.#phase === 'closed';
+  }
+
+  /**
+   * The socket was destroyed before we ended it: from now on nothing is framed, dispatched or
+   * written, outcomes still coming back are dropped, and its memory is no longer counted (the
+   * socket's buffers go with it). 'close' follows.
+   */
+  #cut(): void {
+    if (this.#phase !== 'open' && this.#phase !== 'failing') return;
+    this.#phase = 'cut';
+    this.#out = [];
+    this.#outBytes = 0;
+    this.#host.memory.forget(this);
   }
 
   #fail(): void {
@@ -390,7 +422,7 @@ export class Connection implements RequestSink, Flushable, ServerConnection, Roo
 
   /** Ends our side once everything owed to the peer has been handed to the socket. */
   #maybeEnd(): void {
-    if (this.#phase === 'ended' || this.#phase === 'closed') return;
+    if (this.#phase === 'ended' || this.#phase === 'cut' || this.#phase === 'closed') return;
     if (this.#phase === 'failing') {
       if (this.#outBytes === 0) this.#end();
       return;
@@ -439,11 +471,11 @@ export class Connection implements RequestSink, Flushable, ServerConnection, Roo
     }
     this.#framesExhausted = false;
     this.pump();
-    if (!this.#isClosed()) this.#host.memory.note(this);
+    if (!this.#isGone()) this.#host.memory.note(this);
   };
 
   readonly #onEnd = (): void => {
-    if (this.#phase === 'ended' || this.#phase === 'closed') return;
+    if (this.#phase === 'ended' || this.#phase === 'cut' || this.#phase === 'closed') return;
     this.#readEnded = true;
     this.#framesExhausted = false;
     this.pump();
@@ -455,6 +487,7 @@ export class Connection implements RequestSink, Flushable, ServerConnection, Roo
 
   readonly #onError = (err: Error): void => {
     this.#host.logger.debug({ err, client: this.clientAddress.join(':') }, 'connection error');
+    this.#cut(); // an errored socket is destroyed (net sockets auto-destroy)
   };
 
   readonly #onClose = (): void => {

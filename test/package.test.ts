@@ -11,6 +11,7 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { type AddressInfo, createServer } from 'node:net';
+import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, normalize } from 'node:path';
 import { promisify } from 'node:util';
@@ -70,8 +71,10 @@ afterEach(async () => {
   await registry.cleanup();
 });
 
-afterAll(() => {
-  if (dir) rmSync(dir, { recursive: true, force: true });
+// Asynchronous: removing a whole npm install synchronously can keep the event loop from turning
+// for longer than the suite's loop watchdog allows (2 s).
+afterAll(async () => {
+  if (dir) await rm(dir, { recursive: true, force: true });
 });
 
 /** Runs `command args` in `cwd`; resolves with its process once stdout says `listening on tcp://127.0.0.1:PORT`. */

@@ -38,12 +38,14 @@ export function lingeringClose(socket: Socket, limits: LingeringLimits, release:
   if (socket.destroyed) return done();
   // Read and drop input from now on, also while our replies are still being flushed: a client
   // blocked on writing a huge request would otherwise never read our replies (a deadlock).
-  socket.on('data', () => quiet?.refresh());
+  // refresh() would re-arm a cleared timer: never after release.
+  socket.on('data', () => released || quiet?.refresh());
   socket.resume();
-  socket.end(() => {
-    // Our replies and FIN are with the kernel. A client that already sent its FIN is done (the
-    // socket closes by itself); otherwise wait, bounded, for it.
-    if (socket.readableEnded || limits.lingeringTime === 0) return done();
+  socket.end((err?: Error | null) => {
+    // Our replies and FIN are with the kernel — or the socket was destroyed meanwhile (err), and
+    // its 'close' releases it; arming the timers then would only keep them alive. A client that
+    // already sent its FIN is done (the socket closes by itself); otherwise wait, bounded, for it.
+    if (err || released || socket.readableEnded || limits.lingeringTime === 0) return done();
     socket.once('end', done);
     total = setTimeout(done, limits.lingeringTime).unref();
     quiet = setTimeout(done, Math.min(limits.lingeringTimeout, limits.lingeringTime)).unref();

@@ -6,7 +6,9 @@
 // handler's write() waits while its unacknowledged bytes pass the write window; a handler that
 // does not await its writes and passes writeBufferHardLimit is disconnected). When the handler
 // ends — or its worker dies — the connection is closed cleanly (a lingering close, through
-// shutdownRequest). The bytes it holds are reported to the server's memory budget. Rooms
+// shutdownRequest). The bytes it holds are reported to the server's memory budget. Once its
+// socket is destroyed (by us, the budget, an error or user code), nothing more is written to it:
+// the handler's bytes are dropped until 'close' tells the handler the connection is gone. Rooms
 // (src/rooms/) push messages to it with push(): raw bytes, written between the handler's writes.
 
 import type { Socket } from 'node:net';
@@ -136,13 +138,14 @@ export class SessionConnection implements RoomMember {
   #receive(message: ToServer): void {
     switch (message.t) {
       case 'data': {
-        if (this.#closed) return;
+        if (this.#closed || this.socket.destroyed) return; // the write would only fail; 'close' is coming
         const bytes = Buffer.from(message.b);
         this.#host.counters.bytesOut += bytes.length;
         this.lastActive = this.#host.clock;
         const n = bytes.length;
         // Acknowledged once flushed to the kernel: the handler's write window moves with the
         // client. Acks are gathered to a quarter of the window, so small writes cost no message.
+        // The callback never writes: an error (a destroyed socket) just ends it.
         this.socket.write(bytes, (err) => {
           if (err) return;
           this.#flushedSinceAck += n;
@@ -167,7 +170,7 @@ export class SessionConnection implements RoomMember {
         this.#unacked -= message.n;
         const base = this.#host.options.readHighWaterMark;
         this.#window = message.more ? this.#unacked + base : base;
-        if (this.#readPaused && this.#unacked < this.#window && !this.#eofSent) {
+        if (this.#readPaused && this.#unacked < this.#window && !this.#eofSent && !this.socket.destroyed) {
           this.#readPaused = false;
           this.socket.resume();
         }
