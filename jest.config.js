@@ -1,4 +1,4 @@
-// Jest runs the TypeScript sources through ts-jest as native ESM (see README "How the build works").
+// Jest runs the TypeScript sources through ts-jest as native ESM (see CONTRIBUTING.md, "How the build works").
 // Worker threads never see this transform: they load the compiled files that `npm test` builds
 // into dist/ first, which is why the test script runs `npm run build` before jest.
 // The test environment is jest's node environment plus the event-loop watchdog

@@ -1,4 +1,4 @@
-// Owns the worker side of the pool: the piscina task entry. `channel` serves one dispatcher's
+// Owns the worker side of the pool: the tasks piscina runs (through src/dispatch/worker-entry.ts, which imports this as an ES module). `channel` serves one dispatcher's
 // channel — its requests and sessions — for the life of the server (channel-loop.ts); `load`
 // checks a handler module before the server listens. The handler module is loaded once per worker.
 
