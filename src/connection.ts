@@ -2,7 +2,9 @@
 // its ordering (ReplyOrder) and its output (encoded replies waiting in the write set). It is
 // also where backpressure is decided: the socket is read only while the connection has room for
 // more in-flight requests, its unsent output is under the high-water mark, and the dispatcher
-// has room, and its in-flight request bytes are under maxInFlightBytesPerConnection. Anything
+// has room, and its in-flight request bytes are under maxInFlightBytesPerConnection. Its output
+// goes to the socket through a SocketWriter (src/socket-writer.ts), which also decides when a
+// client that does not read is disconnected (writeBufferHardLimit, writeStallTimeout). Anything
 // that goes wrong here ends this connection only: the user's code it calls (handleError,
 // errorReply, shutdownRequest, the Framer) runs guarded (src/server/hook-guard.ts). It reports
 // the bytes it holds (unframed input, requests in flight, unsent output) to the server's memory
@@ -29,6 +31,7 @@ import type { RoomMember, RoomMembership } from './rooms/registry.js';
 import type { HookGuard } from './server/hook-guard.js';
 import type { MemoryBudget } from './server/memory-budget.js';
 import type { RequestDurations, ServerCounters } from './stats.js';
+import { SocketWriter } from './socket-writer.js';
 import type { Flushable, WriteSet } from './write-set.js';
 
 /** What the server needs from any of its connections (framed ones here, sessions in src/session/). */
@@ -46,8 +49,6 @@ export interface ServerConnection {
   /** Its name in rooms (connections and sessions; not the PROXY header reader or the UDP endpoint). */
   readonly clientId?: string;
 }
-
-const EMPTY = Buffer.alloc(0);
 
 /** What a connection needs from its server. */
 export interface ConnectionHost {
@@ -82,8 +83,6 @@ export class Connection implements RequestSink, Flushable, ServerConnection, Roo
   readonly clientId: string;
   /** Pushes are framed as replies. */
   readonly rawPushes = false;
-  /** Unsent bytes past which flushOutput cuts the client: writeBufferHardLimit, or maxPushBytes once rooms push to it (their limit, src/rooms/registry.ts). */
-  #writeLimit: number;
   inWriteSet = false;
   lastActive: number;
   readonly #host: ConnectionHost;
@@ -91,11 +90,10 @@ export class Connection implements RequestSink, Flushable, ServerConnection, Roo
   readonly #order: ReplyOrder;
   /** Bytes of the requests dispatched and not yet released (each one's size comes back with its outcome). */
   #inFlightBytes = 0;
-  /** An empty write is pending whose callback resumes reading (see #waitForSocketFlush). */
-  #awaitingFlush = false;
-  /** Encoded replies not yet handed to the socket, and their size. */
-  #out: Uint8Array[] = [];
-  #outBytes = 0;
+  /** Encoded replies on their way to the socket; judges a client that does not read. */
+  readonly #writer: SocketWriter;
+  /** Where Framer.encode puts one reply's chunks before they are queued (reused). */
+  readonly #encoded: Uint8Array[] = [];
   #pumping = false;
   #paused = false;
   /** The peer sent FIN: frame what is buffered (and a trailing frame), reply, then end. */
@@ -127,11 +125,10 @@ export class Connection implements RequestSink, Flushable, ServerConnection, Roo
     this.#host = host;
     this.#order = new ReplyOrder(host.options.maxInFlightPerConnection);
     this.lastActive = host.clock;
-    this.#writeLimit = host.options.writeBufferHardLimit;
+    this.#writer = new SocketWriter(socket, host.options, { written: this.#written, stalled: this.#overflow });
     this.clientId = host.rooms.admit(this);
     socket.on('data', this.#onData);
     socket.on('end', this.#onEnd);
-    socket.on('drain', this.#onDrain);
     socket.on('error', this.#onError);
     socket.on('close', this.#onClose);
   }
@@ -167,7 +164,7 @@ export class Connection implements RequestSink, Flushable, ServerConnection, Roo
 
   /** Bytes held for this client: unframed input, requests in flight, unsent output (ours and the socket's). */
   get memoryBytes(): number {
-    return this.#framer.bufferedBytes + this.#inFlightBytes + this.#outBytes + this.socket.writableLength;
+    return this.#framer.bufferedBytes + this.#inFlightBytes + this.#writer.unsentBytes;
   }
 
   /** The memory budget closes this connection (ERR_CLIENT_MEMORY; the budget logs it). */
@@ -182,10 +179,11 @@ export class Connection implements RequestSink, Flushable, ServerConnection, Roo
    */
   push(message: Buffer): number {
     if (this.#phase === 'ended' || this.#phase === 'closed' || this.socket.destroyed) return -1;
-    this.#writeLimit = Math.max(this.#host.options.writeBufferHardLimit, this.#host.options.maxPushBytes);
+    // Rooms have their own, larger limit (src/rooms/registry.ts): a pushed-to client may owe more.
+    this.#writer.raiseHardLimit(this.#host.options.maxPushBytes);
     this.#queueReply(message);
     this.#host.memory.note(this);
-    return this.#outBytes + this.socket.writableLength;
+    return this.#writer.unsentBytes;
   }
 
   /** Frames and dispatches buffered requests for as long as every limit allows. */
@@ -218,37 +216,16 @@ export class Connection implements RequestSink, Flushable, ServerConnection, Roo
       this.#cut();
       return;
     }
-    if (this.#outBytes > 0) {
-      const out = this.#out;
-      const bytes = this.#outBytes;
-      this.#out = [];
-      this.#outBytes = 0;
-      this.#host.counters.bytesOut += bytes;
-      const host = this.#host;
-      try {
-        if (out.length === 1) this.socket.write(out[0]!);
-        else if (bytes <= 64 * 1024) this.socket.write(Buffer.concat(out, bytes));
-        else {
-          this.socket.cork(); // large replies: one writev, no copy
-          for (const chunk of out) this.socket.write(chunk);
-          this.socket.uncork();
-        }
-      } catch (err) {
-        // A custom framer's encode() may have pushed something that is not bytes.
-        host.hooks.failed('Framer.encode', this.clientAddress, err, () => this.destroy());
-        return;
-      }
-      if (this.socket.writableLength > this.#writeLimit) {
-        this.#overflow();
-        return;
-      }
-      // Reading may have paused on our own unsent replies (#outBytes) while the socket itself
-      // stayed under its buffer size: then no 'drain' will come, so resume from here.
-      if (this.#paused) {
-        if (this.socket.writableLength < this.#host.options.writeHighWaterMark) this.pump();
-        else this.#waitForSocketFlush();
-      }
+    const writer = this.#writer;
+    if (writer.queuedBytes > 0) {
+      const queued = writer.queuedBytes;
+      writer.flush(); // with writeStallTimeout 0, may disconnect at once (#overflow)
+      this.#host.counters.bytesOut += queued - writer.queuedBytes;
+      if (this.#isGone()) return;
     }
+    // Reading may have paused on our unsent replies: resume once they are under the mark (else a
+    // slice reaching the kernel resumes it: #written).
+    if (this.#paused && writer.unsentBytes < this.#host.options.writeHighWaterMark) this.pump();
     this.#maybeEnd();
   }
 
@@ -259,16 +236,19 @@ export class Connection implements RequestSink, Flushable, ServerConnection, Roo
     const durations = this.#host.requestDurations;
     let framedAt = -1; // one clock reading for the frames of one pass: they arrived together
     // Nothing is written to the socket during this loop (replies wait for the write set), so its
-    // backlog is read once; #outBytes grows as inline replies are queued.
+    // backlog is read once; the writer's queue grows as inline replies are queued.
     const socketBacklog = this.socket.writableLength;
+    const writer = this.#writer;
     while (this.#phase === 'open' && this.#protocolError === null) {
       if (order.full || this.#inFlightBytes >= options.maxInFlightBytesPerConnection) {
         this.#pauseReading(); // resumed by complete()
         return;
       }
-      if (socketBacklog + this.#outBytes >= options.writeHighWaterMark) {
-        this.#pauseReading(); // resumed by 'drain', by flushOutput, or by #waitForSocketFlush
-        if (socketBacklog >= options.writeHighWaterMark) this.#waitForSocketFlush();
+      if (socketBacklog + writer.queuedBytes >= options.writeHighWaterMark) {
+        // Resumed when a slice reaches the kernel (#written) or by flushOutput: every write the
+        // writer makes has a callback, so no 'drain' is needed (which Node emits only after a
+        // write() that returned false).
+        this.#pauseReading();
         return;
       }
       if (!dispatcher.hasCapacity()) {
@@ -330,16 +310,19 @@ export class Connection implements RequestSink, Flushable, ServerConnection, Roo
   }
 
   #queueReply(reply: Buffer): void {
-    const out = this.#out;
-    const before = out.length;
+    const encoded = this.#encoded;
     try {
-      this.#framer.encode(reply, out);
-      for (let i = before; i < out.length; i++) this.#outBytes += out[i]!.length;
+      this.#framer.encode(reply, encoded);
+      for (const chunk of encoded) {
+        if (!(chunk instanceof Uint8Array)) throw new TypeError(`Framer.encode pushed ${typeof chunk}, not bytes`);
+      }
     } catch (err) {
-      out.length = before; // nothing of a reply that failed to encode goes out
+      encoded.length = 0; // nothing of a reply that failed to encode goes out
       this.#host.hooks.failed('Framer.encode', this.clientAddress, err, this.#failed);
       return;
     }
+    for (const chunk of encoded) this.#writer.push(chunk);
+    encoded.length = 0;
     this.#host.writeSet.add(this);
   }
 
@@ -353,26 +336,6 @@ export class Connection implements RequestSink, Flushable, ServerConnection, Roo
   readonly #failed = (): void => {
     if (this.#phase === 'open') this.#fail();
   };
-
-  /**
-   * Reading paused on the socket's own backlog: Node emits 'drain' only after a write() that
-   * returned false, which never happens while writeHighWaterMark is under the socket's own buffer
-   * size. An empty write's callback runs once everything before it has been flushed.
-   * Never on a destroyed socket (whose writableNeedDrain reads false): the write would fail on
-   * the next tick, and its callback's pump() would arm another — a nextTick loop.
-   */
-  #waitForSocketFlush(): void {
-    if (this.#awaitingFlush || this.socket.writableNeedDrain || this.socket.destroyed) return;
-    this.#awaitingFlush = true;
-    this.socket.write(EMPTY, (err) => {
-      this.#awaitingFlush = false;
-      // Re-arms only through pump(). What ends it once the socket is destroyed: this error
-      // (the write failed: 'close' follows and ends the connection), and pump(), which does
-      // nothing unless the connection is open and its socket is not destroyed.
-      if (err) return;
-      this.pump();
-    });
-  }
 
   #onProtocolError(error: unknown): void {
     const failure =
@@ -400,8 +363,7 @@ export class Connection implements RequestSink, Flushable, ServerConnection, Roo
   #cut(): void {
     if (this.#phase !== 'open' && this.#phase !== 'failing') return;
     this.#phase = 'cut';
-    this.#out = [];
-    this.#outBytes = 0;
+    this.#writer.clear();
     this.#host.memory.forget(this);
   }
 
@@ -411,20 +373,39 @@ export class Connection implements RequestSink, Flushable, ServerConnection, Roo
     this.#host.writeSet.add(this);
   }
 
-  #overflow(): void {
+  /** Unsent replies past writeBufferHardLimit made no progress for writeStallTimeout (SocketWriter). */
+  readonly #overflow = (unsent: number): void => {
+    const { writeBufferHardLimit, writeStallTimeout } = this.#host.options;
     const error = new SockservError(
       ErrorCodes.WRITE_BUFFER_OVERFLOW,
-      `client is not reading: ${this.socket.writableLength} unsent bytes exceed writeBufferHardLimit (${this.#host.options.writeBufferHardLimit})`,
+      `client is not reading: ${unsent} unsent bytes exceed writeBufferHardLimit (${writeBufferHardLimit}) and none reached the kernel for writeStallTimeout (${writeStallTimeout} ms)`,
     );
-    this.#host.logger.warn({ code: error.code, client: this.clientAddress.join(':') }, 'disconnecting a client that does not read');
+    this.#host.logger.warn(
+      { code: error.code, client: this.clientAddress.join(':'), unsentBytes: unsent, writeStallTimeout },
+      'disconnecting a client that does not read',
+    );
     this.destroy();
-  }
+  };
+
+  /**
+   * A slice of our replies reached the kernel: hand over the next at once (the kernel has room
+   * now; waiting for the write set would leave it idle for a loop turn), resume reading, end.
+   * It writes from a write callback, so what ends the chain matters: a flush writes only while
+   * the socket holds less than writeHighWaterMark and something is queued, so each callback that
+   * writes takes bytes off a finite queue, and a slice the kernel cannot take at once calls back
+   * from the event loop; a destroyed socket is not written to, and its callbacks carry an error
+   * (SocketWriter never calls this then).
+   */
+  readonly #written = (): void => {
+    if (this.#phase !== 'open' && this.#phase !== 'failing') return;
+    if (this.#writer.queuedBytes > 0 || this.#paused || this.#phase === 'failing') this.flushOutput();
+  };
 
   /** Ends our side once everything owed to the peer has been handed to the socket. */
   #maybeEnd(): void {
     if (this.#phase === 'ended' || this.#phase === 'cut' || this.#phase === 'closed') return;
     if (this.#phase === 'failing') {
-      if (this.#outBytes === 0) this.#end();
+      if (this.#writer.queuedBytes === 0) this.#end();
       return;
     }
     const finishing = (this.#readEnded || this.#draining || this.#protocolError !== null) && this.#framesExhausted;
@@ -434,11 +415,11 @@ export class Connection implements RequestSink, Flushable, ServerConnection, Roo
       const reply = this.#errorReply(this.#protocolError);
       if (reply !== null && this.#phase === 'open') this.#queueReply(reply);
       if (this.#phase !== 'open') {
-        if (this.#outBytes === 0) this.#end();
+        if (this.#writer.queuedBytes === 0) this.#end();
         return;
       }
     }
-    if (this.#outBytes === 0) this.#end();
+    if (this.#writer.queuedBytes === 0) this.#end();
   }
 
   /** Our last reply is queued: the server ends the connection (a lingering close, by default). */
@@ -481,10 +462,6 @@ export class Connection implements RequestSink, Flushable, ServerConnection, Roo
     this.pump();
   };
 
-  readonly #onDrain = (): void => {
-    this.pump();
-  };
-
   readonly #onError = (err: Error): void => {
     this.#host.logger.debug({ err, client: this.clientAddress.join(':') }, 'connection error');
     this.#cut(); // an errored socket is destroyed (net sockets auto-destroy)
@@ -492,8 +469,7 @@ export class Connection implements RequestSink, Flushable, ServerConnection, Roo
 
   readonly #onClose = (): void => {
     this.#phase = 'closed';
-    this.#out = [];
-    this.#outBytes = 0;
+    this.#writer.clear();
     this.#host.memory.forget(this);
     this.#host.connectionClosed(this);
   };

@@ -42,8 +42,22 @@ export interface ServerOptions {
   writeHighWaterMark?: number;
   /** Unread bytes a StreamRequestHandler may have buffered before its socket is paused. Default 64 KiB. */
   readHighWaterMark?: number;
-  /** Unsent reply bytes at which a client that does not read is disconnected (ERR_WRITE_BUFFER_OVERFLOW). Default 16 MiB. */
+  /**
+   * Unsent reply bytes past which a client that does not read is disconnected
+   * (ERR_WRITE_BUFFER_OVERFLOW) — once none of them has reached the kernel for
+   * `writeStallTimeout`. It judges a backlog that does not drain, never a reply's size: a client
+   * that reads gets a reply of any size whole. Default 16 MiB.
+   */
   writeBufferHardLimit?: number;
+  /**
+   * Milliseconds a connection's unsent bytes may stay past `writeBufferHardLimit` with none of them
+   * reaching the kernel before the client is disconnected (ERR_WRITE_BUFFER_OVERFLOW); any progress
+   * starts the count again. Long enough for TCP's retransmission backoff (1 + 2 + 4 s) and a
+   * client's own pauses; short enough that a client that stopped reading releases what it holds
+   * within seconds (maxClientMemory bounds the total meanwhile). 0 = disconnect as soon as the
+   * limit is passed, whatever the client reads. Default 10 000.
+   */
+  writeStallTimeout?: number;
   /** Requests waiting for a pool slot, across connections; when full, sockets stop being read. Default 16384. */
   maxQueuedRequests?: number;
   /**
@@ -199,6 +213,7 @@ export const DEFAULTS = Object.freeze({
   writeHighWaterMark: 256 * 1024,
   readHighWaterMark: 64 * 1024,
   writeBufferHardLimit: 16 * 1024 * 1024,
+  writeStallTimeout: 10_000,
   maxQueuedRequests: 16384,
   workerQueueMs: 1,
   pipelining: 'serial',
@@ -252,7 +267,7 @@ export function resolveOptions(options: ServerOptions = {}): ResolvedOptions {
       throw badOption(`${key} must be a positive integer (got ${String(value)})`);
     }
   }
-  for (const key of ['workerQueueMs', 'shutdownTimeout', 'reloadTimeout', 'idleTimeout', 'requestTimeout', 'workerNice', 'inlineBelowMicros', 'lingeringTime', 'lingeringTimeout', 'pushSoftSeconds'] as const) {
+  for (const key of ['workerQueueMs', 'shutdownTimeout', 'reloadTimeout', 'idleTimeout', 'requestTimeout', 'workerNice', 'inlineBelowMicros', 'lingeringTime', 'lingeringTimeout', 'pushSoftSeconds', 'writeStallTimeout'] as const) {
     if (!(typeof merged[key] === 'number' && merged[key] >= 0)) {
       throw badOption(`${key} must be a non-negative number (got ${String(merged[key])})`);
     }
@@ -270,6 +285,8 @@ export function resolveOptions(options: ServerOptions = {}): ResolvedOptions {
   if (merged.writeBufferHardLimit < merged.writeHighWaterMark) {
     throw badOption('writeBufferHardLimit must be at least writeHighWaterMark');
   }
+  // A longer timer would fire after 1 ms (Node's TimeoutOverflowWarning): the opposite of what was asked.
+  if (merged.writeStallTimeout > 2_147_483_647) throw badOption(`writeStallTimeout must be at most 2147483647 ms (got ${merged.writeStallTimeout})`);
   merged.pool = options.pool;
   merged.logger = options.logger;
   merged.tls = options.tls;

@@ -379,11 +379,11 @@ describe('client faults', () => {
     await assertStillServing(port);
   });
 
-  test('a client that does not read while its unsent replies pass writeBufferHardLimit is disconnected (ERR_WRITE_BUFFER_OVERFLOW); bystanders get every reply', async () => {
+  test('a client that does not read while its unsent replies pass writeBufferHardLimit, with no progress for writeStallTimeout, is disconnected (ERR_WRITE_BUFFER_OVERFLOW); bystanders get every reply', async () => {
     const writeBufferHardLimit = 1024 * 1024;
     const replyBytes = 4 * 1024 * 1024;
     const asked = 8;
-    const { server, port, entries } = await start({ writeHighWaterMark: 64 * 1024, writeBufferHardLimit });
+    const { server, port, entries } = await start({ writeHighWaterMark: 64 * 1024, writeBufferHardLimit, writeStallTimeout: 500 });
     const hog = await registry.peer(port);
     hog.socket.pause();
     hog.write(`big ${replyBytes}\n`.repeat(asked));

@@ -1,9 +1,10 @@
 // Clients that do not read their replies (issue 16, item 1), on ThreadingTCPServer with 2 real
 // workers over real sockets. A client pipelines 200 requests for 256 KiB each, never reads, then
 // closes, resets or half-closes — at several moments: right away, while its backlog builds, and
-// after the server disconnected it (writeBufferHardLimit); several such clients at once, so that
-// some are cut while their replies still come back. Whatever they do, the server's event loop
-// keeps turning, a fresh client is answered within 3 s, and their connections are released.
+// after the server disconnected it (writeBufferHardLimit passed and no progress for
+// writeStallTimeout: at once, or after 250 ms); two such clients at a time, so that some are cut
+// while their replies still come back. Whatever they do, the server's event loop keeps turning, a
+// fresh client is answered within 3 s, and their connections are released.
 //
 // The defect: a connection whose socket was destroyed stayed 'open' until 'close'; any pump()
 // in between — a reply coming back, a shutdown's drain — armed a flush wait on the destroyed
@@ -25,7 +26,6 @@ const registry = new Registry();
 afterEach(() => registry.cleanup());
 
 const KiB = 1024;
-const MiB = 1024 * KiB;
 const REPLY = 256 * KiB;
 const PIPELINED = 200;
 const HOGS = 2;
@@ -72,23 +72,23 @@ const overflows = (entries: LogEntry[]) => entries.filter((e) => e.context.code 
 interface Moment {
   server: WatchedServer;
   entries: LogEntry[];
-  bytesOutBefore: number;
+  answeredBefore: number;
   overflowsBefore: number;
 }
 
-describe.each<Exit>(['closes', 'resets', 'half-closes'])('clients that pipeline 200 × BIG 262144, never read, then %s', (how) => {
+describe.each([0, 250])('writeStallTimeout %i: clients that pipeline 200 × BIG 262144 and never read', (writeStallTimeout) => {
   // When they leave: conditions on the server's state, not delays.
   const moments: Array<[string, (m: Moment) => boolean]> = [
     ['as soon as they have sent them', () => true],
-    ['once 4 MiB of replies were written to them', (m) => m.server.stats().bytesOut - m.bytesOutBefore >= 4 * MiB],
-    ['once 16 MiB of replies were written to them', (m) => m.server.stats().bytesOut - m.bytesOutBefore >= 16 * MiB],
+    ['once 16 replies (4 MiB) were answered', (m) => m.server.stats().requestsOk - m.answeredBefore >= 16],
+    ['once 64 replies (16 MiB) were answered', (m) => m.server.stats().requestsOk - m.answeredBefore >= 64],
     ['after the server disconnected one (writeBufferHardLimit)', (m) => overflows(m.entries) > m.overflowsBefore],
   ];
 
-  test(`${HOGS} at a time, at ${moments.length} moments: each time a fresh client is answered within 3 s and their connections are released`, async () => {
-    const { server, port, entries } = await start();
+  test.each<Exit>(['closes', 'resets', 'half-closes'])(`then %s, ${HOGS} at a time, at ${moments.length} moments: each time a fresh client is answered within 3 s and their connections are released`, async (how) => {
+    const { server, port, entries } = await start({ writeStallTimeout });
     for (const [moment, ready] of moments) {
-      const state: Moment = { server, entries, bytesOutBefore: server.stats().bytesOut, overflowsBefore: overflows(entries) };
+      const state: Moment = { server, entries, answeredBefore: server.stats().requestsOk, overflowsBefore: overflows(entries) };
       const hogs = await Promise.all(Array.from({ length: HOGS }, () => registry.peer(port)));
       for (const hog of hogs) {
         hog.socket.pause(); // never reads: replies pile up in the kernel, then in the server

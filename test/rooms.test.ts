@@ -250,14 +250,16 @@ test('a member that does not read is closed past maxPushBytes; the sender and th
 });
 
 test('the soft limit: a member past pushSoftLimit for pushSoftSeconds is closed', async () => {
-  const { server, port, entries } = await start({ pushSoftLimit: 64 * 1024, pushSoftSeconds: 0.2 }, TCPServer);
+  // maxPushBytes far above what 200 ms of pushes queue: only the soft limit can close it.
+  const { server, port, entries } = await start({ pushSoftLimit: 64 * 1024, pushSoftSeconds: 0.2, maxPushBytes: 256 * 1024 * 1024 }, TCPServer);
   const slow = await member(port);
   slow.socket.pause();
   const started = Date.now();
-  // Inline: each server.broadcast is queued at once. Keep pushing until the member is cut.
+  // Inline: each server.broadcast is queued at once. Keep pushing, 16 KiB a millisecond (a pace,
+  // not a wait: about 3 MiB over the 200 ms), until the member is cut.
   while (server.members('r').length === 1 && Date.now() - started < 10_000) {
     await server.broadcast('r', 'y'.repeat(16 * 1024));
-    await new Promise((resolve) => setImmediate(resolve));
+    await new Promise((resolve) => setTimeout(resolve, 1));
   }
   expect(server.members('r')).toEqual([]);
   expect(Date.now() - started).toBeGreaterThanOrEqual(200);

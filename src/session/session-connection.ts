@@ -2,31 +2,35 @@
 // thread running the connection's StreamRequestHandler (a worker channel's records, or an
 // in-thread pair for inline servers). Reads go to the handler as buffers, within a credit window: past readHighWaterMark bytes forwarded and not acknowledged,
 // the socket is paused here, whatever the handler's thread is doing; the handler's writes go to
-// the socket and each is acknowledged back once the socket has flushed it to the kernel (the
-// handler's write() waits while its unacknowledged bytes pass the write window; a handler that
-// does not await its writes and passes writeBufferHardLimit is disconnected). When the handler
-// ends — or its worker dies — the connection is closed cleanly (a lingering close, through
-// shutdownRequest). The bytes it holds are reported to the server's memory budget. Once its
-// socket is destroyed (by us, the budget, an error or user code), nothing more is written to it:
-// the handler's bytes are dropped until 'close' tells the handler the connection is gone. Rooms
-// (src/rooms/) push messages to it with push(): raw bytes, written between the handler's writes.
+// the socket through a SocketWriter (src/socket-writer.ts, as framed connections do) and each
+// slice is acknowledged back once the kernel took it (the handler's write() waits while its
+// unacknowledged bytes pass the write window; a client whose unsent bytes pass
+// writeBufferHardLimit and make no progress for writeStallTimeout is disconnected). When the
+// handler ends — or its worker dies — what it wrote is handed to the socket, then the connection
+// is closed cleanly (a lingering close, through shutdownRequest). The bytes it holds are reported
+// to the server's memory budget. Once its socket is destroyed (by us, the budget, an error or
+// user code), nothing more is written to it: the handler's bytes are dropped until 'close' tells
+// the handler the connection is gone. Rooms (src/rooms/) push messages to it with push(): raw
+// bytes, queued between the handler's writes; they are not acknowledged to the handler (its write
+// window counts its own bytes only).
 
 import type { Socket } from 'node:net';
 import type { ConnectionHost } from '../connection.js';
 import { ErrorCodes, SockservError, fromErrorInfo } from '../errors.js';
 import type { ClientAddress } from '../handler.js';
 import type { RoomMember } from '../rooms/registry.js';
+import { SocketWriter } from '../socket-writer.js';
+import type { Flushable } from '../write-set.js';
 import { type SessionPort, type ToHandler, type ToServer, ownBuffer } from './protocol.js';
 
-export class SessionConnection implements RoomMember {
+export class SessionConnection implements Flushable, RoomMember {
   readonly socket: Socket;
   readonly clientAddress: ClientAddress;
   /** Its name in rooms (the handler's `this.clientId`). */
   readonly clientId: string;
   /** Pushes reach a session as raw bytes. */
   readonly rawPushes = true;
-  /** Unsent bytes past which the handler's writes cut the client: writeBufferHardLimit, or maxPushBytes once rooms push to it. */
-  #writeLimit: number;
+  inWriteSet = false;
   /** Server clock of the last byte in either direction. */
   lastActive: number;
   readonly #host: ConnectionHost;
@@ -40,7 +44,17 @@ export class SessionConnection implements RoomMember {
   #window: number;
   #readPaused = false;
   #handlerDone = false;
+  /** shutdownRequest has run (after the handler returned and its bytes were handed to the socket). */
+  #ended = false;
   #closed = false;
+  /** The handler's bytes on their way to the socket; judges a client that does not read. */
+  readonly #writer: SocketWriter;
+  /**
+   * What the writer holds and has not yet reported written, in order: runs of the handler's bytes
+   * (positive) and of pushed bytes (negative), so that only the handler's are acknowledged to it.
+   * Slices reach the kernel in the order they were queued, so the runs are consumed from the front.
+   */
+  #runs: number[] = [];
 
   constructor(socket: Socket, clientAddress: ClientAddress, host: ConnectionHost) {
     this.socket = socket;
@@ -48,7 +62,7 @@ export class SessionConnection implements RoomMember {
     this.#host = host;
     this.lastActive = host.clock;
     this.#window = host.options.readHighWaterMark;
-    this.#writeLimit = host.options.writeBufferHardLimit;
+    this.#writer = new SocketWriter(socket, host.options, { written: this.#written, stalled: this.#overflow });
     this.clientId = host.rooms.admit(this);
     const { port, done } = host.dispatcher.startSession(clientAddress, this, this.clientId); // this: drain() past a reload's reloadTimeout
     this.#port = port;
@@ -109,60 +123,109 @@ export class SessionConnection implements RoomMember {
 
   destroy(): void {
     this.socket.destroy();
+    this.#writer.clear();
   }
 
   /** Bytes held for this client: unsent output, and input forwarded to the handler and not yet consumed. */
   get memoryBytes(): number {
-    return this.socket.writableLength + Math.max(0, this.#unacked);
+    return this.#writer.unsentBytes + Math.max(0, this.#unacked);
   }
 
   /**
-   * A message from a room broadcast or sendTo: written to the socket as it is, between the
-   * handler's writes (each reaches the socket whole). Returns the bytes now waiting to be sent,
-   * or -1 once the connection takes no more output.
+   * A message from a room broadcast or sendTo: queued as it is, between the handler's writes
+   * (each reaches the socket whole). Returns the bytes now waiting to be sent, or -1 once the
+   * connection takes no more output.
    */
   push(message: Buffer): number {
-    if (this.#closed || this.socket.destroyed || this.socket.writableEnded) return -1;
-    this.#writeLimit = Math.max(this.#host.options.writeBufferHardLimit, this.#host.options.maxPushBytes);
-    this.#host.counters.bytesOut += message.length;
-    this.socket.write(message);
+    if (this.#closed || this.#ended || this.socket.destroyed || this.socket.writableEnded) return -1;
+    if (message.length === 0) return this.#writer.unsentBytes;
+    // Rooms have their own, larger limit (src/rooms/registry.ts): a pushed-to client may owe more.
+    this.#writer.raiseHardLimit(this.#host.options.maxPushBytes);
+    this.#addRun(-message.length);
+    this.#writer.push(message);
+    this.#host.writeSet.add(this);
     this.#host.memory.note(this);
-    return this.socket.writableLength;
+    return this.#writer.unsentBytes;
+  }
+
+  /** Records `bytes` (negative: pushed) at the tail of #runs, joining a run of the same kind. */
+  #addRun(bytes: number): void {
+    if (bytes === 0) return;
+    const runs = this.#runs;
+    const last = runs.length - 1;
+    if (last >= 0 && Math.sign(runs[last]!) === Math.sign(bytes)) runs[last]! += bytes;
+    else runs.push(bytes);
+  }
+
+  /** Of `bytes` handed to the kernel (oldest first), how many were the handler's. */
+  #handlerShare(bytes: number): number {
+    const runs = this.#runs;
+    let own = 0;
+    let i = 0;
+    while (bytes > 0 && i < runs.length) {
+      const run = runs[i]!;
+      const take = Math.min(Math.abs(run), bytes);
+      if (run > 0) own += take;
+      bytes -= take;
+      const left = Math.abs(run) - take;
+      if (left === 0) i++;
+      else runs[i] = run > 0 ? left : -left;
+    }
+    if (i > 0) runs.splice(0, i);
+    return own;
   }
 
   /** The memory budget closes this connection (ERR_CLIENT_MEMORY; the budget logs it). */
   evict(): void {
-    this.socket.destroy();
+    this.destroy();
   }
+
+  /** The write set: hand the socket what it has room for, then end if the handler is done. */
+  flushOutput(): void {
+    if (this.#closed || this.socket.destroyed) return;
+    const writer = this.#writer;
+    const queued = writer.queuedBytes;
+    writer.flush(); // with writeStallTimeout 0, may disconnect at once (#overflow)
+    this.#host.counters.bytesOut += queued - writer.queuedBytes;
+    this.#maybeEnd();
+  }
+
+  /**
+   * A slice reached the kernel: acknowledged to the handler, whose write window moves with the
+   * client (acks are gathered to a quarter of the window, so small writes cost no message), and
+   * the next slice is handed over at once. What ends that chain of write callbacks: each one
+   * that writes takes bytes off a finite queue, a slice the kernel cannot take at once calls back
+   * from the event loop, and a destroyed socket is neither written to nor calls back here.
+   */
+  readonly #written = (bytes: number): void => {
+    if (this.#closed) return;
+    this.#flushedSinceAck += this.#handlerShare(bytes);
+    if (this.#flushedSinceAck >= this.#host.options.writeHighWaterMark / 4) {
+      this.#send({ t: 'wack', n: this.#flushedSinceAck });
+      this.#flushedSinceAck = 0;
+    }
+    if (this.#writer.queuedBytes > 0) this.flushOutput();
+  };
+
+  /** Unsent bytes past writeBufferHardLimit made no progress for writeStallTimeout (SocketWriter). */
+  readonly #overflow = (unsent: number): void => {
+    const { writeStallTimeout } = this.#host.options;
+    this.#host.logger.warn(
+      { code: ErrorCodes.WRITE_BUFFER_OVERFLOW, client: this.clientAddress.join(':'), unsentBytes: unsent, writeStallTimeout },
+      'disconnecting a client that does not read',
+    );
+    this.destroy();
+  };
 
   #receive(message: ToServer): void {
     switch (message.t) {
       case 'data': {
-        if (this.#closed || this.socket.destroyed) return; // the write would only fail; 'close' is coming
-        const bytes = Buffer.from(message.b);
-        this.#host.counters.bytesOut += bytes.length;
+        if (this.#closed || this.socket.destroyed) return; // nothing more is written; 'close' is coming
         this.lastActive = this.#host.clock;
-        const n = bytes.length;
-        // Acknowledged once flushed to the kernel: the handler's write window moves with the
-        // client. Acks are gathered to a quarter of the window, so small writes cost no message.
-        // The callback never writes: an error (a destroyed socket) just ends it.
-        this.socket.write(bytes, (err) => {
-          if (err) return;
-          this.#flushedSinceAck += n;
-          if (this.#flushedSinceAck >= this.#host.options.writeHighWaterMark / 4) {
-            this.#send({ t: 'wack', n: this.#flushedSinceAck });
-            this.#flushedSinceAck = 0;
-          }
-        });
-        if (this.socket.writableLength > this.#writeLimit) {
-          // Only a handler that does not await its writes gets here (awaited ones wait for acks).
-          this.#host.logger.warn(
-            { code: ErrorCodes.WRITE_BUFFER_OVERFLOW, client: this.clientAddress.join(':') },
-            'disconnecting a client that does not read',
-          );
-          this.socket.destroy();
-          return;
-        }
+        const bytes = Buffer.from(message.b);
+        this.#addRun(bytes.length);
+        this.#writer.push(bytes);
+        this.#host.writeSet.add(this); // written this loop turn, with whatever else the handler sent
         this.#host.memory.note(this);
         return;
       }
@@ -208,15 +271,22 @@ export class SessionConnection implements RoomMember {
     if (this.#handlerDone) return;
     this.#handlerDone = true;
     this.#port.close();
+    this.#host.requestFinished();
+    this.#maybeEnd();
+  }
+
+  /** Once the handler is done and everything it wrote is with the socket: FIN after it, then the lingering close. */
+  #maybeEnd(): void {
+    if (!this.#handlerDone || this.#ended || this.#closed) return;
+    if (this.#writer.queuedBytes > 0 && !this.socket.destroyed) return; // the last slices reaching the kernel flush the rest, then end
+    this.#ended = true;
     const host = this.#host;
-    host.requestFinished();
-    if (!this.#closed) {
-      host.hooks.run('shutdownRequest', this.clientAddress, () => host.shutdownRequest(this.socket), () => this.socket.destroy(), undefined);
-    }
+    host.hooks.run('shutdownRequest', this.clientAddress, () => host.shutdownRequest(this.socket), () => this.socket.destroy(), undefined);
   }
 
   #onClose(): void {
     this.#closed = true;
+    this.#writer.clear();
     this.#host.memory.forget(this);
     if (!this.#handlerDone) this.#send({ t: 'closed' });
     this.#host.connectionClosed(this);

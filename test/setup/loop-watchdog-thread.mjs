@@ -25,7 +25,7 @@
 // every stall longer than SOCKSERV_LOOP_WATCHDOG_LOG_MS (default 500) is appended to the file
 // with its length and what was running — how to find the tests that come near the bound.
 
-import { appendFileSync, mkdirSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
+import { appendFileSync, mkdirSync, openSync, readSync, writeFileSync, writeSync } from 'node:fs';
 import { Session } from 'node:inspector';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -44,10 +44,25 @@ const SAMPLES = 6;
 process.on('uncaughtException', (error) => writeAll(`loop watchdog: the watcher thread failed: ${error?.stack ?? error}\n`));
 process.on('unhandledRejection', (error) => writeAll(`loop watchdog: the watcher thread failed: ${error?.stack ?? error}\n`));
 
+// Opened once and read in place: opening it at every poll would briefly hold one more file
+// descriptor, and tests that count the process's descriptors would see it.
+const schedstat = openOrNull(`/proc/self/task/${process.pid}/schedstat`);
+const schedstatBuffer = Buffer.alloc(128);
+
+function openOrNull(path) {
+  try {
+    return openSync(path, 'r');
+  } catch {
+    return null;
+  }
+}
+
 /** Ms the main thread has spent runnable and waiting for a CPU (Linux schedstat's second field), or 0 where unknown. */
 function mainThreadWaitMs() {
+  if (schedstat === null) return 0;
   try {
-    return Number(readFileSync(`/proc/self/task/${process.pid}/schedstat`, 'latin1').split(' ')[1]) / 1e6 || 0;
+    const n = readSync(schedstat, schedstatBuffer, 0, schedstatBuffer.length, 0);
+    return Number(schedstatBuffer.toString('latin1', 0, n).split(' ')[1]) / 1e6 || 0;
   } catch {
     return 0;
   }
