@@ -62,8 +62,9 @@ export interface ServerOptions {
   maxQueuedRequests?: number;
   /**
    * Pooled servers: milliseconds of measured handler work each worker may have queued (at least two
-   * requests). Small keeps a cheap request from waiting behind a long queue of heavy ones; the rest
-   * wait on the main thread, round-robin across connections. Default 1.
+   * requests); the rest wait on the main thread, round-robin across connections. Deep enough that
+   * a saturated worker wakes the main thread once per several replies, not each (cheap requests
+   * have a lane of their own and never wait behind this queue). Default 3.
    */
   workerQueueMs?: number;
   /**
@@ -215,7 +216,7 @@ export const DEFAULTS = Object.freeze({
   writeBufferHardLimit: 16 * 1024 * 1024,
   writeStallTimeout: 10_000,
   maxQueuedRequests: 16384,
-  workerQueueMs: 1,
+  workerQueueMs: 3,
   pipelining: 'serial',
   inlineBelowMicros: 0,
   onHandlerError: 'close',

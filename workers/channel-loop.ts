@@ -29,6 +29,7 @@ import {
   Kind,
   Meter,
   PEER_CACHE,
+  SHORT,
   UNORDERED,
   URGENT,
   queuedState,
@@ -204,6 +205,7 @@ export class ChannelLoop {
       peer: peer.address,
       clientId: peer.clientId,
       urgent: (reader.kind & URGENT) !== 0,
+      short: (reader.kind & SHORT) !== 0,
     };
   }
 
@@ -218,12 +220,13 @@ export class ChannelLoop {
     const ctl = this.#ctl;
     const { ref } = entry;
     const slot = slotOf(ref);
-    // What finished before this request survives this thread's death, and the main thread hears of
-    // it before this run starts: a reply never waits behind a run predicted cheap that is not.
-    if (this.#out.unannounced) this.#out.announce();
     // The start time first: the watchdog reads it only once the state says STARTED. One clock
     // read serves both: the epoch time the main thread compares with Date.now(), and the run's cost.
     const started = performance.now();
+    // What finished before this request is published (it survives this thread's death), and the
+    // main thread is woken for it before this run starts — unless the writer may hold the wake
+    // over this run (outcome-writer.ts: heavy outcomes only, a SHORT run, more work queued behind).
+    if (this.#out.unannounced && !this.#out.mayHoldOver(entry.short, this.#queue.size, started)) this.#out.announce();
     this.#startedAt[slot] = performance.timeOrigin + started;
     // Start it, unless the main thread took it back first (revoked, to run elsewhere) or the slot
     // has moved on: then it is dropped, with no outcome.
@@ -254,7 +257,7 @@ export class ChannelLoop {
         (error: unknown) => this.#late(ref, () => this.#fail(ref, error, micros)),
       );
     } else this.#reply(ref, outcome, micros);
-    this.#out.publish();
+    this.#out.publishRun(entry.urgent, finished);
   }
 
   /** An async run settled: its outcome is written only if it is still awaited (not abandoned); its connection goes on. */

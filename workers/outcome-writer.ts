@@ -8,15 +8,33 @@
 // The thread never blocks on the ring: async handlers and sessions keep running.
 //
 // Outcomes are published as each run ends and announced (the doorbell rung) before the next run
-// starts and when the queue runs dry: a finished reply never waits behind a run, however cheap
-// that run was predicted. Ringing costs a system call only when the main thread sleeps, and the
-// first ring clears its flag (doorbell.ts), so a burst of cheap runs wakes it once.
+// starts and when the queue runs dry. Ringing costs a system call only when the main thread
+// sleeps, and the first ring clears its flag (doorbell.ts), so a burst of cheap runs wakes it once.
+//
+// Wake coalescing (interrupt moderation, as a NIC's NAPI): under saturation a sleeping main thread
+// woken once per heavy reply spends more of a core on wakes (a context switch each, two with the
+// client's next request) than on the replies. So the wake for heavy outcomes may be held over
+// the next run — they are published all the same: a main thread awake for anything else delivers
+// them — only when all of these hold (mayHoldOver):
+//   - none of the outcomes waiting for the wake is a cheap (URGENT) request's: those wake at once,
+//     so a cheap reply never waits behind a run, whatever that run was predicted to cost;
+//   - the next run is SHORT (predicted by the main thread under SHORT_RUN_MS for its command);
+//   - at least HOLD_QUEUED more requests wait behind it, so the main thread, woken later, still
+//     refills this worker before it runs dry (the wake is the refill signal too);
+//   - the oldest outcome waiting has waited less than HOLD_MS.
+// A heavy reply so waits at most HOLD_MS plus one SHORT run (one that overruns its prediction
+// delays it by as much), and only while its worker is saturated; otherwise nothing changes.
 
 import type { MessagePort } from 'node:worker_threads';
 import { BIG, Ctl } from '../src/dispatch/channel-protocol.js';
 import { TO_MAIN, ring } from '../src/dispatch/doorbell.js';
 import { Fifo } from '../src/dispatch/fifo.js';
 import type { RingWriter } from '../src/dispatch/ring.js';
+
+/** The longest a heavy outcome's wake is held (ms), plus at most one SHORT run. */
+const HOLD_MS = 2;
+/** Requests that must wait behind the next run for a wake to be held: the main thread refills before this worker runs dry. */
+const HOLD_QUEUED = 2;
 
 interface Waiting {
   kind: number;
@@ -34,6 +52,10 @@ export class OutcomeWriter {
   readonly #maxRecordBytes: number;
   /** Outcomes published since the main thread was last rung. */
   #unannounced = false;
+  /** performance.now() when the oldest run outcome not yet announced was written; -1: none. */
+  #heldSince = -1;
+  /** A cheap (URGENT) request's outcome waits for the wake: it may not be held. */
+  #urgentHeld = false;
 
   constructor(ring: RingWriter, ctl: Int32Array, port: MessagePort) {
     this.#ring = ring;
@@ -72,10 +94,24 @@ export class OutcomeWriter {
     if (this.#ring.publish()) this.#unannounced = true;
   }
 
+  /** publish() after a run whose outcome was just written, at `now`; `urgent`: the request was predicted cheap. */
+  publishRun(urgent: boolean, now: number): void {
+    this.publish();
+    if (this.#heldSince < 0) this.#heldSince = now;
+    if (urgent) this.#urgentHeld = true;
+  }
+
+  /** Whether the wake for what is unannounced may wait over the next run (the rules at the top). */
+  mayHoldOver(nextShort: boolean, queuedBehind: number, now: number): boolean {
+    return nextShort && !this.#urgentHeld && this.#heldSince >= 0 && queuedBehind >= HOLD_QUEUED && now - this.#heldSince < HOLD_MS;
+  }
+
   /** Publishes and wakes the main thread if it sleeps. */
   announce(): void {
     this.#ring.publish();
     this.#unannounced = false;
+    this.#heldSince = -1;
+    this.#urgentHeld = false;
     ring(this.#ctl, TO_MAIN);
   }
 

@@ -19,6 +19,8 @@ export interface Queued {
   /** The connection's client id (its handler's `this.clientId`). */
   clientId: string;
   urgent: boolean;
+  /** Predicted to run under SHORT_RUN_MS (channel-protocol.ts): a held wake may wait over it. */
+  short: boolean;
 }
 
 export class RunQueue {

@@ -112,6 +112,13 @@ export const BIG = 0x100;
 export const UNORDERED = 0x200;
 /** Or-ed into REQUEST: predicted cheap — the worker runs it before queued requests of other connections. */
 export const URGENT = 0x400;
+/**
+ * Or-ed into REQUEST: predicted to run under SHORT_RUN_MS. A worker may hold a finished heavy
+ * outcome's wake over such a run (workers/outcome-writer.ts), never over one not flagged.
+ */
+export const SHORT = 0x800;
+/** Below this prediction (ms) a request is SHORT. */
+export const SHORT_RUN_MS = 1;
 export const KIND_MASK = 0xff;
 
 /**

@@ -28,6 +28,8 @@ import {
   Kind,
   Meter,
   PEER_CACHE,
+  SHORT,
+  SHORT_RUN_MS,
   UNORDERED,
   URGENT,
   allocateChannel,
@@ -193,7 +195,7 @@ export class WorkerChannel<C> {
     if (this.#phase !== 'open') return false;
     const ref = this.#slots.take(entry);
     if (ref === 0) return false;
-    const flags = (ordered ? 0 : UNORDERED) | (entry.urgent ? URGENT : 0);
+    const flags = (ordered ? 0 : UNORDERED) | (entry.urgent ? URGENT : 0) | (entry.est < SHORT_RUN_MS ? SHORT : 0);
     if (!this.#out.tryWrite(Kind.REQUEST | flags, ref, connId, entry.request)) {
       this.#slots.free(ref); // never published: the slot was not used
       entry.ref = 0;
