@@ -19,6 +19,7 @@ import {
   Ctl,
   KIND_MASK,
   Kind,
+  SHORT_RUN_MS,
   WAKE_CHECK_MS,
   allocateChannel,
   refOf,
@@ -119,11 +120,11 @@ afterEach(async () => {
 });
 
 /** A request for test/fixtures/model-handler.js: "<token> <mode> <replyBytes>", padded. */
-function entry(token: string, mode: 'sync' | 'async' | 'none', options: { replyBytes?: number; padding?: number; urgent?: boolean } = {}): SlotEntry<null> {
+function entry(token: string, mode: 'sync' | 'async' | 'none', options: { replyBytes?: number; padding?: number; urgent?: boolean; est?: number } = {}): SlotEntry<null> {
   const header = `${token} ${mode} ${options.replyBytes ?? 16} `;
   const request = Buffer.alloc(header.length + (options.padding ?? 0), 'p');
   request.write(header, 'latin1');
-  return { conn: null, seq: 0, request, ref: 0, abandoned: false, key: 0, est: 0, urgent: options.urgent ?? false };
+  return { conn: null, seq: 0, request, ref: 0, abandoned: false, key: 0, est: options.est ?? 0, urgent: options.urgent ?? false };
 }
 
 /** Waits for `condition`, turning the event loop (the loop on this thread runs meanwhile); fails after `ms`. */
@@ -317,7 +318,7 @@ describe('(b) queues free what they consumed', () => {
       while (ran < 200_000) {
         while (inQueue < 10 && random() < 0.6) {
           const conn = random() < 0.5 ? Math.floor(random() * 4) : -1;
-          queue.add({ ref: ++ref, conn, request, peer, clientId: "", urgent: random() < 0.3 });
+          queue.add({ ref: ++ref, conn, request, peer, clientId: "", urgent: random() < 0.3, short: true });
           inQueue++;
         }
         const next = queue.next();
@@ -582,6 +583,85 @@ describe('(e) announcing outcomes', () => {
       return outcomes.length === 2;
     }, 'both outcomes');
     expect(outcomes.map((o) => o.token)).toEqual(['cheap', 'slow']);
+    await close();
+  });
+
+  // Wake coalescing (outcome-writer.ts): a saturated worker may hold the wake for heavy outcomes
+  // over a SHORT run, while two more wait behind it, for at most HOLD_MS (2 ms).
+  test('OutcomeWriter.mayHoldOver: only heavy outcomes, only over a SHORT run, only with two more queued, only for 2 ms', () => {
+    const buffers = allocateChannel(SMALL);
+    const ctl = new Int32Array(buffers.control);
+    const { port1, port2 } = new MessageChannel();
+    const out = new OutcomeWriter(new RingWriter(buffers.reply, ctl, Ctl.REP_WRITE, Ctl.REP_READ), ctl, port2);
+    expect(out.mayHoldOver(true, 5, 0)).toBe(false); // nothing written: nothing to hold
+
+    out.write(Kind.REPLY, refOf(0, 1), Buffer.from('heavy'), 500);
+    out.publishRun(false, 100);
+    expect(out.unannounced).toBe(true);
+    expect(out.mayHoldOver(true, 2, 100.5)).toBe(true);
+    expect(out.mayHoldOver(false, 5, 100.5)).toBe(false); // the next run is not predicted SHORT
+    expect(out.mayHoldOver(true, 1, 100.5)).toBe(false); // the main thread must refill before this worker runs dry
+    expect(out.mayHoldOver(true, 5, 101.99)).toBe(true);
+    expect(out.mayHoldOver(true, 5, 102)).toBe(false); // held 2 ms: no longer
+
+    out.write(Kind.REPLY, refOf(1, 1), Buffer.from('cheap'), 3);
+    out.publishRun(true, 101); // a cheap request's outcome joins: nothing is held any more
+    expect(out.mayHoldOver(true, 5, 101)).toBe(false);
+
+    out.announce();
+    expect(out.unannounced).toBe(false);
+    out.write(Kind.REPLY, refOf(2, 1), Buffer.from('heavy'), 500);
+    out.publishRun(false, 200); // announce() started afresh: the clock is this outcome's
+    expect(out.mayHoldOver(true, 2, 201)).toBe(true);
+    port1.close();
+    port2.close();
+  });
+
+  test('the loop: five SHORT heavy requests queued together wake the sleeping main thread once for the first three outcomes', async () => {
+    const { channel, ctl, close } = wire();
+    const wired = wiredNow[wiredNow.length - 1]!;
+    const seen = new Map<string, { toMain: number; published: number; at: number }>();
+    const published = (): number => Atomics.load(ctl, Ctl.REP_WRITE);
+    wired.onStart = (token) => seen.set(token, { toMain: channel.wakeCounts.toMain, published: published(), at: performance.now() });
+    channel.waitForReplies(() => {}); // the main thread sleeps until the worker rings
+    const before = channel.wakeCounts.toMain;
+    for (const token of ['h1', 'h2', 'h3', 'h4', 'h5']) expect(channel.send(entry(token, 'sync', { est: SHORT_RUN_MS / 2 }), 1, false)).toBe(true);
+    channel.publish();
+    await until(() => seen.has('h5'), 'all five ran');
+    // h2 and h3 start with h1's (then h2's) outcome published but the wake held: three and two wait
+    // behind them. The hold ends after 2 ms: a thread descheduled that long (a loaded machine) has rung.
+    const h1 = seen.get('h1')!.at;
+    expect(seen.get('h2')!.toMain === before || seen.get('h2')!.at - h1 >= 2).toBe(true);
+    expect(seen.get('h3')!.toMain === before || seen.get('h3')!.at - h1 >= 2).toBe(true);
+    expect(seen.get('h3')!.published).toBeGreaterThan(seen.get('h2')!.published);
+    // h4 has one behind it: the wake goes before it starts (the refill signal), for all three outcomes.
+    expect(seen.get('h4')!.toMain).toBe(before + 1);
+    const outcomes: Outcome[] = [];
+    await until(() => {
+      drainInto(channel, outcomes);
+      return outcomes.length === 5;
+    }, 'every outcome');
+    expect(outcomes.map((o) => o.token)).toEqual(['h1', 'h2', 'h3', 'h4', 'h5']);
+    await close();
+  });
+
+  test('the loop: heavy requests not predicted SHORT are each announced before the next starts', async () => {
+    const { channel, ctl, close } = wire();
+    const wired = wiredNow[wiredNow.length - 1]!;
+    const seen = new Map<string, { toMain: number; published: number }>();
+    wired.onStart = (token) => seen.set(token, { toMain: channel.wakeCounts.toMain, published: Atomics.load(ctl, Ctl.REP_WRITE) });
+    channel.waitForReplies(() => {});
+    const before = channel.wakeCounts.toMain;
+    for (const token of ['l1', 'l2', 'l3', 'l4']) expect(channel.send(entry(token, 'sync', { est: SHORT_RUN_MS }), 1, false)).toBe(true);
+    channel.publish();
+    await until(() => seen.has('l4'), 'all four ran');
+    expect(seen.get('l2')).toEqual({ toMain: before + 1, published: expect.any(Number) });
+    expect(seen.get('l2')!.published).toBeGreaterThan(0);
+    const outcomes: Outcome[] = [];
+    await until(() => {
+      drainInto(channel, outcomes);
+      return outcomes.length === 4;
+    }, 'every outcome');
     await close();
   });
 });
