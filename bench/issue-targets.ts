@@ -4,7 +4,7 @@
 // here name their own baseline row, which need not be the group's (PBKDF2 against CPython).
 
 import { FLOOR_SUFFIX } from './scenarios/cheap-under-heavy.js';
-import { type BenchResults, type Group, type ManyConnections, type TargetResult, clean, errorNote, notMeasured } from './results.js';
+import { type BenchResults, type Group, type ManyConnections, type RatioTarget, type TargetResult, clean, errorNote, notMeasured, ratioTarget } from './results.js';
 
 /** Cheap request on a saturated server (issue 9). */
 const MAX_CHEAP_P50_MS = 0.5;
@@ -13,15 +13,8 @@ const MAX_CHEAP_P99_MS = 2;
 const MAX_BYTES_PER_CONNECTION_ISSUE_9 = 4 * 1024;
 export const MAX_BYTES_PER_SESSION = 8 * 1024;
 
-interface Ratio {
-  name: string;
-  group: string;
-  server: string;
-  baseline: string;
-  min: number;
-}
 
-const RATIOS: Ratio[] = [
+const RATIOS: RatioTarget[] = [
   { name: 'Trivial, pipelined: pool vs node:net (#9)', group: 'trivial-p16', server: 'sockserv pool', baseline: 'node:net', min: 0.9 },
   { name: 'Trivial, not pipelined: pool vs node:net (#9)', group: 'trivial-p1', server: 'sockserv pool', baseline: 'node:net', min: 0.95 },
   { name: 'PBKDF2, pipeline 1: pool vs CPython (#9)', group: 'cpu-p1', server: 'sockserv pool', baseline: 'CPython ThreadingTCPServer', min: 1.0 },
@@ -73,16 +66,6 @@ export function evaluateIssueTargets(results: BenchResults, groups: Map<string, 
   return targets;
 }
 
-function ratioTarget(t: Ratio, group: Group | undefined): TargetResult {
-  const goal = `≥ ${t.min.toFixed(2)}× ${t.baseline} req/s`;
-  const row = group?.rows.find((r) => r.server === t.server);
-  const base = group?.rows.find((r) => r.server === t.baseline);
-  if (!row?.measurement || !base?.measurement || base.measurement.rps === 0) {
-    return { name: t.name, goal, measured: notMeasured(row ?? base), met: null };
-  }
-  const ratio = row.measurement.rps / base.measurement.rps;
-  return { name: t.name, goal, measured: `${ratio.toFixed(3)}×${errorNote(row)}`, met: ratio >= t.min && clean(row) };
-}
 
 /** PING p50 and p99 of the default pool under the mix, with the idle floor named in the figure. */
 function cheapTargets(group: Group | undefined): TargetResult[] {

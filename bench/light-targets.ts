@@ -6,7 +6,7 @@
 
 import type { ThreadAccounts } from './thread-accounts.js';
 import { LIGHT_FLOOR } from './scenarios/light.js';
-import { type Group, type TargetResult, clean, errorNote, notMeasured } from './results.js';
+import { type Group, type RatioTarget, type TargetResult, clean, errorNote, notMeasured, ratioTarget } from './results.js';
 
 const POOL = 'sockserv pool';
 const MAX_IDLE_SHARE = 0.02;
@@ -14,15 +14,8 @@ const MAX_PING_P99_MS = 2;
 /** Half the ~155 µs of main-thread CPU per PBKDF2 request measured before issue 17. */
 const MAX_MAIN_US_HEAVY = 78;
 
-interface Ratio {
-  name: string;
-  group: string;
-  server: string;
-  baseline: string;
-  min: number;
-}
 
-const RATIOS: Ratio[] = [
+const RATIOS: RatioTarget[] = [
   { name: 'PBKDF2, pipeline 1: pool vs node:cluster (#17)', group: 'light-cpu-p1', server: POOL, baseline: 'node:cluster', min: 1.0 },
   { name: 'PBKDF2, pipeline 1: pool vs CPython (#17)', group: 'light-cpu-p1', server: POOL, baseline: 'CPython ThreadingTCPServer', min: 1.1 },
   { name: 'PBKDF2, pipeline 4: pool vs node:cluster (#17)', group: 'light-cpu-p4', server: POOL, baseline: 'node:cluster', min: 1.0 },
@@ -35,7 +28,7 @@ const RATIOS: Ratio[] = [
 ];
 
 export function evaluateLightTargets(groups: Map<string, Group>): TargetResult[] {
-  const targets = RATIOS.map((t) => ratio(t, groups.get(t.group)));
+  const targets = RATIOS.map((t) => ratioTarget(t, groups.get(t.group)));
   for (const id of ['light-cpu-p1', 'light-cpu-p4']) {
     const row = groups.get(id)?.rows.find((r) => r.server === POOL);
     const accounts = row?.extra?.accounts as ThreadAccounts | undefined;
@@ -79,11 +72,3 @@ export function evaluateLightTargets(groups: Map<string, Group>): TargetResult[]
   return targets;
 }
 
-function ratio(t: Ratio, group: Group | undefined): TargetResult {
-  const goal = `≥ ${t.min.toFixed(2)}× ${t.baseline} req/s`;
-  const row = group?.rows.find((r) => r.server === t.server);
-  const base = group?.rows.find((r) => r.server === t.baseline);
-  if (!row?.measurement || !base?.measurement || base.measurement.rps === 0) return { name: t.name, goal, measured: notMeasured(row ?? base), met: null };
-  const value = row.measurement.rps / base.measurement.rps;
-  return { name: t.name, goal, measured: `${value.toFixed(3)}×${errorNote(row)}`, met: value >= t.min && clean(row) };
-}

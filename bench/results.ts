@@ -130,6 +130,27 @@ export function notMeasured(row: Row | undefined): string {
   return row?.error ? `failed: ${row.error.split('\n')[0]}` : 'not measured';
 }
 
+/** A throughput target: `server`'s req/s at least `min` times `baseline`'s, in one group of one run. */
+export interface RatioTarget {
+  name: string;
+  group: string;
+  server: string;
+  baseline: string;
+  min: number;
+}
+
+/** Judges a RatioTarget on its group's rows (null when either row was not measured). */
+export function ratioTarget(t: RatioTarget, group: Group | undefined): TargetResult {
+  const goal = `≥ ${t.min.toFixed(2)}× ${t.baseline} req/s`;
+  const row = group?.rows.find((r) => r.server === t.server);
+  const base = group?.rows.find((r) => r.server === t.baseline);
+  if (!row?.measurement || !base?.measurement || base.measurement.rps === 0) {
+    return { name: t.name, goal, measured: notMeasured(row ?? base), met: null };
+  }
+  const ratio = row.measurement.rps / base.measurement.rps;
+  return { name: t.name, goal, measured: `${ratio.toFixed(3)}×${errorNote(row)}`, met: ratio >= t.min && clean(row) };
+}
+
 /** Numbers are stored rounded: latest.json is read by people too. */
 export function round(value: number, digits: number): number {
   const scale = 10 ** digits;

@@ -109,7 +109,16 @@ export class SlotTable<C> {
 
   /** Every entry outstanding now (for a scan; the table is not changed). */
   *outstanding(): Generator<SlotEntry<C>> {
-    for (const entry of this.#entries) if (entry !== undefined) yield entry;
+    // Stops once it has met every slot in use: slots are reused last-freed first, so those in use
+    // sit low in the table, and a scan (steal, the watchdog) costs what is outstanding, not 8,192.
+    const entries = this.#entries;
+    let left = this.#used;
+    for (let slot = 0; left > 0 && slot < entries.length; slot++) {
+      const entry = entries[slot];
+      if (entry === undefined) continue;
+      left--;
+      yield entry;
+    }
   }
 
   /** Frees every slot (the worker is gone); returns what they held, split by whether it started. */
