@@ -226,7 +226,7 @@ export class ChannelLoop {
     // What finished before this request is published (it survives this thread's death), and the
     // main thread is woken for it before this run starts — unless the writer may hold the wake
     // over this run (outcome-writer.ts: heavy outcomes only, a SHORT run, more work queued behind).
-    if (this.#out.unannounced && !this.#out.mayHoldOver(entry.short, this.#queue.size, started)) this.#out.announce();
+    if (this.#out.unannounced && !this.#out.mayHoldOver(entry.short, this.#queue.runnable, started)) this.#out.announce();
     this.#startedAt[slot] = performance.timeOrigin + started;
     // Start it, unless the main thread took it back first (revoked, to run elsewhere) or the slot
     // has moved on: then it is dropped, with no outcome.

@@ -22,19 +22,20 @@
 //   - at least HOLD_QUEUED more requests wait behind it, so the main thread, woken later, still
 //     refills this worker before it runs dry (the wake is the refill signal too);
 //   - the oldest outcome waiting has waited less than HOLD_MS.
-// A heavy reply so waits at most HOLD_MS plus one SHORT run (one that overruns its prediction
-// delays it by as much), and only while its worker is saturated; otherwise nothing changes.
+// A heavy reply so waits at most HOLD_MS plus one SHORT run, and only while its worker is
+// saturated. A run that overruns its prediction would delay it by as much, so the main thread
+// bounds that side: while a channel carries enough for a hold, it reads the rings itself every
+// HOLD_CHECK_MS (pool-dispatcher.ts). The HOLDING word tells the main thread's safety net that
+// a wait which times out and finds outcomes met a hold, not a lost wake.
 
 import type { MessagePort } from 'node:worker_threads';
-import { BIG, Ctl } from '../src/dispatch/channel-protocol.js';
+import { BIG, Ctl, HOLD_QUEUED } from '../src/dispatch/channel-protocol.js';
 import { TO_MAIN, ring } from '../src/dispatch/doorbell.js';
 import { Fifo } from '../src/dispatch/fifo.js';
 import type { RingWriter } from '../src/dispatch/ring.js';
 
 /** The longest a heavy outcome's wake is held (ms), plus at most one SHORT run. */
 const HOLD_MS = 2;
-/** Requests that must wait behind the next run for a wake to be held: the main thread refills before this worker runs dry. */
-const HOLD_QUEUED = 2;
 
 interface Waiting {
   kind: number;
@@ -103,7 +104,9 @@ export class OutcomeWriter {
 
   /** Whether the wake for what is unannounced may wait over the next run (the rules at the top). */
   mayHoldOver(nextShort: boolean, queuedBehind: number, now: number): boolean {
-    return nextShort && !this.#urgentHeld && this.#heldSince >= 0 && queuedBehind >= HOLD_QUEUED && now - this.#heldSince < HOLD_MS;
+    const hold = nextShort && !this.#urgentHeld && this.#heldSince >= 0 && queuedBehind >= HOLD_QUEUED && now - this.#heldSince < HOLD_MS;
+    if (hold) Atomics.store(this.#ctl, Ctl.HOLDING, 1);
+    return hold;
   }
 
   /** Publishes and wakes the main thread if it sleeps. */
@@ -112,6 +115,7 @@ export class OutcomeWriter {
     this.#unannounced = false;
     this.#heldSince = -1;
     this.#urgentHeld = false;
+    Atomics.store(this.#ctl, Ctl.HOLDING, 0);
     ring(this.#ctl, TO_MAIN);
   }
 

@@ -34,10 +34,17 @@ export class RunQueue {
   readonly #busy = new Map<number, Queued[]>();
   /** The async runs awaiting, by ref: the connection each holds (-1: none). */
   readonly #awaiting = new Map<number, number>();
+  /** Entries in #normal of busy connections: next() sets them aside when it reaches them (kept as a count: O(1) per run). */
+  #setAside = 0;
 
   /** Requests waiting to run (held ones excluded). */
   get size(): number {
     return this.#urgent.length + this.#normal.length + this.#resumed.length;
+  }
+
+  /** Of size, those that will run without waiting for an async run (a busy connection's are set aside when reached). */
+  get runnable(): number {
+    return this.size - this.#setAside;
   }
 
   add(entry: Queued): void {
@@ -48,7 +55,10 @@ export class RunQueue {
       return;
     }
     this.#normal.push(entry);
-    if (conn >= 0) this.#normalPending.set(conn, (behind ?? 0) + 1);
+    if (conn >= 0) {
+      this.#normalPending.set(conn, (behind ?? 0) + 1);
+      if (this.#busy.has(conn)) this.#setAside++;
+    }
   }
 
   /** The next request that may run now, or undefined; requests of a busy connection are held on the way. */
@@ -62,6 +72,7 @@ export class RunQueue {
           const left = this.#normalPending.get(entry.conn)! - 1;
           if (left === 0) this.#normalPending.delete(entry.conn);
           else this.#normalPending.set(entry.conn, left);
+          if (this.#busy.has(entry.conn)) this.#setAside--;
         }
       }
       const held = entry.conn >= 0 ? this.#busy.get(entry.conn) : undefined;
@@ -73,7 +84,10 @@ export class RunQueue {
   /** `entry`'s handler returned a promise: its connection waits until settled(entry.ref). */
   awaiting(entry: Queued): void {
     this.#awaiting.set(entry.ref, entry.conn);
-    if (entry.conn >= 0) this.#busy.set(entry.conn, []);
+    if (entry.conn >= 0) {
+      this.#busy.set(entry.conn, []);
+      this.#setAside += this.#normalPending.get(entry.conn) ?? 0;
+    }
   }
 
   /** Whether request `ref` is an async run still awaited here. */
@@ -92,6 +106,7 @@ export class RunQueue {
     if (conn < 0) return true;
     const held = this.#busy.get(conn);
     this.#busy.delete(conn);
+    if (held !== undefined) this.#setAside -= this.#normalPending.get(conn) ?? 0;
     if (held !== undefined && held.length > 0) {
       // Ahead of every queue: they are older than anything of theirs still queued. Resumed entries
       // of other connections are already there; order between connections does not matter.

@@ -68,6 +68,8 @@ export const Ctl = {
   PONG: 18,
   /** The channel's largest ring record payload (ChannelSizes.maxRecordBytes), written at allocation: both sides read it here. */
   MAX_RECORD: 19,
+  /** 1 while the worker holds the wake for published outcomes (workers/outcome-writer.ts): a wait that times out then is not a lost wake. */
+  HOLDING: 20,
 } as const;
 const CONTROL_WORDS = 32;
 
@@ -119,6 +121,14 @@ export const URGENT = 0x400;
 export const SHORT = 0x800;
 /** Below this prediction (ms) a request is SHORT. */
 export const SHORT_RUN_MS = 1;
+/** A worker holds a wake only with at least this many requests behind the run it holds it over. */
+export const HOLD_QUEUED = 2;
+/**
+ * While a channel carries enough requests for its worker to hold a wake (HOLD_QUEUED behind the
+ * next run, and the one finished), the main thread reads its rings itself at least this often (ms):
+ * a run that overruns its SHORT prediction delays a held reply by at most this, not by the run.
+ */
+export const HOLD_CHECK_MS = 4;
 export const KIND_MASK = 0xff;
 
 /**

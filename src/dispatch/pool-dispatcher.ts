@@ -35,7 +35,7 @@ import type { PoolCounters } from '../stats.js';
 import type { Reply } from '../reply.js';
 import { encodeRoomError } from '../rooms/records.js';
 import type { RoomRegistry } from '../rooms/registry.js';
-import { Kind } from './channel-protocol.js';
+import { HOLD_CHECK_MS, HOLD_QUEUED, Kind } from './channel-protocol.js';
 import type { Dispatcher, DispatcherStats, RequestSink, SessionOwner } from './dispatcher.js';
 import { HandlerVersion } from './handler-version.js';
 import { InlineLane } from './inline-lane.js';
@@ -88,6 +88,8 @@ export class PoolDispatcher implements Dispatcher {
   #nextSessionId = 0;
   #waiters = new Set<RequestSink>();
   #flushScheduled = false;
+  /** The hold check's timer while armed (#armHoldCheck). */
+  #holdCheck: NodeJS.Timeout | undefined;
   #busyMs = 0;
   readonly #startedAt = performance.now();
   #watchdog: Watchdog<ConnQueue> | null = null;
@@ -244,6 +246,8 @@ export class PoolDispatcher implements Dispatcher {
   async close(): Promise<void> {
     if (this.#closing) return;
     this.#closing = true;
+    clearTimeout(this.#holdCheck);
+    this.#holdCheck = undefined;
     this.#watchdog?.stop();
     const versions = [...this.#versions];
     for (const version of versions) version.clearTimers();
@@ -345,7 +349,9 @@ export class PoolDispatcher implements Dispatcher {
     if (channel.gone) return;
     channel.checkOpen();
     this.#drain(channel);
+    this.#drainPublished(); // awake anyway: outcomes other workers published and hold the wake for go too
     if (this.#scheduler.queued > 0) this.#flushQueue();
+    else this.#armHoldCheck();
     // Sleep again only at the end of this loop turn: replies the worker publishes meanwhile are
     // drained then, with this turn's socket writes, instead of waking this thread once each.
     setImmediate(() => {
@@ -355,6 +361,36 @@ export class PoolDispatcher implements Dispatcher {
       channel.waitForReplies(() => this.#onReplies(channel));
     });
   }
+
+  /** Delivers what any running channel has published, rung or not. */
+  #drainPublished(): void {
+    for (const channel of this.#channels) if (channel.running && channel.hasReplies) this.#drain(channel);
+  }
+
+  /**
+   * While a channel carries enough for its worker to hold a wake (workers/outcome-writer.ts), the
+   * rings are read from here every HOLD_CHECK_MS: a run that overruns its SHORT prediction delays
+   * a held reply by at most that. Armed after every flush and wake; what ends it: no channel
+   * carries that much any more (it is not armed again), or close() (cleared, and #closing).
+   */
+  #armHoldCheck(): void {
+    if (this.#holdCheck !== undefined || this.#closing) return;
+    for (const channel of this.#channels) {
+      // A hold needs HOLD_QUEUED requests behind the run it is held over, none of them finished.
+      if (channel.running && channel.queued > HOLD_QUEUED) {
+        this.#holdCheck = setTimeout(this.#checkHolds, HOLD_CHECK_MS);
+        return;
+      }
+    }
+  }
+
+  readonly #checkHolds = (): void => {
+    this.#holdCheck = undefined;
+    if (this.#closing) return;
+    this.#drainPublished();
+    if (this.#scheduler.queued > 0) this.#flushQueue();
+    else this.#armHoldCheck();
+  };
 
   #drain(channel: Channel): void {
     if (channel.drain(this.#deliver) === 0) return;
@@ -387,6 +423,7 @@ export class PoolDispatcher implements Dispatcher {
     this.#scheduler.serve(this.#current.channels);
     for (const channel of this.#channels) if (channel.running) channel.publish();
     if (this.#waiters.size > 0 && this.hasCapacity()) this.#wakeWaiters();
+    this.#armHoldCheck();
   }
 
   #wakeWaiters(): void {
