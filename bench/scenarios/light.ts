@@ -4,6 +4,7 @@
 // rows it also reports where the server's time went (thread-accounts.ts): each thread's CPU per
 // request, the workers' idle share, and wakes per request.
 
+import { setTimeout as delay } from 'node:timers/promises';
 import type { ServerSpec } from '../children.js';
 import { LIGHT_CLIENT, type LightLoad, lightClient, measureLight } from '../light-client.js';
 import type { Group, Row } from '../results.js';
@@ -19,7 +20,7 @@ import {
   sockservPoolInlineLane,
   sockservSessions,
 } from '../servers.js';
-import { accountsBetween, sampleThreads } from '../thread-accounts.js';
+import { type ThreadAccounts, accountsBetween, sampleThreads } from '../thread-accounts.js';
 import { PING, PONG, hashLine } from '../work.js';
 import { type BenchContext, type Scenario, describe, isSockserv, withServer } from './scenario.js';
 
@@ -99,10 +100,21 @@ async function measureRow(ctx: BenchContext, client: string, spec: ServerSpec, p
   try {
     return await withServer(spec, async (server) => {
       const pooled = sockserv && spec.args.some((arg) => arg.startsWith('pool:'));
-      const before = pooled ? await sampleThreads(server) : null;
-      const [first, second] = await measureLight(client, server, server.ports[0]!, plan.load, ctx.signal);
-      const after = pooled ? await sampleThreads(server) : null;
-      const accounts = before && after ? accountsBetween(before, after) : null;
+      // The thread accounts are sampled inside the client's measured window (from half a second
+      // after its warm-up to half a second before its end), so connecting, warming up and the
+      // client's exit — when the workers wait for load that has not come or has gone — are not
+      // counted as idle under saturation.
+      const measuring = measureLight(client, server, server.ports[0]!, plan.load, ctx.signal);
+      measuring.catch(() => {}); // awaited below; a failure meanwhile must not be an unhandled rejection
+      let accounts: ThreadAccounts | null = null;
+      if (pooled && plan.load.durationSec > 1.5) {
+        await delay((plan.load.warmupSec + 0.5) * 1000, undefined, { signal: ctx.signal });
+        const before = await sampleThreads(server);
+        await delay((plan.load.durationSec - 1) * 1000, undefined, { signal: ctx.signal });
+        const after = await sampleThreads(server);
+        accounts = before && after ? accountsBetween(before, after) : null;
+      }
+      const [first, second] = await measuring;
       ctx.log(`${plan.group.id.padEnd(18)} ${spec.name.padEnd(34)} ${describe(first!)}${accounts ? ` ${JSON.stringify(accounts)}` : ''}`);
       return {
         server: spec.name,
