@@ -76,6 +76,13 @@ export interface ConnectionHost {
   readonly rooms: RoomMembership;
 }
 
+/**
+ * Where Framer.encode puts one reply's chunks before they are queued: one array for every
+ * connection (not one each: idle connections are counted in KiB), emptied after each reply —
+ * encoding is synchronous and a reply is queued whole before the next is encoded.
+ */
+const ENCODED: Uint8Array[] = [];
+
 export class Connection implements RequestSink, Flushable, ServerConnection, RoomMember {
   readonly socket: Socket;
   readonly clientAddress: ClientAddress;
@@ -92,8 +99,6 @@ export class Connection implements RequestSink, Flushable, ServerConnection, Roo
   #inFlightBytes = 0;
   /** Encoded replies on their way to the socket; judges a client that does not read. */
   readonly #writer: SocketWriter;
-  /** Where Framer.encode puts one reply's chunks before they are queued (reused). */
-  readonly #encoded: Uint8Array[] = [];
   #pumping = false;
   #paused = false;
   /** The peer sent FIN: frame what is buffered (and a trailing frame), reply, then end. */
@@ -310,7 +315,7 @@ export class Connection implements RequestSink, Flushable, ServerConnection, Roo
   }
 
   #queueReply(reply: Buffer): void {
-    const encoded = this.#encoded;
+    const encoded = ENCODED;
     try {
       this.#framer.encode(reply, encoded);
       for (const chunk of encoded) {

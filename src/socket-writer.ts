@@ -49,7 +49,7 @@ export class SocketWriter {
   readonly #limits: SocketWriterLimits;
   readonly #events: SocketWriterEvents;
   /** Bytes not yet handed to the socket, oldest first; #head indexes the first. */
-  #queue: Uint8Array[] = [];
+  #queue: Uint8Array[] = NO_QUEUE;
   #head = 0;
   #queued = 0;
   /** Armed only while the unsent bytes are past writeBufferHardLimit. */
@@ -82,6 +82,7 @@ export class SocketWriter {
   /** Queues bytes; nothing is written until flush(). */
   push(bytes: Uint8Array): void {
     if (bytes.length === 0) return;
+    if (this.#queue === NO_QUEUE) this.#queue = [];
     this.#queue.push(bytes);
     this.#queued += bytes.length;
   }
@@ -102,7 +103,7 @@ export class SocketWriter {
 
   /** The connection is gone (cut or closed): drop what is queued, disarm the timer. */
   clear(): void {
-    this.#queue = [];
+    this.#queue = NO_QUEUE;
     this.#head = 0;
     this.#queued = 0;
     clearTimeout(this.#stallTimer);
@@ -127,7 +128,7 @@ export class SocketWriter {
     }
     this.#queued -= bytes;
     if (this.#head === this.#queue.length) {
-      this.#queue = [];
+      this.#queue = NO_QUEUE;
       this.#head = 0;
     } else if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
       this.#queue = this.#queue.slice(this.#head);
@@ -178,16 +179,19 @@ export class SocketWriter {
       this.#events.stalled(unsent);
       return;
     }
-    this.#stallTimer ??= setTimeout(this.#stalledFor, this.#limits.writeStallTimeout).unref();
+    // The closure is made only when the timer is armed: an idle connection holds none.
+    this.#stallTimer ??= setTimeout(() => this.#stalledFor(), this.#limits.writeStallTimeout).unref();
   }
 
   /** No slice reached the kernel for writeStallTimeout while past the limit. */
-  readonly #stalledFor = (): void => {
+  #stalledFor(): void {
     this.#stallTimer = undefined;
     if (this.#socket.destroyed) return;
     const unsent = this.unsentBytes;
     if (unsent > this.#hardLimit) this.#events.stalled(unsent);
-  };
+  }
 }
 
 const EMPTY = new Uint8Array(0);
+/** The queue of every writer with nothing queued (idle connections hold no array of their own); never written to. */
+const NO_QUEUE: Uint8Array[] = Object.freeze([]) as unknown as Uint8Array[];
