@@ -41,7 +41,7 @@ import { HandlerVersion } from './handler-version.js';
 import { InlineLane } from './inline-lane.js';
 import { type LossCause, recover } from './recovery.js';
 import { Reloader } from './reload.js';
-import { type ConnQueue, type Entry, SUSPECT_MS, Scheduler } from './scheduler.js';
+import { type ConnQueue, type Entry, Scheduler } from './scheduler.js';
 import { ChannelSessionEnd, type SessionPort } from './session-port.js';
 import { Watchdog } from './watchdog.js';
 import { type ReplyKind, WorkerChannel } from './worker-channel.js';
@@ -621,7 +621,6 @@ export class PoolDispatcher implements Dispatcher {
     addCounters(this.#retired, channel);
     const lost = channel.takeOutstanding();
     const sessions = channel.takeSessions();
-    if (how === 'died') this.#blame(channel, lost.started);
     for (const entry of lost.started) this.#scheduler.settled(entry);
     for (const entry of lost.queued) this.#scheduler.settled(entry);
     if (closing) {
@@ -657,18 +656,6 @@ export class PoolDispatcher implements Dispatcher {
       }
     }
     this.#scheduleFlush();
-  }
-
-  /**
-   * The request that killed a worker — the one the watchdog stopped it for, or the one running
-   * synchronously when it died — makes its kind suspect for SUSPECT_MS: the bulkhead
-   * (scheduler.ts) then keeps requests of that kind off at least one worker.
-   */
-  #blame(channel: Channel, started: ReadonlyArray<Entry>): void {
-    const culprit = channel.killedFor > 0 ? channel.killedFor : channel.runningRef;
-    if (culprit === 0) return;
-    const entry = started.find((e) => e.ref === culprit);
-    if (entry !== undefined) this.#scheduler.costs.suspect(entry.key, Date.now() + SUSPECT_MS);
   }
 
   #failure(cause: LossCause, error: unknown, version: Version): SockservError {

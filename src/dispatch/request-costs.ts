@@ -22,8 +22,6 @@ const DOLLAR = 0x24;
 
 export class RequestCosts {
   readonly #table = new Float64Array(TABLE_SIZE).fill(Number.NaN);
-  /** Per kind: Date.now() until which a request of it is suspect (one of its kind killed a worker). */
-  readonly #suspectUntil = new Float64Array(TABLE_SIZE);
   /** Smoothed milliseconds over every kind: the prediction for a kind not seen yet. */
   #overall: number;
 
@@ -55,16 +53,6 @@ export class RequestCosts {
   estimate(key: number): number {
     const known = this.#table[key]!;
     return Number.isNaN(known) ? this.#overall : known;
-  }
-
-  /** A request of kind `key` killed its worker (it died, or was stopped past requestTimeout): suspect until `until` (Date.now() scale). */
-  suspect(key: number, until: number): void {
-    if (until > this.#suspectUntil[key]!) this.#suspectUntil[key] = until;
-  }
-
-  /** Whether a request of kind `key` is suspect at `now` (Date.now() scale). */
-  isSuspect(key: number, now: number): boolean {
-    return this.#suspectUntil[key]! > now;
   }
 
   /** A request of kind `key` ran for `ms`. */

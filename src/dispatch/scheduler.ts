@@ -20,14 +20,6 @@
 // and steal() takes requests back from a worker held by a long run when another has none queued.
 // A request taken back never ran (the worker's start and the revoke are one compare-exchange) and
 // rejoins its connection's pending requests in order, ahead of its later ones.
-// The bulkhead: a request whose kind killed a worker recently (suspect: it died, or overran
-// requestTimeout, within SUSPECT_MS) is sent only while fewer suspect requests than the open
-// workers but one (at least one) are outstanding; its connection waits here otherwise, and the
-// others go on. So clients that send requests which kill workers cannot hold every worker at once
-// while two or more are open (the abuse soak's mixed phase); with one left — a dead worker's
-// replacement still booting — one suspect may run, so none waits for ever. A held-back connection
-// goes back to its lane when a suspect request settles (and one is held back only while a suspect
-// is outstanding), or when serve() finds the limit raised — what ends every wait here.
 // A reload's old channels are draining (worker-channel.ts), never `accepting`: serve() is given
 // only the serving version's channels, and a connection bound to a draining one parks there until
 // its requests on it are answered — then its next request goes to the new version.
@@ -55,10 +47,6 @@ const QUEUED_TIE_BREAK_MS = 1e-6;
 const STEAL_AFTER_MS = 1;
 /** For urgent requests the count comes first; heavy work (ms) breaks ties (far below one request). */
 const URGENT_WORK_TIE_BREAK = 1e-6;
-/** How long a kind stays suspect after one of its requests killed a worker (the bulkhead, above). */
-export const SUSPECT_MS = 10_000;
-/** #sendRun: the bulkhead holds the connection's next request back. */
-const HELD_BACK = 2;
 
 type Channel = WorkerChannel<ConnQueue>;
 export type Entry = SlotEntry<ConnQueue>;
@@ -99,13 +87,6 @@ export class Scheduler {
   #nextConnId = 0;
   /** Requests waiting here (not yet written to a channel). */
   #queued = 0;
-  /** Suspect requests outstanding on channels, and how many may be (all open channels but one, at least one). */
-  #suspects = 0;
-  #suspectLimit = 1;
-  /** Date.now() for this serve(): suspicion is judged once per pass. */
-  #now = 0;
-  /** Connections the bulkhead holds back (marked parked: nothing requeues them but #releaseHeldBack). */
-  #heldBack: ConnQueue[] = [];
 
   constructor(ordered: boolean, workerQueueMs: number) {
     this.#ordered = ordered;
@@ -159,29 +140,6 @@ export class Scheduler {
   settled(entry: Entry): void {
     const conn = entry.conn;
     if (--conn.outstanding === 0) conn.channel = null;
-    this.#unsuspect(entry);
-  }
-
-  /** Suspect requests outstanding now (stats, tests). */
-  get suspects(): number {
-    return this.#suspects;
-  }
-
-  /** `entry` no longer holds a bulkhead place (settled, or taken back): held-back connections may go. Idempotent. */
-  #unsuspect(entry: Entry): void {
-    if (!entry.suspect) return;
-    entry.suspect = false;
-    this.#suspects--;
-    if (this.#heldBack.length > 0 && this.#suspects < this.#suspectLimit) this.#releaseHeldBack();
-  }
-
-  #releaseHeldBack(): void {
-    const held = this.#heldBack;
-    this.#heldBack = [];
-    for (const conn of held) {
-      conn.parked = false;
-      if (!conn.pending.empty && !conn.ready && !conn.inlineWait) this.#requeue(conn);
-    }
   }
 
   /** The last inline run of `conn` ended: its pending requests may go to the pool. */
@@ -193,13 +151,6 @@ export class Scheduler {
 
   /** Sends what the channels have room for: urgent requests first, then heavy ones, round-robin. */
   serve(channels: readonly Channel[]): void {
-    this.#now = Date.now();
-    let open = 0;
-    for (const channel of channels) if (channel.open) open++;
-    // All open workers but one — none while a dead worker's replacement boots and one serves
-    // alone; with a single worker configured there is none to keep free, so one.
-    this.#suspectLimit = Math.max(1, open - 1);
-    if (this.#heldBack.length > 0 && this.#suspects < this.#suspectLimit) this.#releaseHeldBack();
     this.#serveLane(this.#urgentLane, true, channels);
     this.#serveLane(this.#heavyLane, false, channels);
     if (!this.#urgentLane.empty) this.#serveLane(this.#urgentLane, true, channels); // connections whose next request turned out cheap
@@ -230,7 +181,6 @@ export class Scheduler {
         list.sort((a, b) => a.seq - b.seq);
         const revoked = channel.revoke(list);
         if (revoked === 0) continue;
-        for (const entry of list.slice(list.length - revoked)) this.#unsuspect(entry);
         conn.outstanding -= revoked;
         if (conn.outstanding === 0) conn.channel = null;
         this.putBack(conn, list.slice(list.length - revoked)); // still bound if some started: back to the same channel, in order
@@ -266,7 +216,7 @@ export class Scheduler {
   /** Removes and returns every waiting request (no channel can ever run them). */
   takeAll(): Entry[] {
     const all: Entry[] = [];
-    const conns = new Set<ConnQueue>([...this.#urgentLane.drainAll(), ...this.#heavyLane.drainAll(), ...this.#heldBack.splice(0)]);
+    const conns = new Set<ConnQueue>([...this.#urgentLane.drainAll(), ...this.#heavyLane.drainAll()]);
     for (const list of this.#parked.values()) for (const conn of list.splice(0)) conns.add(conn);
     for (const conn of conns) {
       conn.ready = false;
@@ -307,11 +257,7 @@ export class Scheduler {
       if (channel === null) return; // no channel takes the next one: a reply or room flushes again
       lane.shift();
       conn.ready = false;
-      const sent = this.#sendRun(conn, channel, urgent);
-      if (sent === HELD_BACK) {
-        conn.parked = true; // #releaseHeldBack puts it back
-        this.#heldBack.push(conn);
-      } else if (!sent) {
+      if (!this.#sendRun(conn, channel, urgent)) {
         if (bound !== null || !channel.accepting) this.#park(conn, channel);
         else this.#requeue(conn);
       } else if (!conn.pending.empty) {
@@ -320,26 +266,17 @@ export class Scheduler {
     }
   }
 
-  /**
-   * Writes the connection's next requests of this class to `channel`, up to its quantum and the
-   * channel's room; false if the room ran out first, HELD_BACK if the bulkhead holds the next one.
-   */
-  #sendRun(conn: ConnQueue, channel: Channel, urgent: boolean): boolean | typeof HELD_BACK {
+  /** Writes the connection's next requests of this class to `channel`, up to its quantum and the channel's room; false if the room ran out first. */
+  #sendRun(conn: ConnQueue, channel: Channel, urgent: boolean): boolean {
     let spent = 0;
     while (!conn.pending.empty && spent < QUANTUM_MS) {
       const entry = conn.pending.peek()!;
       const est = this.costs.estimate(entry.key);
       if (est < URGENT_BELOW_MS !== urgent) break; // the next one belongs to the other lane
-      const suspect = this.costs.isSuspect(entry.key, this.#now);
-      if (suspect && this.#suspects >= this.#suspectLimit) return HELD_BACK;
       if (!this.#hasRoom(channel, urgent, est) || !this.#introduce(conn, channel)) return false;
       entry.est = est;
       entry.urgent = urgent;
       if (!channel.send(entry, conn.id, this.#ordered)) return false;
-      if (suspect) {
-        entry.suspect = true;
-        this.#suspects++;
-      }
       conn.pending.shift();
       this.#queued--;
       conn.outstanding++;

@@ -25,8 +25,6 @@ export interface SlotEntry<C> {
   urgent: boolean;
   /** Already run once on a worker that died (idempotent handlers get one more run). */
   retried?: boolean;
-  /** Sent while its kind was suspect: it holds one of the bulkhead's places until it settles (scheduler.ts). */
-  suspect?: boolean;
 }
 
 export class SlotTable<C> {

@@ -227,11 +227,6 @@ export class WorkerChannel<C> {
     return revoked;
   }
 
-  /** The ref whose handler runs synchronously on the worker now (after a death: the one that ran when it died), or 0. */
-  get runningRef(): number {
-    return Atomics.load(this.#ctl, Ctl.RUNNING);
-  }
-
   /** Epoch ms at which the synchronous run now holding the worker began, or 0 if none runs. */
   get runningSince(): number {
     const ref = Atomics.load(this.#ctl, Ctl.RUNNING);
