@@ -115,8 +115,10 @@ export class OutcomeWriter {
     this.#unannounced = false;
     this.#heldSince = -1;
     this.#urgentHeld = false;
-    Atomics.store(this.#ctl, Ctl.HOLDING, 0);
+    // Ring first, then clear HOLDING: a main-thread wait that times out in between sees the bell
+    // moved or the hold still set, never a silent publish (doorbell.ts counts that as a lost wake).
     ring(this.#ctl, TO_MAIN);
+    Atomics.store(this.#ctl, Ctl.HOLDING, 0);
   }
 
   /** Outcomes written or published and not announced yet. */
