@@ -5,23 +5,15 @@
 // a load; the difference is the window's.
 
 import { readFileSync } from 'node:fs';
+import type { PoolCounters } from 'sockserv';
 import type { RunningServer } from './children.js';
 import { round } from './results.js';
 
 const TICKS_PER_SECOND = 100;
 
-interface PoolStats {
-  workerBusyMs: number;
-  workerIdleMs: number;
-  wakesToMain: number;
-  wakesToWorker: number;
-  missedWakes: number;
-  workerTids: number[];
-}
-
 export interface ThreadSample {
   at: number;
-  pool: PoolStats | null;
+  pool: PoolCounters | null;
   requests: number;
   /** CPU seconds by thread id (the main thread's tid is the pid). */
   cpu: Map<number, number>;
@@ -40,7 +32,7 @@ export interface ThreadAccounts {
 
 /** Reads a sockserv child's stats (its first listener) and its threads' CPU times. */
 export async function sampleThreads(server: RunningServer): Promise<ThreadSample | null> {
-  const stats = (await server.stats()) as Array<{ pool: PoolStats | null; requestsOk: number; requestsFailed: number }> | undefined;
+  const stats = (await server.stats()) as Array<{ pool: PoolCounters | null; requestsOk: number; requestsFailed: number }> | undefined;
   const first = stats?.[0];
   if (!first) return null;
   const cpu = new Map<number, number>();

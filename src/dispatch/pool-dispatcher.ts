@@ -349,9 +349,11 @@ export class PoolDispatcher implements Dispatcher {
     if (channel.gone) return;
     channel.checkOpen();
     this.#drain(channel);
-    this.#drainPublished(); // awake anyway: outcomes other workers published and hold the wake for go too
-    if (this.#scheduler.queued > 0) this.#flushQueue();
-    else this.#armHoldCheck();
+    if (this.#scheduler.queued > 0) this.#flushQueue(); // it drains every channel first
+    else {
+      this.#drainPublished(); // awake anyway: outcomes other workers published and hold the wake for go too
+      this.#armHoldCheck();
+    }
     // Sleep again only at the end of this loop turn: replies the worker publishes meanwhile are
     // drained then, with this turn's socket writes, instead of waking this thread once each.
     setImmediate(() => {
