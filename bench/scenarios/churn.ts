@@ -5,6 +5,7 @@
 
 import { expectExactly } from '../measure.js';
 import type { Group } from '../results.js';
+import { settleTimeWait } from '../time-wait.js';
 import { netEcho, pythonThreading, sockservPool, sockservSessions } from '../servers.js';
 import { PING } from '../work.js';
 import { type Scenario, measureEachServer } from './scenario.js';
@@ -32,14 +33,15 @@ export const churn: Scenario = {
       warmupSec: config.warmupSec,
       timeoutMs: config.timeoutMs,
       expectReply: expectExactly(PING),
-    }));
+    }), () => settleTimeWait(ctx.signal, ctx.log));
     return {
       description:
         `${connections} client slots, each connecting, sending the line \`${PING}\`, reading its echo (checked) and ` +
         `closing, again and again (runStress newConnection; \`sockserv stress --new-connection -c ${connections}\`). ` +
         `req/s is connections per second; latency counts from the connect. sockserv pool: the framed echo handler on ` +
         `ThreadingTCPServer; sockserv sessions: the StreamRequestHandler line echo. ${config.warmupSec} s warm-up then ` +
-        `${config.durationSec} s measured. Ratio: against the hand-written node:net echo.`,
+        `${config.durationSec} s measured, each server once its predecessor's TIME_WAIT sockets have expired ` +
+        `(bench/time-wait.ts). Ratio: against the hand-written node:net echo.`,
       commands,
       groups: [group],
     };

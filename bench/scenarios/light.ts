@@ -21,6 +21,7 @@ import {
   sockservSessions,
 } from '../servers.js';
 import { type ThreadAccounts, accountsBetween, sampleThreads } from '../thread-accounts.js';
+import { settleTimeWait } from '../time-wait.js';
 import { PING, PONG, hashLine } from '../work.js';
 import { type BenchContext, type Scenario, describe, isSockserv, withServer } from './scenario.js';
 
@@ -87,7 +88,7 @@ export const light: Scenario = {
         `The issue targets' loads, driven by ${LIGHT_CLIENT}: closed loop, every reply checked byte for byte, ` +
         `${config.warmupSec} s warm-up then ${config.durationSec} s measured, ${w} workers or processes. PBKDF2 is scenario 2's ` +
         `work; PING scenario 1's; the mix scenario 5's (PING columns: the PING kind; its floor is PING alone on one ` +
-        `connection); churn scenario 7's. For sockserv's pooled rows, the notes give each thread's CPU per request (main, ` +
+        `connection); churn scenario 7's, each churn row once the last one's TIME_WAIT sockets have expired. For sockserv's pooled rows, the notes give each thread's CPU per request (main, ` +
         `workers), the workers' idle share, and wakes per request over the run.`,
       commands,
       groups: plans.map((p) => p.group),
@@ -97,6 +98,7 @@ export const light: Scenario = {
 
 async function measureRow(ctx: BenchContext, client: string, spec: ServerSpec, plan: Plan): Promise<Row> {
   const sockserv = isSockserv(spec);
+  if (plan.load.churn) await settleTimeWait(ctx.signal, ctx.log);
   try {
     return await withServer(spec, async (server) => {
       const pooled = sockserv && spec.args.some((arg) => arg.startsWith('pool:'));

@@ -50,10 +50,13 @@ export async function measureEachServer(
   specs: ServerSpec[],
   groups: Group[],
   loadFor: (group: Group) => Load,
+  /** Awaited before each server is started (churn: let the last row's TIME_WAIT sockets expire). */
+  before?: () => Promise<void>,
 ): Promise<Record<string, string>> {
   const commands: Record<string, string> = {};
   for (const spec of specs) {
     commands[spec.name] = commandLine(spec);
+    await before?.();
     const rowFor = (extra: Partial<Row>): Row => ({ server: spec.name, sockserv: isSockserv(spec), ...extra });
     try {
       await withServer(spec, async (server) => {
