@@ -34,7 +34,7 @@ import { type ReplyKind, type SlotEntry, WorkerChannel } from '../src/dispatch/w
 import type { ClientAddress, ServerInfo } from '../src/handler.js';
 import { ChannelLoop } from '../workers/channel-loop.js';
 import { OutcomeWriter } from '../workers/outcome-writer.js';
-import { RunQueue } from '../workers/run-queue.js';
+import { NORMAL_WAIT_MS, RunQueue } from '../workers/run-queue.js';
 // @ts-expect-error a plain JavaScript fixture
 import ModelHandler from './fixtures/model-handler.js';
 import { prng, waitUntil } from './helpers/net.js';
@@ -304,6 +304,35 @@ describe('(b) queues free what they consumed', () => {
     expect(seen.holding.filter((h) => h.defined !== h.queued)).toEqual([]); // consumed slots are cleared
   });
 
+  test('RunQueue: cheap requests overtake the rest for at most NORMAL_WAIT_MS, never one that arrived before it, and a connection keeps its order', () => {
+    const queue = new RunQueue();
+    const request = Buffer.alloc(0);
+    const peer: ClientAddress = ['', 0];
+    let ref = 0;
+    const add = (conn: number, urgent: boolean, at: number): number => {
+      queue.add({ ref: ++ref, conn, request, peer, clientId: '', urgent, short: true, n: 0, at: 0 }, at);
+      return ref;
+    };
+    const older = add(1, true, 0); // cheap, connection 1, before the heavy one
+    const heavy = add(2, false, 0); // not cheap, connection 2, at t = 0
+    const behind = add(2, true, 0); // connection 2's next: after its heavy one (it may not overtake it)
+    const flood = Array.from({ length: 5 }, () => add(3, true, 0)); // cheap, after the heavy one
+    // Young: the cheap ones go first, but only those not behind it on their connection.
+    expect(queue.next(1)!.ref).toBe(older);
+    expect(queue.next(2)!.ref).toBe(flood[0]);
+    // Aged: it goes before every cheap request that arrived after it, and its connection's next one
+    // (held behind it, as old) follows before them too.
+    expect(queue.next(NORMAL_WAIT_MS)!.ref).toBe(heavy);
+    expect(queue.next(NORMAL_WAIT_MS)!.ref).toBe(behind);
+    expect(queue.next(NORMAL_WAIT_MS)!.ref).toBe(flood[1]);
+    // Aged but younger than the oldest cheap one queued: that one still goes first (order across arrivals).
+    const cheapFirst = add(4, true, 20);
+    const heavy2 = add(5, false, 20);
+    const rest = [];
+    for (let entry = queue.next(20 + NORMAL_WAIT_MS); entry !== undefined; entry = queue.next(20 + NORMAL_WAIT_MS)) rest.push(entry.ref);
+    expect(rest).toEqual([flood[2], flood[3], flood[4], cheapFirst, heavy2]);
+  });
+
   test('RunQueue: 200 000 requests through it, at most 10 in it (urgent, ordered, held behind async runs), keep its rings at 16', () => {
     const random = prng(11);
     const seen = recordingArrays((arrays) => {
@@ -318,7 +347,7 @@ describe('(b) queues free what they consumed', () => {
       while (ran < 200_000) {
         while (inQueue < 10 && random() < 0.6) {
           const conn = random() < 0.5 ? Math.floor(random() * 4) : -1;
-          queue.add({ ref: ++ref, conn, request, peer, clientId: "", urgent: random() < 0.3, short: true });
+          queue.add({ ref: ++ref, conn, request, peer, clientId: "", urgent: random() < 0.3, short: true, n: 0, at: 0 });
           inQueue++;
         }
         const next = queue.next();

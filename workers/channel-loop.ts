@@ -206,6 +206,8 @@ export class ChannelLoop {
       clientId: peer.clientId,
       urgent: (reader.kind & URGENT) !== 0,
       short: (reader.kind & SHORT) !== 0,
+      n: 0,
+      at: 0,
     };
   }
 

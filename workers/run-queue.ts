@@ -1,11 +1,19 @@
 // Owns what a worker's channel loop has read and not yet run: two queues — requests predicted
 // cheap (URGENT) run before the rest — and, per connection, its order.
 //
-// Invariant: a connection has at most one ordered request running or awaiting. While an ordered
-// connection's async handler awaits, its later requests are held here (still QUEUED in shared
-// memory, so a death re-dispatches them), and they run first, in order, once it settles. A cheap
-// request never overtakes an earlier request of its own connection. Consumed entries are dropped
-// at once (fifo.ts), so a queue that never empties holds only what waits.
+// Invariants:
+//   - A connection has at most one ordered request running or awaiting. While an ordered
+//     connection's async handler awaits, its later requests are held here (still QUEUED in shared
+//     memory, so a death re-dispatches them), and they run first, in order, once it settles.
+//   - A cheap request never overtakes an earlier request of its own connection.
+//   - Cheap requests overtake the rest for at most NORMAL_WAIT_MS (aging): a request that has
+//     waited that long runs before every cheap one that arrived after it. A steady stream of cheap
+//     requests would otherwise starve it for as long as the stream lasts (an async handler's
+//     request behind 30,000 cheap ones waited for all of them). It never runs before a cheap
+//     request that arrived before it — those are older, of its connection or not — so order holds.
+//   - Consumed entries are dropped at once (fifo.ts): a queue that never empties holds only what waits.
+
+import { performance } from 'node:perf_hooks';
 
 import type { ClientAddress } from '../src/handler.js';
 import { Fifo } from '../src/dispatch/fifo.js';
@@ -21,7 +29,13 @@ export interface Queued {
   urgent: boolean;
   /** Predicted to run under SHORT_RUN_MS (channel-protocol.ts): a held wake may wait over it. */
   short: boolean;
+  /** Set by RunQueue.add: its arrival number on this queue, and (not urgent) when it arrived (performance.now() ms). */
+  n: number;
+  at: number;
 }
+
+/** How long cheap requests may keep overtaking a request that is not (aging). */
+export const NORMAL_WAIT_MS = 10;
 
 export class RunQueue {
   readonly #urgent = new Fifo<Queued>();
@@ -36,6 +50,8 @@ export class RunQueue {
   readonly #awaiting = new Map<number, number>();
   /** Entries in #normal of busy connections: next() sets them aside when it reaches them (kept as a count: O(1) per run). */
   #setAside = 0;
+  /** Arrival numbers: entries are numbered as added, so their age order across the queues is known. */
+  #arrivals = 0;
 
   /** Requests waiting to run (held ones excluded). */
   get size(): number {
@@ -47,13 +63,16 @@ export class RunQueue {
     return this.size - this.#setAside;
   }
 
-  add(entry: Queued): void {
+  /** `now`: the time of arrival (performance.now() ms); read here when not given. */
+  add(entry: Queued, now?: number): void {
     const conn = entry.conn;
+    entry.n = ++this.#arrivals;
     const behind = conn >= 0 ? this.#normalPending.get(conn) : undefined;
     if (entry.urgent && behind === undefined) {
       this.#urgent.push(entry);
       return;
     }
+    entry.at = now ?? performance.now();
     this.#normal.push(entry);
     if (conn >= 0) {
       this.#normalPending.set(conn, (behind ?? 0) + 1);
@@ -61,10 +80,13 @@ export class RunQueue {
     }
   }
 
-  /** The next request that may run now, or undefined; requests of a busy connection are held on the way. */
-  next(): Queued | undefined {
+  /**
+   * The next request that may run now, or undefined; requests of a busy connection are held on the
+   * way. `now` (performance.now() ms) is read here when not given, and only if a request could age.
+   */
+  next(now?: number): Queued | undefined {
     for (;;) {
-      let entry = this.#resumed.shift() ?? this.#urgent.shift();
+      let entry = this.#resumed.shift() ?? (this.#aged(now) ? undefined : this.#urgent.shift());
       if (entry === undefined) {
         entry = this.#normal.shift();
         if (entry === undefined) return undefined;
@@ -79,6 +101,15 @@ export class RunQueue {
       if (held === undefined) return entry;
       held.push(entry);
     }
+  }
+
+  /** The oldest request that is not cheap goes before the cheap ones: it arrived before all of them, and has waited NORMAL_WAIT_MS. */
+  #aged(now: number | undefined): boolean {
+    const normal = this.#normal.peek();
+    if (normal === undefined) return false;
+    const urgent = this.#urgent.peek();
+    if (urgent === undefined || urgent.n < normal.n) return false;
+    return (now ?? performance.now()) - normal.at >= NORMAL_WAIT_MS;
   }
 
   /** `entry`'s handler returned a promise: its connection waits until settled(entry.ref). */
