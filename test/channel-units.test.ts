@@ -34,7 +34,7 @@ import { type ReplyKind, type SlotEntry, WorkerChannel } from '../src/dispatch/w
 import type { ClientAddress, ServerInfo } from '../src/handler.js';
 import { ChannelLoop } from '../workers/channel-loop.js';
 import { OutcomeWriter } from '../workers/outcome-writer.js';
-import { NORMAL_WAIT_MS, RunQueue } from '../workers/run-queue.js';
+import { NORMAL_WAIT_MS, type Queued, RunQueue } from '../workers/run-queue.js';
 // @ts-expect-error a plain JavaScript fixture
 import ModelHandler from './fixtures/model-handler.js';
 import { prng, waitUntil } from './helpers/net.js';
@@ -309,28 +309,45 @@ describe('(b) queues free what they consumed', () => {
     const request = Buffer.alloc(0);
     const peer: ClientAddress = ['', 0];
     let ref = 0;
-    const add = (conn: number, urgent: boolean, at: number): number => {
-      queue.add({ ref: ++ref, conn, request, peer, clientId: '', urgent, short: true, n: 0, at: 0 }, at);
-      return ref;
+    const add = (conn: number, urgent: boolean, at: number): Queued => {
+      const entry: Queued = { ref: ++ref, conn, request, peer, clientId: '', urgent, short: true, n: 0, at: 0 };
+      queue.add(entry, at);
+      return entry;
     };
-    const older = add(1, true, 0); // cheap, connection 1, before the heavy one
-    const heavy = add(2, false, 0); // not cheap, connection 2, at t = 0
-    const behind = add(2, true, 0); // connection 2's next: after its heavy one (it may not overtake it)
-    const flood = Array.from({ length: 5 }, () => add(3, true, 0)); // cheap, after the heavy one
-    // Young: the cheap ones go first, but only those not behind it on their connection.
+    const older = add(1, true, 0).ref; // cheap, connection 1, before the heavy one
+    const heavy = add(2, false, 0).ref; // not cheap, connection 2, at t = 0
+    const behind = add(2, true, 0).ref; // connection 2's next: cheap, but queued behind its heavy one (never overtakes it)
+    const flood = Array.from({ length: 6 }, () => add(3, true, 0).ref); // cheap, after the heavy one
+    // Young (up to just under NORMAL_WAIT_MS): the cheap ones go first, but only those not behind it on their connection.
     expect(queue.next(1)!.ref).toBe(older);
     expect(queue.next(2)!.ref).toBe(flood[0]);
-    // Aged: it goes before every cheap request that arrived after it, and its connection's next one
-    // (held behind it, as old) follows before them too.
+    expect(queue.next(NORMAL_WAIT_MS - 1)!.ref).toBe(flood[1]);
+    // Aged: it goes before every cheap request that arrived after it; `behind`, older than the
+    // flood and as long queued, follows before them too.
     expect(queue.next(NORMAL_WAIT_MS)!.ref).toBe(heavy);
     expect(queue.next(NORMAL_WAIT_MS)!.ref).toBe(behind);
-    expect(queue.next(NORMAL_WAIT_MS)!.ref).toBe(flood[1]);
-    // Aged but younger than the oldest cheap one queued: that one still goes first (order across arrivals).
-    const cheapFirst = add(4, true, 20);
-    const heavy2 = add(5, false, 20);
-    const rest = [];
+    expect(queue.next(NORMAL_WAIT_MS)!.ref).toBe(flood[2]);
+    // Aged but younger than the oldest cheap one queued: the cheap ones that came first still go first.
+    const cheapFirst = add(4, true, 20).ref;
+    const heavy2 = add(5, false, 20).ref;
+    const rest: number[] = [];
     for (let entry = queue.next(20 + NORMAL_WAIT_MS); entry !== undefined; entry = queue.next(20 + NORMAL_WAIT_MS)) rest.push(entry.ref);
-    expect(rest).toEqual([flood[2], flood[3], flood[4], cheapFirst, heavy2]);
+    expect(rest).toEqual([flood[3], flood[4], flood[5], cheapFirst, heavy2]);
+
+    // An aged request of a connection whose async run awaits is held (not run), and the accounts stay exact.
+    const running = add(6, true, 100); // connection 6's async run
+    expect(queue.next(100)).toBe(running);
+    queue.awaiting(running);
+    const held = add(6, false, 100).ref; // behind the async run: held when reached
+    const later = add(7, true, 100).ref;
+    expect(queue.size).toBe(2);
+    expect(queue.runnable).toBe(1);
+    expect(queue.next(100 + NORMAL_WAIT_MS)!.ref).toBe(later); // the aged one was reached and set aside, the cheap one runs
+    expect(queue.next(100 + NORMAL_WAIT_MS)).toBeUndefined();
+    expect(queue.size).toBe(0);
+    expect(queue.settled(running.ref)).toBe(true);
+    expect(queue.next(100 + NORMAL_WAIT_MS)!.ref).toBe(held);
+    expect(queue.runnable).toBe(0);
   });
 
   test('RunQueue: 200 000 requests through it, at most 10 in it (urgent, ordered, held behind async runs), keep its rings at 16', () => {

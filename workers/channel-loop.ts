@@ -150,16 +150,20 @@ export class ChannelLoop {
 
   /** One turn of the duty cycle; true if work is left for the next turn. */
   #turn(): boolean {
-    this.#pull();
     const started = performance.now();
+    this.#pull(started);
+    let now = started;
     let runs = 0;
     for (;;) {
       if (this.#out.blocked) return true;
-      const next = this.#queue.next();
+      const next = this.#queue.next(now);
       if (next === undefined) break;
       this.#run(next);
-      this.#pull(); // a cheap request written meanwhile goes before the queued heavy ones
-      if (++runs >= RUNS_PER_TURN || performance.now() - started >= TURN_MS) {
+      now = performance.now();
+      // A cheap request written meanwhile goes before the queued heavy ones (for up to the run
+      // queue's NORMAL_WAIT_MS: then the older ones go first).
+      this.#pull(now);
+      if (++runs >= RUNS_PER_TURN || now - started >= TURN_MS) {
         if (this.#out.unannounced) this.#out.announce();
         return true;
       }
@@ -171,12 +175,12 @@ export class ChannelLoop {
   }
 
   /** Moves the records published in the ring to the run queue (and applies PEER, ABANDON and session records). */
-  #pull(): void {
+  #pull(now: number): void {
     const reader = this.#requests;
     if (!reader.poll()) return;
     while (reader.next()) {
       const kind = reader.kind & KIND_MASK;
-      if (kind === Kind.REQUEST) this.#queue.add(this.#readRequest(reader));
+      if (kind === Kind.REQUEST) this.#queue.add(this.#readRequest(reader), now);
       else if (kind === Kind.PEER) this.#remember(reader.conn, readPeer(reader.bytes.toString('utf8', reader.start, reader.start + reader.length)));
       else if (kind === Kind.ABANDON) this.#abandon(reader.slot);
       else if (kind === Kind.PING) Atomics.store(this.#ctl, Ctl.PONG, reader.slot);

@@ -29,7 +29,11 @@ export interface Queued {
   urgent: boolean;
   /** Predicted to run under SHORT_RUN_MS (channel-protocol.ts): a held wake may wait over it. */
   short: boolean;
-  /** Set by RunQueue.add: its arrival number on this queue, and (not urgent) when it arrived (performance.now() ms). */
+  /**
+   * Set by RunQueue.add: its arrival number on this queue, and — if queued in the non-cheap queue
+   * — when it arrived (performance.now() in whole ms). Both are int32 and compared by wrapping
+   * difference: they stay small integers (no boxed number per request) and never overflow.
+   */
   n: number;
   at: number;
 }
@@ -50,7 +54,7 @@ export class RunQueue {
   readonly #awaiting = new Map<number, number>();
   /** Entries in #normal of busy connections: next() sets them aside when it reaches them (kept as a count: O(1) per run). */
   #setAside = 0;
-  /** Arrival numbers: entries are numbered as added, so their age order across the queues is known. */
+  /** Arrival numbers: entries are numbered as added, so their age order across the queues is known (int32, wrapping: only queued entries, a few thousand apart, are compared). */
   #arrivals = 0;
 
   /** Requests waiting to run (held ones excluded). */
@@ -66,13 +70,13 @@ export class RunQueue {
   /** `now`: the time of arrival (performance.now() ms); read here when not given. */
   add(entry: Queued, now?: number): void {
     const conn = entry.conn;
-    entry.n = ++this.#arrivals;
+    entry.n = this.#arrivals = (this.#arrivals + 1) | 0;
     const behind = conn >= 0 ? this.#normalPending.get(conn) : undefined;
     if (entry.urgent && behind === undefined) {
       this.#urgent.push(entry);
       return;
     }
-    entry.at = now ?? performance.now();
+    entry.at = (now ?? performance.now()) | 0;
     this.#normal.push(entry);
     if (conn >= 0) {
       this.#normalPending.set(conn, (behind ?? 0) + 1);
@@ -108,8 +112,8 @@ export class RunQueue {
     const normal = this.#normal.peek();
     if (normal === undefined) return false;
     const urgent = this.#urgent.peek();
-    if (urgent === undefined || urgent.n < normal.n) return false;
-    return (now ?? performance.now()) - normal.at >= NORMAL_WAIT_MS;
+    if (urgent === undefined || ((urgent.n - normal.n) | 0) < 0) return false;
+    return ((((now ?? performance.now()) | 0) - normal.at) | 0) >= NORMAL_WAIT_MS;
   }
 
   /** `entry`'s handler returned a promise: its connection waits until settled(entry.ref). */

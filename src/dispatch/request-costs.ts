@@ -4,8 +4,10 @@
 // one connection can mix cheap and heavy commands and each is still predicted right. Kinds share
 // a small table by hash: a collision only blurs two estimates, never a limit.
 //
-// The scheduler (pool.ts) uses the predictions: requests predicted cheap go first and never queue
-// behind heavy work; heavy ones are metered to each worker by their predicted time.
+// The scheduler (scheduler.ts) uses the predictions: requests predicted cheap go first and do not
+// queue behind heavy work (a worker runs a heavy request that has waited 10 ms before cheap ones
+// that came after it: workers/run-queue.ts); heavy ones are metered to each worker by their
+// predicted time.
 
 const TABLE_SIZE = 256;
 /** How far one run moves its kind's estimate (and the overall one). */

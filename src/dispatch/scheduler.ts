@@ -7,7 +7,8 @@
 //     channel, which runs them in sequence. Parallelism comes from many connections;
 //     `pipelining: 'parallel'` lets a stateless handler's pipelined requests spread.
 //   - Costs are learned per command (request-costs.ts). Requests predicted cheap (urgent) go first:
-//     here, and in the worker between two runs. Heavy requests are metered: each channel gets about
+//     here, and in the worker between two runs — there for at most 10 ms past an older request
+//     (workers/run-queue.ts, aging: a stream of cheap ones must not starve it). Heavy requests are metered: each channel gets about
 //     `workerQueueMs` of predicted work, and at least MIN_HEAVY requests so it never idles for a
 //     round trip to this thread; least loaded first. The rest wait here, round-robin across
 //     connections, a QUANTUM_MS of work per visit, so one client cannot queue ahead of everyone.
