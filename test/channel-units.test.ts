@@ -364,10 +364,10 @@ describe('(b) queues free what they consumed', () => {
       while (ran < 200_000) {
         while (inQueue < 10 && random() < 0.6) {
           const conn = random() < 0.5 ? Math.floor(random() * 4) : -1;
-          queue.add({ ref: ++ref, conn, request, peer, clientId: "", urgent: random() < 0.3, short: true, n: 0, at: 0 });
+          queue.add({ ref: ++ref, conn, request, peer, clientId: "", urgent: random() < 0.3, short: true, n: 0, at: 0 }, 0);
           inQueue++;
         }
-        const next = queue.next();
+        const next = queue.next(0);
         if (next !== undefined) {
           ran++;
           inQueue--;

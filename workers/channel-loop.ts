@@ -158,8 +158,7 @@ export class ChannelLoop {
       if (this.#out.blocked) return true;
       const next = this.#queue.next(now);
       if (next === undefined) break;
-      this.#run(next);
-      now = performance.now();
+      now = this.#run(next);
       // A cheap request written meanwhile goes before the queued heavy ones (for up to the run
       // queue's NORMAL_WAIT_MS: then the older ones go first).
       this.#pull(now);
@@ -222,7 +221,8 @@ export class ChannelLoop {
   }
 
   /** Runs one request. */
-  #run(entry: Queued): void {
+  /** Returns when it finished (performance.now() ms): the loop's clock for what comes next. */
+  #run(entry: Queued): number {
     const ctl = this.#ctl;
     const { ref } = entry;
     const slot = slotOf(ref);
@@ -236,7 +236,7 @@ export class ChannelLoop {
     this.#startedAt[slot] = performance.timeOrigin + started;
     // Start it, unless the main thread took it back first (revoked, to run elsewhere) or the slot
     // has moved on: then it is dropped, with no outcome.
-    if (Atomics.compareExchange(this.#states, slot, queuedState(ref), ref) !== queuedState(ref)) return;
+    if (Atomics.compareExchange(this.#states, slot, queuedState(ref), ref) !== queuedState(ref)) return started;
     Atomics.store(ctl, Ctl.RUNNING, ref);
     let outcome: Reply | Promise<Reply> = null;
     let failure: unknown;
@@ -264,6 +264,7 @@ export class ChannelLoop {
       );
     } else this.#reply(ref, outcome, micros);
     this.#out.publishRun(entry.urgent, finished);
+    return finished;
   }
 
   /** An async run settled: its outcome is written only if it is still awaited (not abandoned); its connection goes on. */

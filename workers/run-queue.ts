@@ -13,8 +13,6 @@
 //     request that arrived before it — those are older, of its connection or not — so order holds.
 //   - Consumed entries are dropped at once (fifo.ts): a queue that never empties holds only what waits.
 
-import { performance } from 'node:perf_hooks';
-
 import type { ClientAddress } from '../src/handler.js';
 import { Fifo } from '../src/dispatch/fifo.js';
 
@@ -67,8 +65,8 @@ export class RunQueue {
     return this.size - this.#setAside;
   }
 
-  /** `now`: the time of arrival (performance.now() ms); read here when not given. */
-  add(entry: Queued, now?: number): void {
+  /** `now`: the time of arrival (the loop's performance.now() ms). */
+  add(entry: Queued, now: number): void {
     const conn = entry.conn;
     entry.n = this.#arrivals = (this.#arrivals + 1) | 0;
     const behind = conn >= 0 ? this.#normalPending.get(conn) : undefined;
@@ -76,7 +74,7 @@ export class RunQueue {
       this.#urgent.push(entry);
       return;
     }
-    entry.at = (now ?? performance.now()) | 0;
+    entry.at = now | 0;
     this.#normal.push(entry);
     if (conn >= 0) {
       this.#normalPending.set(conn, (behind ?? 0) + 1);
@@ -86,9 +84,9 @@ export class RunQueue {
 
   /**
    * The next request that may run now, or undefined; requests of a busy connection are held on the
-   * way. `now` (performance.now() ms) is read here when not given, and only if a request could age.
+   * way. `now`: the loop's clock (performance.now() ms), which aging compares with arrival times.
    */
-  next(now?: number): Queued | undefined {
+  next(now: number): Queued | undefined {
     for (;;) {
       let entry = this.#resumed.shift() ?? (this.#aged(now) ? undefined : this.#urgent.shift());
       if (entry === undefined) {
@@ -108,12 +106,12 @@ export class RunQueue {
   }
 
   /** The oldest request that is not cheap goes before the cheap ones: it arrived before all of them, and has waited NORMAL_WAIT_MS. */
-  #aged(now: number | undefined): boolean {
+  #aged(now: number): boolean {
     const normal = this.#normal.peek();
     if (normal === undefined) return false;
     const urgent = this.#urgent.peek();
     if (urgent === undefined || ((urgent.n - normal.n) | 0) < 0) return false;
-    return ((((now ?? performance.now()) | 0) - normal.at) | 0) >= NORMAL_WAIT_MS;
+    return (((now | 0) - normal.at) | 0) >= NORMAL_WAIT_MS;
   }
 
   /** `entry`'s handler returned a promise: its connection waits until settled(entry.ref). */
