@@ -59,6 +59,8 @@ export interface PoolCounters {
   missedWakes: number;
   /** Linux thread ids of the live workers (/proc/<pid>/task/<tid>: their CPU time); empty elsewhere. */
   workerTids: number[];
+  /** Kinds of request (commands) suspect now: one of theirs killed a worker recently (the bulkhead, docs/operations.md). */
+  suspectKinds: number;
 }
 
 /** The rooms' part of server.stats() (src/rooms/registry.ts). */

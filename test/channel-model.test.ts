@@ -328,6 +328,7 @@ class World {
           key: 0,
           est: 0,
           urgent: req.urgent,
+          suspect: false,
           retried: req.retried,
         };
         if (!this.channel.send(entry, conn.id, conn.ordered)) return;

@@ -124,7 +124,7 @@ function entry(token: string, mode: 'sync' | 'async' | 'none', options: { replyB
   const header = `${token} ${mode} ${options.replyBytes ?? 16} `;
   const request = Buffer.alloc(header.length + (options.padding ?? 0), 'p');
   request.write(header, 'latin1');
-  return { conn: null, seq: 0, request, ref: 0, abandoned: false, key: 0, est: options.est ?? 0, urgent: options.urgent ?? false };
+  return { conn: null, seq: 0, request, ref: 0, abandoned: false, key: 0, est: options.est ?? 0, urgent: options.urgent ?? false, suspect: false };
 }
 
 /** Waits for `condition`, turning the event loop (the loop on this thread runs meanwhile); fails after `ms`. */

@@ -23,7 +23,7 @@ class Hang extends BaseRequestHandler {
 }
 
 const noop = () => {};
-const entry = (seq: number): SlotEntry<null> => ({ conn: null, seq, request: Buffer.from('x'), ref: 0, abandoned: false, key: 0, est: 0, urgent: true });
+const entry = (seq: number): SlotEntry<null> => ({ conn: null, seq, request: Buffer.from('x'), ref: 0, abandoned: false, key: 0, est: 0, urgent: true, suspect: false });
 
 /** Opens a one-slot channel, runs `before` requests through a fake worker, then starts a hanging one on the real loop. */
 async function hangingRequestAfter(before: number) {

@@ -31,7 +31,7 @@ test('a connection introduced again is the newest on both sides: after PEER_CACH
   const again = introduce(A); // A comes back after running on another channel: introduced again
   introduce(PEER_CACHE + 1); // one more new connection: the oldest entry goes, which must not be A
   expect(channel.knowsPeer(again)).toBe(true);
-  channel.send({ conn: null, seq: 0, request: Buffer.from('hi'), ref: 0, abandoned: false, key: 0, est: 0, urgent: true }, A, true);
+  channel.send({ conn: null, seq: 0, request: Buffer.from('hi'), ref: 0, abandoned: false, key: 0, est: 0, urgent: true, suspect: false }, A, true);
   channel.publish();
   let reply: unknown;
   await waitUntil(() => {

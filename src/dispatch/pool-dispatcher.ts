@@ -100,7 +100,7 @@ export class PoolDispatcher implements Dispatcher {
   /** Runs cheap requests on the main thread when inlineBelowMicros is set; null otherwise. */
   readonly #lane: InlineLane | null;
   /** The accounts of channels that are gone (stats() adds the live ones'). */
-  readonly #retired: PoolCounters = { workerBusyMs: 0, workerIdleMs: 0, wakesToMain: 0, wakesToWorker: 0, missedWakes: 0, workerTids: [] };
+  readonly #retired: PoolCounters = { workerBusyMs: 0, workerIdleMs: 0, wakesToMain: 0, wakesToWorker: 0, missedWakes: 0, workerTids: [], suspectKinds: 0 };
   /** Per connection, the sink its inline runs report through (it counts them). */
   readonly #inlineSinks = new WeakMap<ConnQueue, RequestSink>();
 
@@ -224,7 +224,7 @@ export class PoolDispatcher implements Dispatcher {
 
   stats(): DispatcherStats {
     let running = this.#sessions;
-    const pool = { ...this.#retired, workerTids: [] as number[] };
+    const pool = { ...this.#retired, workerTids: [] as number[], suspectKinds: this.#scheduler.suspects.count(Date.now()) };
     for (const channel of this.#channels) {
       running += channel.used;
       if (channel.phase === 'lost') continue; // its accounts are in #retired
@@ -408,7 +408,7 @@ export class PoolDispatcher implements Dispatcher {
 
   readonly #deliver = (entry: Entry, kind: ReplyKind, bytes: Buffer | null, micros: number): void => {
     if (!entry.abandoned) this.#scheduler.costs.learn(entry.key, micros / 1000); // an abandoned one's record is only an acknowledgement
-    this.#scheduler.settled(entry);
+    this.#scheduler.settled(entry, !entry.abandoned);
     const sink = entry.conn.sink;
     if (entry.abandoned || sink.closed) return;
     if (kind === Kind.REPLY) sink.complete(entry.seq, bytes);
@@ -623,8 +623,9 @@ export class PoolDispatcher implements Dispatcher {
     addCounters(this.#retired, channel);
     const lost = channel.takeOutstanding();
     const sessions = channel.takeSessions();
-    for (const entry of lost.started) this.#scheduler.settled(entry);
-    for (const entry of lost.queued) this.#scheduler.settled(entry);
+    if (how === 'died' && version.state === 'serving' && !version.cut) this.#blame(channel, lost.started);
+    for (const entry of lost.started) this.#scheduler.settled(entry, false);
+    for (const entry of lost.queued) this.#scheduler.settled(entry, false);
     if (closing) {
       for (const end of sessions) end.fail(new SockservError(ErrorCodes.SERVER_CLOSED, 'the server closed while this session ran'));
       return;
@@ -658,6 +659,19 @@ export class PoolDispatcher implements Dispatcher {
       }
     }
     this.#scheduleFlush();
+  }
+
+  /**
+   * The request that killed a worker — the one the watchdog stopped it for, or the one running
+   * synchronously when it died — makes its kind suspect (the bulkhead, scheduler.ts). A death with
+   * no synchronous run (an async handler's heap, a stop for a stalled loop) blames no one: which of
+   * the awaiting requests did it is not known, and a wrong blame would throttle an innocent kind.
+   */
+  #blame(channel: Channel, started: ReadonlyArray<Entry>): void {
+    const culprit = channel.killedFor !== 0 ? channel.killedFor : channel.runningRef;
+    if (culprit === 0) return;
+    const entry = started.find((e) => e.ref === culprit);
+    if (entry !== undefined) this.#scheduler.blame(entry, Date.now());
   }
 
   #failure(cause: LossCause, error: unknown, version: Version): SockservError {

@@ -32,7 +32,7 @@ export class RequestCosts {
     this.#overall = initialMs;
   }
 
-  /** The kind of a request: a hash of its command word. */
+  /** The kind of a request: a 32-bit hash of its command word (the cost table uses its low bits). */
   keyOf(frame: Buffer): number {
     let at = 0;
     const end = frame.length;
@@ -48,19 +48,20 @@ export class RequestCosts {
       if (byte >= 0x61 && byte <= 0x7a) byte &= 0xdf; // commands are case-insensitive: fold to upper case
       hash = Math.imul(hash ^ byte, 0x01000193);
     }
-    return (hash ^ (hash >>> 16)) & (TABLE_SIZE - 1);
+    return (hash ^ (hash >>> 16)) >>> 0;
   }
 
   /** Predicted handler milliseconds for a request of kind `key`. */
   estimate(key: number): number {
-    const known = this.#table[key]!;
+    const known = this.#table[key & (TABLE_SIZE - 1)]!;
     return Number.isNaN(known) ? this.#overall : known;
   }
 
   /** A request of kind `key` ran for `ms`. */
   learn(key: number, ms: number): void {
-    const known = this.#table[key]!;
-    this.#table[key] = Number.isNaN(known) ? ms : known + KIND_SMOOTHING * (ms - known);
+    const bucket = key & (TABLE_SIZE - 1);
+    const known = this.#table[bucket]!;
+    this.#table[bucket] = Number.isNaN(known) ? ms : known + KIND_SMOOTHING * (ms - known);
     this.#overall += OVERALL_SMOOTHING * (ms - this.#overall);
   }
 }

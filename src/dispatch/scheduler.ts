@@ -21,6 +21,17 @@
 // and steal() takes requests back from a worker held by a long run when another has none queued.
 // A request taken back never ran (the worker's start and the revoke are one compare-exchange) and
 // rejoins its connection's pending requests in order, ahead of its later ones.
+// The bulkhead: a request whose kind killed a worker recently (suspects.ts) is sent only while
+// fewer suspect requests than the open workers but one are outstanding — one, if no replacement
+// is booting and one worker is open — and only to a channel holding no other suspect, preferring
+// one with nothing outstanding; while it is outstanding there, no other connection's request is
+// sent to that channel (a connection already bound there keeps its order). So clients whose
+// requests kill workers hold at most all workers but one, and the requests of others neither
+// queue behind theirs nor die with them. A held-back connection goes back to its lane when a
+// suspect request settles below the limit, or when serve() finds the limit raised (a
+// replacement opened: each open, loss or boot timeout of a channel flushes) — what ends every
+// wait here; a suspect that never settles (no requestTimeout) holds its channel, as it would
+// without the bulkhead.
 // A reload's old channels are draining (worker-channel.ts), never `accepting`: serve() is given
 // only the serving version's channels, and a connection bound to a draining one parks there until
 // its requests on it are answered — then its next request goes to the new version.
@@ -30,6 +41,7 @@ import type { RequestSink } from './dispatcher.js';
 import { Fifo } from './fifo.js';
 import { RequestCosts } from './request-costs.js';
 import type { SlotEntry } from './slot-table.js';
+import { Suspects } from './suspects.js';
 import type { WorkerChannel } from './worker-channel.js';
 
 /** A channel always holds this many heavy requests when there are any, so its worker never idles for a round trip. */
@@ -48,6 +60,10 @@ const QUEUED_TIE_BREAK_MS = 1e-6;
 const STEAL_AFTER_MS = 1;
 /** For urgent requests the count comes first; heavy work (ms) breaks ties (far below one request). */
 const URGENT_WORK_TIE_BREAK = 1e-6;
+/** A suspect request avoids a channel with anything outstanding while an empty one has room: it may kill what runs beside it. */
+const BUSY_FOR_SUSPECT = 1e9;
+/** #sendRun: the bulkhead holds the connection's next request back. */
+const HELD_BACK = 2;
 
 type Channel = WorkerChannel<ConnQueue>;
 export type Entry = SlotEntry<ConnQueue>;
@@ -80,6 +96,8 @@ export class Scheduler {
   readonly #ordered: boolean;
   readonly #workerQueueMs: number;
   readonly costs: RequestCosts;
+  /** Kinds that killed a worker recently (the bulkhead). */
+  readonly suspects = new Suspects();
   readonly #conns = new WeakMap<RequestSink, ConnQueue>();
   readonly #urgentLane = new Fifo<ConnQueue>();
   readonly #heavyLane = new Fifo<ConnQueue>();
@@ -88,6 +106,13 @@ export class Scheduler {
   #nextConnId = 0;
   /** Requests waiting here (not yet written to a channel). */
   #queued = 0;
+  /** Suspect requests outstanding on channels, and how many may be (serve() sets it from the channels). */
+  #suspectsOut = 0;
+  #suspectLimit = 1;
+  /** Date.now() for this serve() while any kind is suspect (suspicion is judged once per pass), else 0. */
+  #now = 0;
+  /** Connections the bulkhead holds back (marked parked: nothing requeues them but #releaseHeldBack). */
+  #heldBack: ConnQueue[] = [];
 
   constructor(ordered: boolean, workerQueueMs: number) {
     this.#ordered = ordered;
@@ -132,15 +157,50 @@ export class Scheduler {
 
   /** Queues request `seq` of `conn`. */
   enqueue(conn: ConnQueue, seq: number, request: Buffer): void {
-    conn.pending.push({ conn, seq, request, ref: 0, abandoned: false, key: this.costs.keyOf(request), est: 0, urgent: false });
+    conn.pending.push({ conn, seq, request, ref: 0, abandoned: false, key: this.costs.keyOf(request), est: 0, urgent: false, suspect: false });
     this.#queued++;
     if (!conn.ready && !conn.parked && !conn.inlineWait) this.#requeue(conn);
   }
 
-  /** An outcome of `entry` came back (or its channel was lost): it is no longer outstanding. */
-  settled(entry: Entry): void {
+  /**
+   * An outcome of `entry` came back (or its channel was lost): it is no longer outstanding.
+   * `completed`: its handler ran to an end (a reply, no reply, or its error) — a suspect kind that
+   * completes is trusted again.
+   */
+  settled(entry: Entry, completed: boolean): void {
     const conn = entry.conn;
     if (--conn.outstanding === 0) conn.channel = null;
+    if (entry.suspect) {
+      if (completed) this.suspects.clear(entry.key);
+      this.#unsuspect(entry);
+    }
+  }
+
+  /** `entry` killed its worker at `now` (Date.now()): its kind is suspect. */
+  blame(entry: Entry, now: number): void {
+    this.suspects.mark(entry.key, now);
+  }
+
+  /** Suspect requests outstanding now (stats, tests). */
+  get suspectsOutstanding(): number {
+    return this.#suspectsOut;
+  }
+
+  /** `entry` no longer holds a bulkhead place (settled, or taken back): held-back connections may go. Idempotent. */
+  #unsuspect(entry: Entry): void {
+    if (!entry.suspect) return;
+    entry.suspect = false;
+    this.#suspectsOut--;
+    if (this.#heldBack.length > 0 && this.#suspectsOut < this.#suspectLimit) this.#releaseHeldBack();
+  }
+
+  #releaseHeldBack(): void {
+    const held = this.#heldBack;
+    this.#heldBack = [];
+    for (const conn of held) {
+      conn.parked = false;
+      if (!conn.pending.empty && !conn.ready && !conn.inlineWait) this.#requeue(conn);
+    }
   }
 
   /** The last inline run of `conn` ended: its pending requests may go to the pool. */
@@ -152,6 +212,19 @@ export class Scheduler {
 
   /** Sends what the channels have room for: urgent requests first, then heavy ones, round-robin. */
   serve(channels: readonly Channel[]): void {
+    this.#now = this.suspects.size > 0 ? Date.now() : 0;
+    if (this.#now !== 0 || this.#heldBack.length > 0) {
+      let open = 0;
+      let booting = 0;
+      for (const channel of channels) {
+        if (channel.open) open++;
+        else if (channel.phase === 'opening') booting++;
+      }
+      // All open workers but one; with one open and no replacement booting (a single worker, or
+      // the others lost for good) none would be kept free for ever, so one may run.
+      this.#suspectLimit = booting > 0 ? open - 1 : Math.max(1, open - 1);
+      if (this.#heldBack.length > 0 && this.#suspectsOut < this.#suspectLimit) this.#releaseHeldBack();
+    }
     this.#serveLane(this.#urgentLane, true, channels);
     this.#serveLane(this.#heavyLane, false, channels);
     if (!this.#urgentLane.empty) this.#serveLane(this.#urgentLane, true, channels); // connections whose next request turned out cheap
@@ -182,6 +255,7 @@ export class Scheduler {
         list.sort((a, b) => a.seq - b.seq);
         const revoked = channel.revoke(list);
         if (revoked === 0) continue;
+        for (const entry of list.slice(list.length - revoked)) this.#unsuspect(entry);
         conn.outstanding -= revoked;
         if (conn.outstanding === 0) conn.channel = null;
         this.putBack(conn, list.slice(list.length - revoked)); // still bound if some started: back to the same channel, in order
@@ -217,7 +291,7 @@ export class Scheduler {
   /** Removes and returns every waiting request (no channel can ever run them). */
   takeAll(): Entry[] {
     const all: Entry[] = [];
-    const conns = new Set<ConnQueue>([...this.#urgentLane.drainAll(), ...this.#heavyLane.drainAll()]);
+    const conns = new Set<ConnQueue>([...this.#urgentLane.drainAll(), ...this.#heavyLane.drainAll(), ...this.#heldBack.splice(0)]);
     for (const list of this.#parked.values()) for (const conn of list.splice(0)) conns.add(conn);
     for (const conn of conns) {
       conn.ready = false;
@@ -253,12 +327,24 @@ export class Scheduler {
       }
       const next = conn.pending.peek()!;
       const est = urgent ? 0 : this.costs.estimate(next.key);
+      const suspect = this.#isSuspect(next);
+      if (suspect && this.#suspectsOut >= this.#suspectLimit) {
+        lane.shift();
+        conn.ready = false;
+        conn.parked = true; // #releaseHeldBack puts it back
+        this.#heldBack.push(conn);
+        continue;
+      }
       const bound = this.#ordered && conn.outstanding > 0 ? conn.channel : null;
-      const channel = bound ?? this.#pick(conn, urgent, est, channels);
+      const channel = bound ?? this.#pick(conn, urgent, est, suspect, channels);
       if (channel === null) return; // no channel takes the next one: a reply or room flushes again
       lane.shift();
       conn.ready = false;
-      if (!this.#sendRun(conn, channel, urgent)) {
+      const sent = this.#sendRun(conn, channel, urgent, suspect);
+      if (sent === HELD_BACK) {
+        conn.parked = true;
+        this.#heldBack.push(conn);
+      } else if (!sent) {
         if (bound !== null || !channel.accepting) this.#park(conn, channel);
         else this.#requeue(conn);
       } else if (!conn.pending.empty) {
@@ -267,17 +353,28 @@ export class Scheduler {
     }
   }
 
-  /** Writes the connection's next requests of this class to `channel`, up to its quantum and the channel's room; false if the room ran out first. */
-  #sendRun(conn: ConnQueue, channel: Channel, urgent: boolean): boolean {
+  /**
+   * Writes the connection's next requests of this class (urgent or not, suspect or not) to
+   * `channel`, up to its quantum and the channel's room; false if the room ran out first,
+   * HELD_BACK if the bulkhead holds the next one.
+   */
+  #sendRun(conn: ConnQueue, channel: Channel, urgent: boolean, suspect: boolean): boolean | typeof HELD_BACK {
     let spent = 0;
     while (!conn.pending.empty && spent < QUANTUM_MS) {
       const entry = conn.pending.peek()!;
       const est = this.costs.estimate(entry.key);
       if (est < URGENT_BELOW_MS !== urgent) break; // the next one belongs to the other lane
+      if (this.#isSuspect(entry) !== suspect) break; // a suspect goes where #pick chose for one, and nothing else follows it there
+      if (suspect && this.#suspectsOut >= this.#suspectLimit) return HELD_BACK;
       if (!this.#hasRoom(channel, urgent, est) || !this.#introduce(conn, channel)) return false;
       entry.est = est;
       entry.urgent = urgent;
-      if (!channel.send(entry, conn.id, this.#ordered)) return false;
+      entry.suspect = suspect;
+      if (!channel.send(entry, conn.id, this.#ordered)) {
+        entry.suspect = false;
+        return false;
+      }
+      if (suspect) this.#suspectsOut++;
       conn.pending.shift();
       this.#queued--;
       conn.outstanding++;
@@ -298,22 +395,30 @@ export class Scheduler {
    * The least loaded channel with room; the connection's last one when it is as lightly loaded
    * (its worker knows the peer). An urgent request goes where the fewest requests wait to run —
    * a worker stuck in a long run has one waiting for ever, so a cheap request avoids it — and
-   * heavy work breaks ties; a heavy one goes where the least heavy work waits.
+   * heavy work breaks ties; a heavy one goes where the least heavy work waits. Never a channel
+   * holding a suspect request; a suspect one goes to a channel with nothing outstanding if any has
+   * room (the bulkhead).
    */
-  #pick(conn: ConnQueue, urgent: boolean, est: number, channels: readonly Channel[]): Channel | null {
+  #pick(conn: ConnQueue, urgent: boolean, est: number, suspect: boolean, channels: readonly Channel[]): Channel | null {
     let best: Channel | null = null;
     let least = Infinity;
     for (const channel of channels) {
-      if (!this.#hasRoom(channel, urgent, est)) continue;
-      const load = this.#load(channel, urgent);
+      if (channel.suspects > 0 || !this.#hasRoom(channel, urgent, est)) continue;
+      const load = this.#load(channel, urgent) + (suspect && channel.used > 0 ? BUSY_FOR_SUSPECT : 0);
       if (load < least) {
         least = load;
         best = channel;
       }
     }
     const last = conn.peerOf;
-    if (best === null || last === null || last === best) return best;
-    return this.#load(last, urgent) <= least && this.#hasRoom(last, urgent, est) && channels.includes(last) ? last : best;
+    if (best === null || last === null || last === best || last.suspects > 0) return best;
+    const lastLoad = this.#load(last, urgent) + (suspect && last.used > 0 ? BUSY_FOR_SUSPECT : 0);
+    return lastLoad <= least && this.#hasRoom(last, urgent, est) && channels.includes(last) ? last : best;
+  }
+
+  /** Whether `entry`'s kind is suspect in this serve() pass. */
+  #isSuspect(entry: Entry): boolean {
+    return this.#now !== 0 && this.suspects.has(entry.key, this.#now);
   }
 
   #load(channel: Channel, urgent: boolean): number {

@@ -23,6 +23,8 @@ export interface SlotEntry<C> {
   /** Predicted handler milliseconds when it was sent, and whether that made it urgent (cheap). */
   est: number;
   urgent: boolean;
+  /** Sent as a suspect (scheduler.ts, the bulkhead): its kind killed a worker recently. */
+  suspect: boolean;
   /** Already run once on a worker that died (idempotent handlers get one more run). */
   retried?: boolean;
 }

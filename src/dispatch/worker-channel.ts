@@ -78,6 +78,8 @@ export class WorkerChannel<C> {
   work = 0;
   /** Non-urgent requests sent and not answered. */
   heavy = 0;
+  /** Suspect requests sent and not answered (scheduler.ts, the bulkhead): while any is, no other connection's request comes here. */
+  suspects = 0;
   #lastBusyMicros = 0;
   #lastSyncDone = 0;
   #waiting = false;
@@ -206,6 +208,7 @@ export class WorkerChannel<C> {
       this.work += entry.est;
       this.heavy++;
     }
+    if (entry.suspect) this.suspects++;
     return true;
   }
 
@@ -225,6 +228,11 @@ export class WorkerChannel<C> {
       revoked++;
     }
     return revoked;
+  }
+
+  /** The ref whose handler runs synchronously on the worker now (after a death: the one that ran when it died), or 0. */
+  get runningRef(): number {
+    return Atomics.load(this.#ctl, Ctl.RUNNING);
   }
 
   /** Epoch ms at which the synchronous run now holding the worker began, or 0 if none runs. */
@@ -494,6 +502,7 @@ export class WorkerChannel<C> {
 
   #account(entry: SlotEntry<C>): void {
     if (!entry.urgent) this.work = --this.heavy === 0 ? 0 : this.work - entry.est;
+    if (entry.suspect) this.suspects--;
   }
 }
 

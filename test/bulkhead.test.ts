@@ -1,0 +1,208 @@
+// The bulkhead (src/dispatch/scheduler.ts, src/dispatch/suspects.ts): once a request of some kind
+// has killed a worker, requests of that kind are suspect — each runs on a channel no other
+// connection's request is sent to, preferring an empty one, and they hold at most all open workers
+// but one (none while a dead worker's replacement boots beside a single open one). A suspect kind
+// that completes a request is trusted again. Before it, one client sending "exit" in a loop killed
+// a worker every ~60 ms, faster than a replacement boots, and a probe on another connection
+// waited p50 171 ms (33 answers in 5 s); the three killers of the abuse soak together held both
+// workers for seconds.
+
+import type { ConnQueue, Entry } from '../src/dispatch/scheduler.js';
+import { Scheduler } from '../src/dispatch/scheduler.js';
+import type { WorkerChannel } from '../src/dispatch/worker-channel.js';
+import { ThreadingTCPServer } from '../src/index.js';
+import { fixture } from './helpers/client.js';
+import { captureLogger, Registry, waitUntil } from './helpers/net.js';
+
+const registry = new Registry();
+afterEach(() => registry.cleanup());
+
+/** A channel as the scheduler sees it: it records what was sent, and finishes requests when told. */
+class FakeChannel {
+  phase: 'opening' | 'open' | 'lost' = 'open';
+  work = 0;
+  heavy = 0;
+  suspects = 0;
+  runningSince = 0;
+  readonly carried: Entry[] = [];
+  static #refs = 0;
+  constructor(readonly index: number) {}
+  get open(): boolean {
+    return this.phase === 'open';
+  }
+  get accepting(): boolean {
+    return this.open;
+  }
+  /** Requests the worker has started (awaiting, for an async handler): outstanding, no longer queued. */
+  started = 0;
+  get queued(): number {
+    return this.carried.length - this.started;
+  }
+  get used(): number {
+    return this.carried.length;
+  }
+  send(entry: Entry): boolean {
+    if (!this.open) return false;
+    entry.ref = ++FakeChannel.#refs;
+    this.carried.push(entry);
+    if (!entry.urgent) {
+      this.work += entry.est;
+      this.heavy++;
+    }
+    if (entry.suspect) this.suspects++;
+    return true;
+  }
+  /** The worker answered `entry` (or died with it): its slot is free. */
+  release(entry: Entry): void {
+    this.carried.splice(this.carried.indexOf(entry), 1);
+    if (!entry.urgent) this.work = --this.heavy === 0 ? 0 : this.work - entry.est;
+    if (entry.suspect) this.suspects--;
+  }
+  knowsPeer(): boolean {
+    return true;
+  }
+  introduce(): number {
+    return 1;
+  }
+  waitingEntries(): Entry[] {
+    return [];
+  }
+  revoke(): number {
+    return 0;
+  }
+  commands(): string[] {
+    return this.carried.map((e) => e.request.toString());
+  }
+}
+
+function harness() {
+  const scheduler = new Scheduler(true, 3);
+  const conn = (name: string): ConnQueue => scheduler.connOf({ closed: false, clientAddress: ['127.0.0.1', name.length], clientId: name } as never);
+  const send = (c: ConnQueue, request: string, seq = 0) => scheduler.enqueue(c, seq, Buffer.from(request));
+  const serve = (...channels: FakeChannel[]) => scheduler.serve(channels as unknown as Array<WorkerChannel<ConnQueue>>);
+  /** Makes `command` a kind that killed a worker (as the dispatcher does when a worker dies running it). */
+  const blame = (command: string) => scheduler.blame({ key: scheduler.costs.keyOf(Buffer.from(command)) } as Entry, Date.now());
+  return { scheduler, conn, send, serve, blame };
+}
+
+test('Scheduler: a suspect request runs apart, one at a time beside an open worker; none while a replacement boots beside the last one; held back until then', () => {
+  const { scheduler, conn, send, serve, blame } = harness();
+  blame('exit');
+  const [a, b] = [new FakeChannel(0), new FakeChannel(1)];
+  const [k1, k2, p, q] = [conn('k1'), conn('k2'), conn('p'), conn('q')];
+  send(p, 'who');
+  serve(a, b); // P's request goes first, to channel a (both empty, a first)
+  expect([a.commands(), b.commands()]).toEqual([['who'], []]);
+  send(k1, 'exit');
+  send(k2, 'exit');
+  send(q, 'who');
+  serve(a, b);
+  // K1's exit went to the empty channel; K2's is held back (all workers but one); Q's cheap request
+  // does not join the channel that holds a suspect.
+  expect([a.commands(), b.commands()]).toEqual([['who', 'who'], ['exit']]);
+  expect({ suspects: scheduler.suspectsOutstanding, queued: scheduler.queued }).toEqual({ suspects: 1, queued: 1 });
+  // b's worker dies running it; its replacement boots. a serves alone: K2 still waits.
+  const killed = b.carried[0]!;
+  b.release(killed);
+  b.phase = 'lost';
+  scheduler.settled(killed, false);
+  scheduler.blame(killed, Date.now());
+  const b2 = new FakeChannel(1);
+  b2.phase = 'opening';
+  serve(a, b2);
+  expect([a.commands(), b2.commands(), scheduler.queued]).toEqual([['who', 'who'], [], 1]);
+  // The replacement opens: K2's exit goes there (a carries P's and Q's requests).
+  b2.phase = 'open';
+  serve(a, b2);
+  expect([a.commands(), b2.commands(), scheduler.queued]).toEqual([['who', 'who'], ['exit'], 0]);
+  // It completes this time (a reply): the kind is trusted again, and the next one is not suspect.
+  const survived = b2.carried[0]!;
+  b2.release(survived);
+  scheduler.settled(survived, true);
+  expect(scheduler.suspects.count(Date.now())).toBe(0);
+  send(k1, 'exit', 1);
+  serve(a, b2);
+  expect(b2.carried.map((e) => e.suspect)).toEqual([false]);
+});
+
+test('Scheduler: with a single worker, one suspect request may run (none would wait for ever), and the others wait for it, not beside it', () => {
+  const { scheduler, conn, send, serve, blame } = harness();
+  blame('exit');
+  const only = new FakeChannel(0);
+  const [k, p] = [conn('k'), conn('p')];
+  send(k, 'exit');
+  send(p, 'who');
+  serve(only);
+  expect(only.commands()).toEqual(['exit']);
+  const killed = only.carried[0]!;
+  only.release(killed);
+  scheduler.settled(killed, false);
+  serve(only);
+  expect(only.commands()).toEqual(['who']);
+});
+
+test('Scheduler: a suspect avoids a channel with work outstanding when an empty one has room (an async request awaiting there would die with it)', () => {
+  const { scheduler, conn, send, serve, blame } = harness();
+  blame('hash');
+  scheduler.costs.learn(scheduler.costs.keyOf(Buffer.from('sleep')), 0.01); // cheap: b's load stays 0 with it outstanding
+  const [a, b] = [new FakeChannel(0), new FakeChannel(1)];
+  const [p, k] = [conn('p'), conn('k')];
+  send(p, 'sleep 100');
+  serve(b, a); // to b (first listed), where it starts and awaits: b has nothing queued, one outstanding
+  b.started = 1;
+  send(k, 'hash 10');
+  serve(b, a);
+  expect([a.commands(), b.commands()]).toEqual([['hash 10'], ['sleep 100']]);
+});
+
+test('two requests of a kind that killed a worker never hold both workers: a cheap request is answered while the first still runs', async () => {
+  const { logger } = captureLogger();
+  const server = registry.server(
+    new ThreadingTCPServer({ host: '127.0.0.1', port: 0 }, fixture('adversity'), { workers: 2, logger, requestTimeout: 500, onHandlerError: 'reply' }),
+  );
+  const { port } = await server.listen();
+  // HASH kills a worker once: busy for 5 s, stopped past requestTimeout.
+  const first = await registry.peer(port);
+  first.write('hash 5000\n');
+  expect((await first.untilLines(1))[0]).toBe('ERROR ERR_REQUEST_TIMEOUT');
+  expect(server.stats().pool!.suspectKinds).toBe(1);
+  // Both workers serve again: the spare took the stopped one's place (two channels with a thread).
+  await waitUntil(() => server.stats().pool!.workerTids.length === 2, 'two workers serving');
+  // Two more HASH 5000 at once, then a cheap request on a third connection.
+  const [a, b, cheap] = await Promise.all([registry.peer(port), registry.peer(port), registry.peer(port)]);
+  a.write('hash 5000\n');
+  b.write('hash 5000\n');
+  await new Promise((resolve) => setImmediate(resolve));
+  cheap.write('who\n');
+  await cheap.untilLines(1);
+  // The cheap reply came while neither suspect request had been stopped yet: one worker was kept free.
+  expect({ cheap: cheap.lines[0]!.startsWith('thread '), a: a.lines.length, b: b.lines.length }).toEqual({ cheap: true, a: 0, b: 0 });
+  // And the two suspect requests ran one after the other, each stopped past requestTimeout.
+  expect([(await a.untilLines(1))[0], (await b.untilLines(1))[0]]).toEqual(['ERROR ERR_REQUEST_TIMEOUT', 'ERROR ERR_REQUEST_TIMEOUT']);
+  // A HASH that completes makes the kind trusted again.
+  const c = await registry.peer(port);
+  c.write('hash 1\n');
+  expect((await c.untilLines(1))[0]).toMatch(/^thread /);
+  expect(server.stats().pool!.suspectKinds).toBe(0);
+}, 30_000);
+
+test('a client sending "exit" again and again kills one worker at a time: a probe on another connection is answered between the deaths', async () => {
+  const { logger } = captureLogger();
+  const server = registry.server(new ThreadingTCPServer({ host: '127.0.0.1', port: 0 }, fixture('adversity'), { workers: 2, logger, onHandlerError: 'reply' }));
+  const { port } = await server.listen();
+  const killer = await registry.peer(port);
+  killer.write('exit\n');
+  expect((await killer.untilLines(1))[0]).toBe('ERROR ERR_WORKER_DIED');
+  await waitUntil(() => server.stats().pool!.workerTids.length === 2, 'two workers serving');
+  // Three exits at once on three connections, then a probe: only one exit may run while the probe waits for a worker.
+  const killers = await Promise.all([registry.peer(port), registry.peer(port), registry.peer(port)]);
+  const probe = await registry.peer(port);
+  for (const k of killers) k.write('exit\n');
+  await new Promise((resolve) => setImmediate(resolve));
+  probe.write('who\n');
+  await probe.untilLines(1);
+  const answeredBeforeProbe = killers.filter((k) => k.lines.length > 0).length;
+  expect({ probe: probe.lines[0]!.startsWith('thread '), answeredBeforeProbe: answeredBeforeProbe <= 1 }).toEqual({ probe: true, answeredBeforeProbe: true });
+  // Every exit still ran, one after another (at most once each: each failed its own request).
+  for (const k of killers) expect((await k.untilLines(1))[0]).toBe('ERROR ERR_WORKER_DIED');
+}, 30_000);
