@@ -9,10 +9,13 @@
 
 import type { ConnQueue, Entry } from '../src/dispatch/scheduler.js';
 import { Scheduler } from '../src/dispatch/scheduler.js';
-import type { WorkerChannel } from '../src/dispatch/worker-channel.js';
+import { type SlotEntry, WorkerChannel } from '../src/dispatch/worker-channel.js';
 import { ThreadingTCPServer } from '../src/index.js';
 import { fixture } from './helpers/client.js';
 import { captureLogger, Registry, waitUntil } from './helpers/net.js';
+import { ChannelLoop } from '../workers/channel-loop.js';
+// @ts-expect-error a plain JavaScript fixture
+import WhoAmI from './fixtures/whoami.js';
 
 const registry = new Registry();
 afterEach(() => registry.cleanup());
@@ -77,16 +80,31 @@ class FakeChannel {
 
 function harness() {
   const scheduler = new Scheduler(true, 3);
-  const conn = (name: string): ConnQueue => scheduler.connOf({ closed: false, clientAddress: ['127.0.0.1', name.length], clientId: name } as never);
-  const send = (c: ConnQueue, request: string, seq = 0) => scheduler.enqueue(c, seq, Buffer.from(request));
+  // A cheap command, so that channels have room for many (heavy ones are metered by predicted time).
+  scheduler.costs.learn(scheduler.costs.keyOf(Buffer.from('who')), 0.01);
+  const sinks = new Map<string, { closed: boolean }>();
+  const conn = (name: string): ConnQueue => {
+    const sink = { closed: false, clientAddress: ['127.0.0.1', name.length], clientId: name };
+    sinks.set(name, sink);
+    return scheduler.connOf(sink as never);
+  };
+  let seqs = 0;
+  const send = (c: ConnQueue, request: string) => scheduler.enqueue(c, seqs++, Buffer.from(request));
   const serve = (...channels: FakeChannel[]) => scheduler.serve(channels as unknown as Array<WorkerChannel<ConnQueue>>);
-  /** Makes `command` a kind that killed a worker (as the dispatcher does when a worker dies running it). */
-  const blame = (command: string) => scheduler.blame({ key: scheduler.costs.keyOf(Buffer.from(command)) } as Entry, Date.now());
-  return { scheduler, conn, send, serve, blame };
+  /** Makes `command` a kind that killed a worker at `at` (as the dispatcher does when a worker dies running it). */
+  const blame = (command: string, at = Date.now()) => scheduler.blame({ key: scheduler.costs.keyOf(Buffer.from(command)) } as Entry, at);
+  /** The worker answered (or died with) `entry`. */
+  const settle = (channel: FakeChannel, entry: Entry, completed: boolean) => {
+    channel.release(entry);
+    scheduler.settled(entry, completed);
+  };
+  return { scheduler, conn, send, serve, blame, settle, sinks };
 }
 
+const suspectsOn = (...channels: FakeChannel[]) => channels.map((c) => c.suspects);
+
 test('Scheduler: a suspect request runs apart, one at a time beside an open worker; none while a replacement boots beside the last one; held back until then', () => {
-  const { scheduler, conn, send, serve, blame } = harness();
+  const { scheduler, conn, send, serve, blame, settle } = harness();
   blame('exit');
   const [a, b] = [new FakeChannel(0), new FakeChannel(1)];
   const [k1, k2, p, q] = [conn('k1'), conn('k2'), conn('p'), conn('q')];
@@ -95,17 +113,16 @@ test('Scheduler: a suspect request runs apart, one at a time beside an open work
   expect([a.commands(), b.commands()]).toEqual([['who'], []]);
   send(k1, 'exit');
   send(k2, 'exit');
+  serve(a, b);
   send(q, 'who');
   serve(a, b);
   // K1's exit went to the empty channel; K2's is held back (all workers but one); Q's cheap request
-  // does not join the channel that holds a suspect.
-  expect([a.commands(), b.commands()]).toEqual([['who', 'who'], ['exit']]);
-  expect({ suspects: scheduler.suspectsOutstanding, queued: scheduler.queued }).toEqual({ suspects: 1, queued: 1 });
-  // b's worker dies running it; its replacement boots. a serves alone: K2 still waits.
+  // does not join the channel that holds a suspect, though it holds fewer requests.
+  expect([a.commands(), b.commands(), suspectsOn(a, b), scheduler.queued]).toEqual([['who', 'who'], ['exit'], [0, 1], 1]);
+  // b's worker dies running it; its replacement boots. a serves alone, with room: K2 still waits.
   const killed = b.carried[0]!;
-  b.release(killed);
   b.phase = 'lost';
-  scheduler.settled(killed, false);
+  settle(b, killed, false);
   scheduler.blame(killed, Date.now());
   const b2 = new FakeChannel(1);
   b2.phase = 'opening';
@@ -116,27 +133,24 @@ test('Scheduler: a suspect request runs apart, one at a time beside an open work
   serve(a, b2);
   expect([a.commands(), b2.commands(), scheduler.queued]).toEqual([['who', 'who'], ['exit'], 0]);
   // It completes this time (a reply): the kind is trusted again, and the next one is not suspect.
-  const survived = b2.carried[0]!;
-  b2.release(survived);
-  scheduler.settled(survived, true);
+  settle(b2, b2.carried[0]!, true);
   expect(scheduler.suspects.count(Date.now())).toBe(0);
-  send(k1, 'exit', 1);
+  send(k1, 'exit');
   serve(a, b2);
   expect(b2.carried.map((e) => e.suspect)).toEqual([false]);
 });
 
 test('Scheduler: with a single worker, one suspect request may run (none would wait for ever), and the others wait for it, not beside it', () => {
-  const { scheduler, conn, send, serve, blame } = harness();
+  const { conn, send, serve, blame, settle } = harness();
   blame('exit');
   const only = new FakeChannel(0);
   const [k, p] = [conn('k'), conn('p')];
   send(k, 'exit');
+  serve(only);
   send(p, 'who');
   serve(only);
   expect(only.commands()).toEqual(['exit']);
-  const killed = only.carried[0]!;
-  only.release(killed);
-  scheduler.settled(killed, false);
+  settle(only, only.carried[0]!, false);
   serve(only);
   expect(only.commands()).toEqual(['who']);
 });
@@ -153,6 +167,93 @@ test('Scheduler: a suspect avoids a channel with work outstanding when an empty 
   send(k, 'hash 10');
   serve(b, a);
   expect([a.commands(), b.commands()]).toEqual([['hash 10'], ['sleep 100']]);
+});
+
+test('Scheduler: one suspect at a time per connection, and never beside another suspect or another connection\'s request, even when bound', () => {
+  const { scheduler, conn, send, serve, blame, settle } = harness();
+  scheduler.costs.learn(scheduler.costs.keyOf(Buffer.from('x')), 0.01); // predicted cheap: a run of them would not end at the quantum
+  blame('x');
+  const channels = [0, 1, 2, 3].map((i) => new FakeChannel(i));
+  const [k, m, p] = [conn('k'), conn('m'), conn('p')];
+  send(p, 'who');
+  serve(...channels); // P on channel 0
+  send(k, 'who');
+  send(k, 'x');
+  send(k, 'x');
+  send(m, 'x');
+  serve(...channels);
+  // K's cheap request went to an empty channel, and its first X after it (bound there, it shares
+  // the channel with no one else); M's X went to another empty channel; K's second X waits for its first.
+  const held = channels.map((c) => c.commands());
+  expect(suspectsOn(...channels).reduce((x, y) => x + y)).toBe(2);
+  expect(suspectsOn(...channels).every((n) => n <= 1)).toBe(true);
+  expect(held[0]).toEqual(['who']); // P's channel got no suspect
+  // K's requests settle one by one: its next X goes only after its first, and never beside P's.
+  for (let round = 0; round < 3; round++) {
+    for (const channel of channels) for (const entry of [...channel.carried]) if (entry.conn === k) settle(channel, entry, false);
+    serve(...channels);
+    expect(suspectsOn(...channels).every((n) => n <= 1)).toBe(true);
+    expect(channels[0]!.commands()).toEqual(['who']);
+  }
+  expect(channels.flatMap((c) => c.carried).filter((e) => e.conn === k)).toEqual([]); // all of K's ran
+  void m;
+});
+
+test('Scheduler: a held-back connection goes on when its kind expires (no other event), and one that closed while held back is dropped then', async () => {
+  const { scheduler, conn, send, serve, blame, sinks } = harness();
+  const [a, b] = [new FakeChannel(0), new FakeChannel(1)];
+  blame('slow', Date.now() - 10_000 + 150); // expires in 150 ms
+  blame('gone');
+  const [k1, k2, k3] = [conn('k1'), conn('k2'), conn('k3')];
+  send(k1, 'slow');
+  send(k2, 'slow');
+  send(k3, 'gone');
+  serve(a, b);
+  expect([a.commands(), b.commands(), scheduler.queued]).toEqual([['slow'], [], 2]); // one place (2 workers): k2 and k3 held back
+  expect(scheduler.heldBackUntil).toBeGreaterThan(Date.now());
+  sinks.get('k3')!.closed = true;
+  // Nothing settles; once 'slow' expires a pass frees K2 (the dispatcher flushes at heldBackUntil).
+  const deadline = Date.now() + 3000; // far below the other kind's 10 s
+  while (b.commands().length === 0 && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    serve(a, b);
+  }
+  expect([a.commands(), b.commands()]).toEqual([['slow'], ['slow']]);
+  expect(b.carried[0]!.suspect).toBe(false);
+  expect(scheduler.queued).toBe(0); // K3 closed: its request was dropped, not left counted
+});
+
+test('WorkerChannel counts the suspect requests it carries until each slot is freed: answered, taken back, or lost', async () => {
+  const channel = new WorkerChannel<null>(0);
+  const loop = new ChannelLoop(WhoAmI, {
+    server: { address: { host: '127.0.0.1', port: 0, family: 'IPv4' }, framing: 'line', data: null },
+    buffers: channel.buffers,
+    port: channel.workerPort,
+    limits: { readHighWaterMark: 65536, maxFrameBytes: 1 << 20 },
+    rooms: { refused: false, maxPushBytes: 32 << 20 },
+  });
+  const running = loop.run();
+  expect(channel.checkOpen()).toBe(true);
+  channel.introduce(1, Buffer.from(JSON.stringify(['10.0.0.1', 1001])));
+  const entry = (suspect: boolean): SlotEntry<null> => ({ conn: null, seq: 0, request: Buffer.from('hi'), ref: 0, abandoned: false, key: 0, est: 0, urgent: true, suspect });
+  expect(channel.send(entry(true), 1, true)).toBe(true);
+  expect(channel.send(entry(false), 1, true)).toBe(true);
+  expect(channel.suspects).toBe(1);
+  channel.publish();
+  let answered = 0;
+  await waitUntil(() => {
+    answered += channel.drain(() => {});
+    return answered === 2;
+  }, 'both answers');
+  expect(channel.suspects).toBe(0); // answered
+  const tail = entry(true);
+  channel.send(tail, 1, true);
+  expect([channel.suspects, channel.revoke([tail]), channel.suspects]).toEqual([1, 1, 0]); // taken back before the worker saw it
+  channel.send(entry(true), 1, true);
+  channel.lose();
+  channel.takeOutstanding();
+  expect(channel.suspects).toBe(0); // lost with its channel
+  await running;
 });
 
 test('two requests of a kind that killed a worker never hold both workers: a cheap request is answered while the first still runs', async () => {

@@ -90,6 +90,8 @@ export class PoolDispatcher implements Dispatcher {
   #flushScheduled = false;
   /** The hold check's timer while armed (#armHoldCheck). */
   #holdCheck: NodeJS.Timeout | undefined;
+  /** A flush at the next suspicion expiry while the bulkhead holds connections back (#armExpiry). */
+  #expiry: NodeJS.Timeout | undefined;
   #busyMs = 0;
   readonly #startedAt = performance.now();
   #watchdog: Watchdog<ConnQueue> | null = null;
@@ -213,7 +215,7 @@ export class PoolDispatcher implements Dispatcher {
       return;
     }
     const conn = this.#scheduler.connOf(sink);
-    if (this.#lane?.active && this.#scheduler.idle(conn)) {
+    if (this.#lane?.active && this.#scheduler.idle(conn) && !this.#scheduler.suspectRequest(request)) {
       conn.inline++;
       this.#lane.submit(this.#inlineSink(conn), seq, request);
       return;
@@ -248,6 +250,8 @@ export class PoolDispatcher implements Dispatcher {
     this.#closing = true;
     clearTimeout(this.#holdCheck);
     this.#holdCheck = undefined;
+    clearTimeout(this.#expiry);
+    this.#expiry = undefined;
     this.#watchdog?.stop();
     const versions = [...this.#versions];
     for (const version of versions) version.clearTimers();
@@ -426,7 +430,25 @@ export class PoolDispatcher implements Dispatcher {
     for (const channel of this.#channels) if (channel.running) channel.publish();
     if (this.#waiters.size > 0 && this.hasCapacity()) this.#wakeWaiters();
     this.#armHoldCheck();
+    this.#armExpiry();
   }
+
+  /**
+   * While the bulkhead holds connections back, a flush at the next suspicion expiry judges them
+   * again (an expiry is no event of its own). Ends: it fires once; a flush re-arms it only while
+   * some are still held back; close() clears it.
+   */
+  #armExpiry(): void {
+    if (this.#expiry !== undefined || this.#closing) return;
+    const until = this.#scheduler.heldBackUntil;
+    if (until === 0) return;
+    this.#expiry = setTimeout(this.#expired, Math.max(1, until - Date.now() + 1));
+  }
+
+  readonly #expired = (): void => {
+    this.#expiry = undefined;
+    if (!this.#closing) this.#flushQueue();
+  };
 
   #wakeWaiters(): void {
     const waiters = [...this.#waiters];
@@ -508,6 +530,7 @@ export class PoolDispatcher implements Dispatcher {
     for (const channel of old.channels) channel.beginDraining();
     this.#unusable = null; // the new version loads, whatever the old one did
     this.#lane?.retire();
+    this.#scheduler.suspects.clearAll(); // the new code may not kill where the old one did
     // Connections parked on an old channel for room go to the new version now; one with requests
     // outstanding there parks again until they are answered (the scheduler's order rule).
     for (const channel of old.channels) this.#scheduler.unpark(channel.index);

@@ -48,7 +48,7 @@ export class RequestCosts {
       if (byte >= 0x61 && byte <= 0x7a) byte &= 0xdf; // commands are case-insensitive: fold to upper case
       hash = Math.imul(hash ^ byte, 0x01000193);
     }
-    return (hash ^ (hash >>> 16)) >>> 0;
+    return hash ^ (hash >>> 16); // an int32 (a small integer in V8, never a heap number)
   }
 
   /** Predicted handler milliseconds for a request of kind `key`. */

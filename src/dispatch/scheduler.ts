@@ -22,16 +22,19 @@
 // A request taken back never ran (the worker's start and the revoke are one compare-exchange) and
 // rejoins its connection's pending requests in order, ahead of its later ones.
 // The bulkhead: a request whose kind killed a worker recently (suspects.ts) is sent only while
-// fewer suspect requests than the open workers but one are outstanding — one, if no replacement
-// is booting and one worker is open — and only to a channel holding no other suspect, preferring
-// one with nothing outstanding; while it is outstanding there, no other connection's request is
-// sent to that channel (a connection already bound there keeps its order). So clients whose
-// requests kill workers hold at most all workers but one, and the requests of others neither
-// queue behind theirs nor die with them. A held-back connection goes back to its lane when a
-// suspect request settles below the limit, or when serve() finds the limit raised (a
-// replacement opened: each open, loss or boot timeout of a channel flushes) — what ends every
-// wait here; a suspect that never settles (no requestTimeout) holds its channel, as it would
-// without the bulkhead.
+// fewer suspect requests than the open workers but one are outstanding on the serving channels —
+// one, if no replacement is booting and one worker is open — one at a time per connection, and
+// only to a channel holding no other suspect and none of another connection's requests if any
+// such has room (an empty one first); while it is outstanding there no other connection's request
+// is sent to that channel, and steal() does not move requests onto it. So clients whose requests
+// kill workers hold at most all workers but one, and the requests of others neither queue behind
+// theirs nor die with them. A connection whose next request is suspect and over the limit is held
+// back; one bound to a channel it would share waits parked there until its own requests are
+// answered. Every serve() judges the held-back ones again once a place is free or a kind stopped
+// being suspect (cleared, expired: the dispatcher flushes at the next expiry while any is held
+// back), and drops closed ones — what ends every wait here. Places free as suspects settle, and
+// every open, loss or boot timeout of a channel flushes. A suspect that never settles (no
+// requestTimeout) holds its place, as it would hold its worker without the bulkhead.
 // A reload's old channels are draining (worker-channel.ts), never `accepting`: serve() is given
 // only the serving version's channels, and a connection bound to a draining one parks there until
 // its requests on it are answered — then its next request goes to the new version.
@@ -62,8 +65,6 @@ const STEAL_AFTER_MS = 1;
 const URGENT_WORK_TIE_BREAK = 1e-6;
 /** A suspect request avoids a channel with anything outstanding while an empty one has room: it may kill what runs beside it. */
 const BUSY_FOR_SUSPECT = 1e9;
-/** #sendRun: the bulkhead holds the connection's next request back. */
-const HELD_BACK = 2;
 
 type Channel = WorkerChannel<ConnQueue>;
 export type Entry = SlotEntry<ConnQueue>;
@@ -106,13 +107,19 @@ export class Scheduler {
   #nextConnId = 0;
   /** Requests waiting here (not yet written to a channel). */
   #queued = 0;
-  /** Suspect requests outstanding on channels, and how many may be (serve() sets it from the channels). */
+  /** Suspect requests outstanding on the serving channels, and how many may be (serve() sets both from the channels). */
   #suspectsOut = 0;
   #suspectLimit = 1;
   /** Date.now() for this serve() while any kind is suspect (suspicion is judged once per pass), else 0. */
   #now = 0;
-  /** Connections the bulkhead holds back (marked parked: nothing requeues them but #releaseHeldBack). */
+  /**
+   * Connections the bulkhead holds back (marked parked). #releaseHeldBack puts them back on their
+   * lanes; putBack (a revoke, a lost channel) may requeue one first — the `ready` flag keeps it in
+   * one lane, and a stale entry here is then harmless.
+   */
   #heldBack: ConnQueue[] = [];
+  /** suspects.changes when the last connection was held back: a change since may free it. */
+  #heldAtChanges = 0;
 
   constructor(ordered: boolean, workerQueueMs: number) {
     this.#ordered = ordered;
@@ -170,10 +177,7 @@ export class Scheduler {
   settled(entry: Entry, completed: boolean): void {
     const conn = entry.conn;
     if (--conn.outstanding === 0) conn.channel = null;
-    if (entry.suspect) {
-      if (completed) this.suspects.clear(entry.key);
-      this.#unsuspect(entry);
-    }
+    if (entry.suspect && completed) this.suspects.clear(entry.key);
   }
 
   /** `entry` killed its worker at `now` (Date.now()): its kind is suspect. */
@@ -181,26 +185,33 @@ export class Scheduler {
     this.suspects.mark(entry.key, now);
   }
 
-  /** Suspect requests outstanding now (stats, tests). */
-  get suspectsOutstanding(): number {
-    return this.#suspectsOut;
+  /** Whether `request` is of a suspect kind now (the inline lane asks before running one on the main thread). */
+  suspectRequest(request: Buffer): boolean {
+    const now = Date.now();
+    return this.suspects.any(now) && this.suspects.has(this.costs.keyOf(request), now);
   }
 
-  /** `entry` no longer holds a bulkhead place (settled, or taken back): held-back connections may go. Idempotent. */
-  #unsuspect(entry: Entry): void {
-    if (!entry.suspect) return;
-    entry.suspect = false;
-    this.#suspectsOut--;
-    if (this.#heldBack.length > 0 && this.#suspectsOut < this.#suspectLimit) this.#releaseHeldBack();
+  /** Date.now() at which a held-back connection may be freed by an expiry, or 0 if none is held back. */
+  get heldBackUntil(): number {
+    return this.#heldBack.length > 0 && this.suspects.nextExpiry !== Infinity ? this.suspects.nextExpiry : 0;
   }
 
+  /** Puts the held-back connections back on their lanes (serve() holds again those that must still wait); drops closed ones. */
   #releaseHeldBack(): void {
     const held = this.#heldBack;
     this.#heldBack = [];
     for (const conn of held) {
       conn.parked = false;
-      if (!conn.pending.empty && !conn.ready && !conn.inlineWait) this.#requeue(conn);
+      if (conn.sink.closed) this.#dropPending(conn);
+      else if (!conn.pending.empty && !conn.ready && !conn.inlineWait) this.#requeue(conn);
     }
+  }
+
+  #holdBack(conn: ConnQueue): void {
+    conn.ready = false;
+    conn.parked = true;
+    this.#heldBack.push(conn);
+    this.#heldAtChanges = this.suspects.changes;
   }
 
   /** The last inline run of `conn` ended: its pending requests may go to the pool. */
@@ -212,19 +223,23 @@ export class Scheduler {
 
   /** Sends what the channels have room for: urgent requests first, then heavy ones, round-robin. */
   serve(channels: readonly Channel[]): void {
-    this.#now = this.suspects.size > 0 ? Date.now() : 0;
-    if (this.#now !== 0 || this.#heldBack.length > 0) {
+    const now = this.#heldBack.length > 0 || this.suspects.size > 0 ? Date.now() : 0;
+    this.#now = now !== 0 && this.suspects.any(now) ? now : 0;
+    if (this.#now !== 0) {
       let open = 0;
       let booting = 0;
+      let out = 0;
       for (const channel of channels) {
+        out += channel.suspects;
         if (channel.open) open++;
         else if (channel.phase === 'opening') booting++;
       }
+      this.#suspectsOut = out;
       // All open workers but one; with one open and no replacement booting (a single worker, or
       // the others lost for good) none would be kept free for ever, so one may run.
       this.#suspectLimit = booting > 0 ? open - 1 : Math.max(1, open - 1);
-      if (this.#heldBack.length > 0 && this.#suspectsOut < this.#suspectLimit) this.#releaseHeldBack();
     }
+    if (this.#heldBack.length > 0 && (this.#now === 0 || this.#suspectsOut < this.#suspectLimit || this.suspects.changes !== this.#heldAtChanges)) this.#releaseHeldBack();
     this.#serveLane(this.#urgentLane, true, channels);
     this.#serveLane(this.#heavyLane, false, channels);
     if (!this.#urgentLane.empty) this.#serveLane(this.#urgentLane, true, channels); // connections whose next request turned out cheap
@@ -237,7 +252,7 @@ export class Scheduler {
    * `now`: Date.now(). True if anything moved (serve() then places it).
    */
   steal(channels: readonly Channel[], now: () => number): boolean {
-    if (!channels.some((c) => c.accepting && c.queued === 0)) return false;
+    if (!channels.some((c) => c.accepting && c.queued === 0 && c.suspects === 0)) return false; // #pick sends nothing of another connection beside a suspect
     let moved = false;
     let at = 0;
     for (const channel of channels) {
@@ -255,7 +270,6 @@ export class Scheduler {
         list.sort((a, b) => a.seq - b.seq);
         const revoked = channel.revoke(list);
         if (revoked === 0) continue;
-        for (const entry of list.slice(list.length - revoked)) this.#unsuspect(entry);
         conn.outstanding -= revoked;
         if (conn.outstanding === 0) conn.channel = null;
         this.putBack(conn, list.slice(list.length - revoked)); // still bound if some started: back to the same channel, in order
@@ -328,23 +342,25 @@ export class Scheduler {
       const next = conn.pending.peek()!;
       const est = urgent ? 0 : this.costs.estimate(next.key);
       const suspect = this.#isSuspect(next);
+      const bound = this.#ordered && conn.outstanding > 0 ? conn.channel : null;
       if (suspect && this.#suspectsOut >= this.#suspectLimit) {
         lane.shift();
-        conn.ready = false;
-        conn.parked = true; // #releaseHeldBack puts it back
-        this.#heldBack.push(conn);
+        this.#holdBack(conn); // serve() puts it back
         continue;
       }
-      const bound = this.#ordered && conn.outstanding > 0 ? conn.channel : null;
+      if (suspect && bound !== null && (bound.suspects > 0 || bound.used > conn.outstanding)) {
+        // It would run beside another suspect or other connections' requests: it waits until its
+        // own requests there are answered (unpark), then #pick places it apart.
+        lane.shift();
+        conn.ready = false;
+        this.#park(conn, bound);
+        continue;
+      }
       const channel = bound ?? this.#pick(conn, urgent, est, suspect, channels);
       if (channel === null) return; // no channel takes the next one: a reply or room flushes again
       lane.shift();
       conn.ready = false;
-      const sent = this.#sendRun(conn, channel, urgent, suspect);
-      if (sent === HELD_BACK) {
-        conn.parked = true;
-        this.#heldBack.push(conn);
-      } else if (!sent) {
+      if (!this.#sendRun(conn, channel, urgent, suspect)) {
         if (bound !== null || !channel.accepting) this.#park(conn, channel);
         else this.#requeue(conn);
       } else if (!conn.pending.empty) {
@@ -355,31 +371,30 @@ export class Scheduler {
 
   /**
    * Writes the connection's next requests of this class (urgent or not, suspect or not) to
-   * `channel`, up to its quantum and the channel's room; false if the room ran out first,
-   * HELD_BACK if the bulkhead holds the next one.
+   * `channel`, up to its quantum and the channel's room — a suspect one alone; false if the room
+   * ran out first.
    */
-  #sendRun(conn: ConnQueue, channel: Channel, urgent: boolean, suspect: boolean): boolean | typeof HELD_BACK {
+  #sendRun(conn: ConnQueue, channel: Channel, urgent: boolean, suspect: boolean): boolean {
     let spent = 0;
     while (!conn.pending.empty && spent < QUANTUM_MS) {
       const entry = conn.pending.peek()!;
       const est = this.costs.estimate(entry.key);
       if (est < URGENT_BELOW_MS !== urgent) break; // the next one belongs to the other lane
       if (this.#isSuspect(entry) !== suspect) break; // a suspect goes where #pick chose for one, and nothing else follows it there
-      if (suspect && this.#suspectsOut >= this.#suspectLimit) return HELD_BACK;
       if (!this.#hasRoom(channel, urgent, est) || !this.#introduce(conn, channel)) return false;
       entry.est = est;
       entry.urgent = urgent;
-      entry.suspect = suspect;
-      if (!channel.send(entry, conn.id, this.#ordered)) {
-        entry.suspect = false;
-        return false;
-      }
-      if (suspect) this.#suspectsOut++;
+      entry.suspect = suspect; // the channel counts it (WorkerChannel.suspects) until its slot is freed
+      if (!channel.send(entry, conn.id, this.#ordered)) return false;
       conn.pending.shift();
       this.#queued--;
       conn.outstanding++;
       conn.channel = channel;
       spent += Math.max(est, MIN_QUANTUM_SHARE_MS);
+      if (suspect) {
+        this.#suspectsOut++;
+        break; // one at a time: its connection's next one waits for it (bound) or takes another place
+      }
     }
     return true;
   }
