@@ -78,8 +78,8 @@ class FakeChannel {
   }
 }
 
-function harness() {
-  const scheduler = new Scheduler(true, 3);
+function harness(ordered = true) {
+  const scheduler = new Scheduler(ordered, 3);
   // A cheap command, so that channels have room for many (heavy ones are metered by predicted time).
   scheduler.costs.learn(scheduler.costs.keyOf(Buffer.from('who')), 0.01);
   const sinks = new Map<string, { closed: boolean }>();
@@ -93,10 +93,11 @@ function harness() {
   const serve = (...channels: FakeChannel[]) => scheduler.serve(channels as unknown as Array<WorkerChannel<ConnQueue>>);
   /** Makes `command` a kind that killed a worker at `at` (as the dispatcher does when a worker dies running it). */
   const blame = (command: string, at = Date.now()) => scheduler.blame({ key: scheduler.costs.keyOf(Buffer.from(command)) } as Entry, at);
-  /** The worker answered (or died with) `entry`. */
+  /** The worker answered (or died with) `entry`; as the dispatcher's drain does, connections parked on its channel try again. */
   const settle = (channel: FakeChannel, entry: Entry, completed: boolean) => {
     channel.release(entry);
     scheduler.settled(entry, completed);
+    scheduler.unpark(channel.index);
   };
   return { scheduler, conn, send, serve, blame, settle, sinks };
 }
@@ -221,6 +222,54 @@ test('Scheduler: a held-back connection goes on when its kind expires (no other 
   expect([a.commands(), b.commands()]).toEqual([['slow'], ['slow']]);
   expect(b.carried[0]!.suspect).toBe(false);
   expect(scheduler.queued).toBe(0); // K3 closed: its request was dropped, not left counted
+});
+
+test('Scheduler: a connection bound to a channel where another connection\'s suspect runs sends nothing more there: it waits for its own requests, then goes elsewhere', () => {
+  const { conn, send, serve, blame, settle } = harness();
+  const [x, y] = [new FakeChannel(0), new FakeChannel(1)];
+  const [e, f, k] = [conn('e'), conn('f'), conn('k')];
+  send(e, 'who');
+  serve(x, y);
+  send(f, 'who');
+  serve(x, y);
+  expect([x.commands(), y.commands()]).toEqual([['who'], ['who']]); // E on x, F on y: no channel is empty
+  blame('exit');
+  send(k, 'exit');
+  serve(x, y);
+  expect(x.commands()).toEqual(['who', 'exit']); // no empty channel: beside E's request
+  send(e, 'who');
+  send(e, 'who');
+  serve(x, y);
+  expect([x.commands(), y.commands()]).toEqual([['who', 'exit'], ['who']]); // E waits, bound to x
+  settle(x, x.carried[0]!, true); // E's first is answered: E is bound nowhere
+  serve(x, y);
+  expect([x.commands(), y.commands()]).toEqual([['exit'], ['who', 'who', 'who']]);
+});
+
+test('Scheduler: with pipelining parallel too, a connection has one suspect request outstanding at a time', () => {
+  const { conn, send, serve, blame, settle } = harness(false);
+  blame('exit');
+  const channels = [0, 1, 2, 3].map((i) => new FakeChannel(i));
+  const k = conn('k');
+  for (let i = 0; i < 4; i++) send(k, 'exit');
+  serve(...channels);
+  expect(suspectsOn(...channels)).toEqual([1, 0, 0, 0]);
+  settle(channels[0]!, channels[0]!.carried[0]!, false);
+  serve(...channels);
+  expect(suspectsOn(...channels).reduce((a, b) => a + b)).toBe(1);
+});
+
+test('Scheduler: a suspect sent before a reload clears nothing when it completes after it', () => {
+  const { scheduler, conn, send, serve, blame, settle } = harness();
+  blame('exit');
+  const [a, b] = [new FakeChannel(0), new FakeChannel(1)];
+  send(conn('k'), 'exit');
+  serve(a, b);
+  const old = a.carried[0]!;
+  scheduler.suspects.clearAll(); // the reload
+  blame('exit'); // the new code kills too
+  settle(a, old, true); // the old version's request completes
+  expect(scheduler.suspects.count(Date.now())).toBe(1);
 });
 
 test('WorkerChannel counts the suspect requests it carries until each slot is freed: answered, taken back, or lost', async () => {

@@ -91,6 +91,9 @@ export interface ConnQueue {
   inline: number;
   /** Waiting for its inline runs to end before its pending requests may go to the pool. */
   inlineWait: boolean;
+  /** Its suspect requests outstanding (the bulkhead; at most one at a time), and the channel holding them. */
+  suspects: number;
+  suspectOn: Channel | null;
 }
 
 export class Scheduler {
@@ -151,6 +154,8 @@ export class Scheduler {
         peerNumber: 0,
         inline: 0,
         inlineWait: false,
+        suspects: 0,
+        suspectOn: null,
       };
       this.#conns.set(sink, conn);
     }
@@ -177,7 +182,14 @@ export class Scheduler {
   settled(entry: Entry, completed: boolean): void {
     const conn = entry.conn;
     if (--conn.outstanding === 0) conn.channel = null;
-    if (entry.suspect && completed) this.suspects.clear(entry.key);
+    if (entry.suspect) {
+      if (completed) this.suspects.clear(entry.key, entry.suspectEpoch ?? -1);
+      this.#suspectSettled(conn);
+    }
+  }
+
+  #suspectSettled(conn: ConnQueue): void {
+    if (--conn.suspects === 0) conn.suspectOn = null;
   }
 
   /** `entry` killed its worker at `now` (Date.now()): its kind is suspect. */
@@ -187,6 +199,7 @@ export class Scheduler {
 
   /** Whether `request` is of a suspect kind now (the inline lane asks before running one on the main thread). */
   suspectRequest(request: Buffer): boolean {
+    if (this.suspects.size === 0) return false;
     const now = Date.now();
     return this.suspects.any(now) && this.suspects.has(this.costs.keyOf(request), now);
   }
@@ -271,6 +284,7 @@ export class Scheduler {
         const revoked = channel.revoke(list);
         if (revoked === 0) continue;
         conn.outstanding -= revoked;
+        for (const entry of list.slice(list.length - revoked)) if (entry.suspect) this.#suspectSettled(conn);
         if (conn.outstanding === 0) conn.channel = null;
         this.putBack(conn, list.slice(list.length - revoked)); // still bound if some started: back to the same channel, in order
         moved = true;
@@ -348,12 +362,21 @@ export class Scheduler {
         this.#holdBack(conn); // serve() puts it back
         continue;
       }
-      if (suspect && bound !== null && (bound.suspects > 0 || bound.used > conn.outstanding)) {
-        // It would run beside another suspect or other connections' requests: it waits until its
-        // own requests there are answered (unpark), then #pick places it apart.
+      // Parked until the requests it waits for are answered (each drain of that channel unparks):
+      // a suspect waits for its connection's earlier suspect (one at a time, also unordered) and,
+      // bound, for its own requests where others' run (then #pick places it apart); any request
+      // bound to a channel where another connection's suspect runs waits for its own there, then
+      // goes elsewhere — nothing joins a suspect but its own connection's requests.
+      const waitOn =
+        suspect && conn.suspects > 0
+          ? conn.suspectOn
+          : bound !== null && (bound.suspects > conn.suspects || (suspect && bound.used > conn.outstanding))
+            ? bound
+            : null;
+      if (waitOn !== null) {
         lane.shift();
         conn.ready = false;
-        this.#park(conn, bound);
+        this.#park(conn, waitOn);
         continue;
       }
       const channel = bound ?? this.#pick(conn, urgent, est, suspect, channels);
@@ -386,6 +409,11 @@ export class Scheduler {
       entry.urgent = urgent;
       entry.suspect = suspect; // the channel counts it (WorkerChannel.suspects) until its slot is freed
       if (!channel.send(entry, conn.id, this.#ordered)) return false;
+      if (suspect) {
+        entry.suspectEpoch = this.suspects.epoch;
+        conn.suspects++;
+        conn.suspectOn = channel;
+      }
       conn.pending.shift();
       this.#queued--;
       conn.outstanding++;

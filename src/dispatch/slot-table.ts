@@ -23,8 +23,9 @@ export interface SlotEntry<C> {
   /** Predicted handler milliseconds when it was sent, and whether that made it urgent (cheap). */
   est: number;
   urgent: boolean;
-  /** Sent as a suspect (scheduler.ts, the bulkhead): its kind killed a worker recently. */
+  /** Sent as a suspect (scheduler.ts, the bulkhead): its kind killed a worker recently; and in which epoch of the suspects (suspects.ts). */
   suspect: boolean;
+  suspectEpoch?: number;
   /** Already run once on a worker that died (idempotent handlers get one more run). */
   retried?: boolean;
 }

@@ -24,6 +24,8 @@ export class Suspects {
   #earliest = Infinity;
   /** Counts kinds that stopped being suspect (cleared, expired, forgotten): the scheduler re-judges what it held back when it moves. */
   changes = 0;
+  /** Bumped by clearAll (a reload): a request sent as a suspect before it clears nothing after it. */
+  epoch = 1;
 
   /** A request of kind `kind` killed its worker at `now` (Date.now()). */
   mark(kind: number, now: number): void {
@@ -37,13 +39,14 @@ export class Suspects {
     }
   }
 
-  /** A request of kind `kind` sent as a suspect completed: the kind is trusted again. */
-  clear(kind: number): void {
-    if (this.#until.delete(kind)) this.changes++;
+  /** A request of kind `kind`, sent as a suspect in `epoch`, completed: the kind is trusted again (if no reload came between). */
+  clear(kind: number, epoch: number): void {
+    if (epoch === this.epoch && this.#until.delete(kind)) this.changes++;
   }
 
   /** Forgets every kind (a reload: the handler is new code). */
   clearAll(): void {
+    this.epoch++;
     if (this.#until.size === 0) return;
     this.#until.clear();
     this.#earliest = Infinity;
