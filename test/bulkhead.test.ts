@@ -9,6 +9,7 @@
 
 import type { ConnQueue, Entry } from '../src/dispatch/scheduler.js';
 import { Scheduler } from '../src/dispatch/scheduler.js';
+import { SUSPECT_MS } from '../src/dispatch/suspects.js';
 import { type SlotEntry, WorkerChannel } from '../src/dispatch/worker-channel.js';
 import { ThreadingTCPServer } from '../src/index.js';
 import { fixture } from './helpers/client.js';
@@ -203,7 +204,7 @@ test('Scheduler: one suspect at a time per connection, and never beside another 
 test('Scheduler: a held-back connection goes on when its kind expires (no other event), and one that closed while held back is dropped then', async () => {
   const { scheduler, conn, send, serve, blame, sinks } = harness();
   const [a, b] = [new FakeChannel(0), new FakeChannel(1)];
-  blame('slow', Date.now() - 10_000 + 150); // expires in 150 ms
+  blame('slow', Date.now() - SUSPECT_MS + 150); // expires in 150 ms
   blame('gone');
   const [k1, k2, k3] = [conn('k1'), conn('k2'), conn('k3')];
   send(k1, 'slow');
@@ -214,7 +215,7 @@ test('Scheduler: a held-back connection goes on when its kind expires (no other 
   expect(scheduler.heldBackUntil).toBeGreaterThan(Date.now());
   sinks.get('k3')!.closed = true;
   // Nothing settles; once 'slow' expires a pass frees K2 (the dispatcher flushes at heldBackUntil).
-  const deadline = Date.now() + 3000; // far below the other kind's 10 s
+  const deadline = Date.now() + 3000; // far below the other kind's SUSPECT_MS
   while (b.commands().length === 0 && Date.now() < deadline) {
     await new Promise((resolve) => setTimeout(resolve, 20));
     serve(a, b);

@@ -12,8 +12,13 @@
 // on a rare input does not stay throttled. A reload forgets every kind (the new code may be fixed).
 // The table is bounded (MAX_KINDS; the oldest mark goes).
 
-/** How long a kind stays suspect after one of its requests killed a worker. */
-const SUSPECT_MS = 10_000;
+/**
+ * How long a kind stays suspect after one of its requests killed a worker. Long, because being
+ * suspect costs a kind little — its requests still run, apart and one worker's worth at a time —
+ * and the first of them to complete ends it; a short window would give back a free kill to a client
+ * that pauses between attacks.
+ */
+export const SUSPECT_MS = 60_000;
 /** Kinds remembered at once; a client naming ever new killer commands only ages out older marks. */
 const MAX_KINDS = 256;
 
