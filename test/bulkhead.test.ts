@@ -14,7 +14,7 @@ import { type SlotEntry, WorkerChannel } from '../src/dispatch/worker-channel.js
 import { ThreadingTCPServer } from '../src/index.js';
 import { fixture } from './helpers/client.js';
 import { captureLogger, Registry, waitUntil } from './helpers/net.js';
-import { ChannelLoop } from '../workers/channel-loop.js';
+import { loopOn } from './helpers/channel-loop.js';
 // @ts-expect-error a plain JavaScript fixture
 import WhoAmI from './fixtures/whoami.js';
 
@@ -275,13 +275,7 @@ test('Scheduler: a suspect sent before a reload clears nothing when it completes
 
 test('WorkerChannel counts the suspect requests it carries until each slot is freed: answered, taken back, or lost', async () => {
   const channel = new WorkerChannel<null>(0);
-  const loop = new ChannelLoop(WhoAmI, {
-    server: { address: { host: '127.0.0.1', port: 0, family: 'IPv4' }, framing: 'line', data: null },
-    buffers: channel.buffers,
-    port: channel.workerPort,
-    limits: { readHighWaterMark: 65536, maxFrameBytes: 1 << 20 },
-    rooms: { refused: false, maxPushBytes: 32 << 20 },
-  });
+  const loop = loopOn(channel, WhoAmI);
   const running = loop.run();
   expect(channel.checkOpen()).toBe(true);
   channel.introduce(1, Buffer.from(JSON.stringify(['10.0.0.1', 1001])));

@@ -49,10 +49,10 @@ import { TO_WORKER, ringAlways } from '../src/dispatch/doorbell.js';
 import { recover } from '../src/dispatch/recovery.js';
 import { Watchdog } from '../src/dispatch/watchdog.js';
 import { type ReplyKind, type SlotEntry, WorkerChannel } from '../src/dispatch/worker-channel.js';
-import type { ClientAddress, ServerInfo } from '../src/handler.js';
-import { ChannelLoop } from '../workers/channel-loop.js';
+import type { ClientAddress } from '../src/handler.js';
 // @ts-expect-error a plain JavaScript fixture
 import ModelHandler from './fixtures/model-handler.js';
+import { loopOn } from './helpers/channel-loop.js';
 
 const SIZES: ChannelSizes = { ringBytes: 4096, slots: 16, maxRecordBytes: 512 };
 const RUNS = Number(process.env.SOCKSERV_MODEL_RUNS ?? 100);
@@ -212,14 +212,7 @@ class World {
   #openChannel(): void {
     const gen = ++this.gen;
     const channel = new WorkerChannel<Conn>(0, SIZES);
-    const server: ServerInfo = { address: { host: '127.0.0.1', port: 0, family: 'IPv4' }, framing: 'line', data: gen };
-    const loop = new ChannelLoop(ModelHandler, {
-      server,
-      buffers: channel.buffers,
-      port: channel.workerPort,
-      limits: { readHighWaterMark: 65536, maxFrameBytes: 1 << 20 },
-      rooms: { refused: false, maxPushBytes: 32 << 20 },
-    });
+    const loop = loopOn(channel, ModelHandler, gen);
     const record: LoopRecord = {
       gen,
       ctl: new Int32Array(channel.buffers.control),
@@ -1016,13 +1009,7 @@ describe('defects the model found, now regression tests (fixed in ec8731d and d2
   // own safety net — with nothing ever sent: no ring should be among them. Fails today (toMain 6).
   test('an idle worker does not ring the sleeping main thread: nothing published, no wake', async () => {
     const channel = new WorkerChannel<null>(0, SIZES);
-    const loop = new ChannelLoop(ModelHandler, {
-      server: { address: { host: '127.0.0.1', port: 0, family: 'IPv4' }, framing: 'line', data: 0 },
-      buffers: channel.buffers,
-      port: channel.workerPort,
-      limits: { readHighWaterMark: 65536, maxFrameBytes: 1 << 20 },
-      rooms: { refused: false, maxPushBytes: 32 << 20 },
-    });
+    const loop = loopOn(channel, ModelHandler, 0);
     const running = loop.run();
     expect(channel.checkOpen()).toBe(true);
     let waits = 0;

@@ -13,7 +13,7 @@ import { Ctl, Kind, SLOT_BITS } from '../src/dispatch/channel-protocol.js';
 import { RingReader, RingWriter } from '../src/dispatch/ring.js';
 import { type SlotEntry, WorkerChannel } from '../src/dispatch/worker-channel.js';
 import { BaseRequestHandler } from '../src/index.js';
-import { ChannelLoop } from '../workers/channel-loop.js';
+import { loopOn } from './helpers/channel-loop.js';
 import { waitUntil } from './helpers/net.js';
 
 class Hang extends BaseRequestHandler {
@@ -45,13 +45,7 @@ async function hangingRequestAfter(before: number) {
     if (channel.drain(noop) !== 1) throw new Error(`drain ${i}`);
   }
   // Now the real worker loop (it starts at the ring positions the fake one left).
-  const loop = new ChannelLoop(Hang, {
-    server: { address: { host: '127.0.0.1', port: 0, family: 'IPv4' }, framing: 'line', data: null },
-    buffers: channel.buffers,
-    port: channel.workerPort,
-    limits: { readHighWaterMark: 65536, maxFrameBytes: 1 << 20 },
-    rooms: { refused: false, maxPushBytes: 32 << 20 },
-  });
+  const loop = loopOn(channel, Hang);
   const running = loop.run();
   const hanging = entry(before);
   expect(channel.send(hanging, 1, true)).toBe(true);

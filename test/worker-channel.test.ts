@@ -6,22 +6,16 @@
 import { PEER_CACHE } from '../src/dispatch/channel-protocol.js';
 import { WorkerChannel } from '../src/dispatch/worker-channel.js';
 import type { ClientAddress } from '../src/handler.js';
-import { ChannelLoop } from '../workers/channel-loop.js';
 // @ts-expect-error a plain JavaScript fixture
 import WhoAmI from './fixtures/whoami.js';
+import { loopOn } from './helpers/channel-loop.js';
 import { waitUntil } from './helpers/net.js';
 
 const address = (id: number): ClientAddress => [`10.0.${(id >> 8) & 255}.${id & 255}`, 1000 + id];
 
 test('a connection introduced again is the newest on both sides: after PEER_CACHE more peers the worker still knows it', async () => {
   const channel = new WorkerChannel<null>(0);
-  const loop = new ChannelLoop(WhoAmI, {
-    server: { address: { host: '127.0.0.1', port: 0, family: 'IPv4' }, framing: 'line', data: null },
-    buffers: channel.buffers,
-    port: channel.workerPort,
-    limits: { readHighWaterMark: 65536, maxFrameBytes: 1 << 20 },
-    rooms: { refused: false, maxPushBytes: 32 << 20 },
-  });
+  const loop = loopOn(channel, WhoAmI);
   const running = loop.run();
   expect(channel.checkOpen()).toBe(true); // the loop started: the channel takes requests
   const introduce = (id: number) => channel.introduce(id, Buffer.from(JSON.stringify(address(id))));

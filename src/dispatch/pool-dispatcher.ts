@@ -687,8 +687,10 @@ export class PoolDispatcher implements Dispatcher {
   /**
    * The request that killed a worker — the one the watchdog stopped it for, or the one running
    * synchronously when it died — makes its kind suspect (the bulkhead, scheduler.ts). A death with
-   * no synchronous run (an async handler's heap, a stop for a stalled loop) blames no one: which of
-   * the awaiting requests did it is not known, and a wrong blame would throttle an innocent kind.
+   * no synchronous run (an async handler's heap while nothing ran, a stop for a stalled loop) blames
+   * no one: which of the awaiting requests did it is not known. A heap that awaiting handlers filled
+   * and another request's synchronous run tipped over blames that run: a wrong blame costs its kind
+   * only parallelism, until one of its requests completes.
    */
   #blame(channel: Channel, started: ReadonlyArray<Entry>): void {
     const culprit = channel.killedFor !== 0 ? channel.killedFor : channel.runningRef;
