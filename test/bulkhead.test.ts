@@ -198,7 +198,7 @@ test('Scheduler: one suspect at a time per connection, and never beside another 
     expect(channels[0]!.commands()).toEqual(['who']);
   }
   expect(channels.flatMap((c) => c.carried).filter((e) => e.conn === k)).toEqual([]); // all of K's ran
-  void m;
+  expect(channels.filter((c) => c.carried.some((e) => e.conn === m)).map((c) => c.commands())).toEqual([['x']]); // M's alone on its channel
 });
 
 test('Scheduler: a held-back connection goes on when its kind expires (no other event), and one that closed while held back is dropped then', async () => {
