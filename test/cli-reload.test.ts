@@ -164,6 +164,8 @@ describe('sockserv serve --processes 2 and SIGHUP', () => {
     writeFileSync(join(dir, 'h.js'), withPid('two'));
     cli.child.kill('SIGHUP');
     await cli.until(() => cli.stderr.includes('reloaded 2 processes'), 'the rollout');
+    // Each process's own line comes through its own stderr: the second may arrive after the primary's.
+    await cli.until(() => count(cli.stderr, /reloaded h\.js in \d+ ms \(version 2\)/) >= 2, "both processes' reload lines");
     expect(count(cli.stderr, /reloaded h\.js in \d+ ms \(version 2\)/)).toBe(2);
     expect(await words('y')).toEqual(['two', 'two']);
     writeFileSync(join(dir, 'h.js'), `${withPid('three')}\nexport const broken = (;\n`);
