@@ -169,7 +169,7 @@ export class Scheduler {
 
   /** Queues request `seq` of `conn`. */
   enqueue(conn: ConnQueue, seq: number, request: Buffer): void {
-    conn.pending.push({ conn, seq, request, ref: 0, abandoned: false, key: this.costs.keyOf(request), est: 0, urgent: false, suspect: false });
+    conn.pending.push({ conn, seq, request, ref: 0, abandoned: false, key: this.costs.keyOf(request), est: 0, urgent: false, suspect: false, suspectEpoch: 0 }); // every field set here: one shape for every entry
     this.#queued++;
     if (!conn.ready && !conn.parked && !conn.inlineWait) this.#requeue(conn);
   }
@@ -284,9 +284,10 @@ export class Scheduler {
         const revoked = channel.revoke(list);
         if (revoked === 0) continue;
         conn.outstanding -= revoked;
-        for (const entry of list.slice(list.length - revoked)) if (entry.suspect) this.#suspectSettled(conn);
+        const back = list.slice(list.length - revoked);
+        for (const entry of back) if (entry.suspect) this.#suspectSettled(conn);
         if (conn.outstanding === 0) conn.channel = null;
-        this.putBack(conn, list.slice(list.length - revoked)); // still bound if some started: back to the same channel, in order
+        this.putBack(conn, back); // still bound if some started: back to the same channel, in order
         moved = true;
       }
     }

@@ -237,7 +237,7 @@ export class WorkerChannel<C> {
 
   /** Epoch ms at which the synchronous run now holding the worker began, or 0 if none runs. */
   get runningSince(): number {
-    const ref = Atomics.load(this.#ctl, Ctl.RUNNING);
+    const ref = this.runningRef;
     if (ref === 0) return 0;
     const entry = this.#slots.entry(ref);
     return entry === undefined ? 0 : this.#slots.startedAt(entry);
