@@ -71,6 +71,17 @@ function threads(): number {
   return Number(/^Threads:\s+(\d+)$/m.exec(readFileSync('/proc/self/status', 'utf8'))![1]);
 }
 
+/**
+ * Null if `got` equals `want` item for item; else where they first differ. A plain loop: jest's deep
+ * equality, or an expect per item, over the tens of thousands of requests these tests send took
+ * over 2 s of the main thread on a slow hour of the VM — past the loop watchdog's bound.
+ */
+function firstDifference<T>(got: readonly T[], want: readonly T[]): { at: number; got: T | undefined; want: T | undefined; lengths: [number, number] } | null {
+  const length = Math.max(got.length, want.length);
+  for (let i = 0; i < length; i++) if (got[i] !== want[i]) return { at: i, got: got[i], want: want[i], lengths: [got.length, want.length] };
+  return null;
+}
+
 function lines(peer: Peer): string[] {
   return peer.lines;
 }
@@ -155,17 +166,19 @@ describe.each([['serial'], ['parallel']] as const)('pipelining %s: a reload unde
       const switchAt = got.findIndex((l) => l.startsWith('v2 '));
       expect(switchAt).toBeGreaterThan(0); // v1 before the switch, v2 after, nothing else
       expect(switchAt).toBeLessThanOrEqual(sentAtSwitch[c]!); // what was sent after reload() resolved ran on v2
-      expect(got).toEqual(sent[c]!.map((id, i) => `${i < switchAt ? 'v1' : 'v2'} ${id}`));
+      expect(firstDifference(got, sent[c]!.map((id, i) => `${i < switchAt ? 'v1' : 'v2'} ${id}`))).toBeNull();
       expect(peer.closed).toBe(false);
     }
-    for (const ids of sent) for (const id of ids) expect([id, runs(id)]).toEqual([id, 1]);
+    const notOnce: Array<[number, number]> = [];
+    for (const ids of sent) for (const id of ids) if (runs(id) !== 1 && notOnce.length < 10) notOnce.push([id, runs(id)]);
+    expect(notOnce).toEqual([]); // [request id, times it ran] of the first ten that did not run exactly once
     if (pipelining === 'serial') {
       // One connection's requests ran one after another across the switch: its next request
       // started on v2 only after the one before had ended on v1.
       const all = log();
       for (const ids of sent) {
         const mine = new Set(ids);
-        expect(all.filter((x) => mine.has(Math.abs(x)))).toEqual(ids.flatMap((id) => [id, -id]));
+        expect(firstDifference(all.filter((x) => mine.has(Math.abs(x))), ids.flatMap((id) => [id, -id]))).toBeNull();
       }
     }
     expect(server.failures).toEqual([]);
